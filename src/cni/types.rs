@@ -1,0 +1,289 @@
+//! The CNI result in its newest (1.1) form, conversion to every older result
+//! format, and parsing of a `prevResult` written in any of them.
+
+use std::net::IpAddr;
+
+use ipnetwork::IpNetwork;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use super::error::{CniError, code};
+use super::version::Version;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interface {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<String>,
+    #[serde(default, rename = "socketPath", skip_serializing_if = "Option::is_none")]
+    pub socket_path: Option<String>,
+    #[serde(default, rename = "pciID", skip_serializing_if = "Option::is_none")]
+    pub pci_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpConfig {
+    /// Address with the prefix length of its subnet, e.g. 192.0.2.10/24.
+    pub address: IpNetwork,
+    pub gateway: Option<IpAddr>,
+    /// Index into `interfaces`.
+    pub interface: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Route {
+    pub dst: IpNetwork,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gw: Option<IpAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advmss: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<u8>,
+}
+
+impl Route {
+    /// Keys a 0.x result may carry: only dst and gw.
+    fn to_json_legacy(&self) -> Value {
+        let mut r = json!({ "dst": self.dst.to_string() });
+        if let Some(gw) = self.gw {
+            r["gw"] = gw.to_string().into();
+        }
+        r
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dns {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nameservers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub search: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<String>,
+}
+
+impl Dns {
+    pub fn is_empty(&self) -> bool {
+        self.nameservers.is_empty()
+            && self.domain.is_none()
+            && self.search.is_empty()
+            && self.options.is_empty()
+    }
+
+    /// Fill every field `self` leaves empty from `other` (self wins per field).
+    pub fn merged_over(mut self, other: &Dns) -> Dns {
+        if self.nameservers.is_empty() {
+            self.nameservers = other.nameservers.clone();
+        }
+        if self.domain.is_none() {
+            self.domain = other.domain.clone();
+        }
+        if self.search.is_empty() {
+            self.search = other.search.clone();
+        }
+        if self.options.is_empty() {
+            self.options = other.options.clone();
+        }
+        self
+    }
+}
+
+/// A CNI result (ADD output, prevResult) in the 1.1 model.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CniOutput {
+    pub interfaces: Vec<Interface>,
+    pub ips: Vec<IpConfig>,
+    pub routes: Vec<Route>,
+    pub dns: Dns,
+}
+
+impl CniOutput {
+    /// Render in the given result version.
+    pub fn to_json(&self, version: Version) -> Value {
+        if version.is_legacy_result() {
+            return self.to_json_020(version);
+        }
+        let mut out = Map::new();
+        out.insert("cniVersion".into(), version.as_str().into());
+        if !self.interfaces.is_empty() {
+            let ifaces: Vec<Value> = self
+                .interfaces
+                .iter()
+                .map(|i| {
+                    let mut i = i.clone();
+                    if !version.has_interface_mtu() {
+                        i.mtu = None;
+                        i.socket_path = None;
+                        i.pci_id = None;
+                    }
+                    serde_json::to_value(i).unwrap_or(Value::Null)
+                })
+                .collect();
+            out.insert("interfaces".into(), ifaces.into());
+        }
+        if !self.ips.is_empty() {
+            let ips: Vec<Value> = self
+                .ips
+                .iter()
+                .map(|ip| {
+                    let mut v = Map::new();
+                    if version.ips_carry_version() {
+                        let fam = if ip.address.is_ipv4() { "4" } else { "6" };
+                        v.insert("version".into(), fam.into());
+                    }
+                    if let Some(idx) = ip.interface {
+                        v.insert("interface".into(), idx.into());
+                    }
+                    v.insert("address".into(), ip.address.to_string().into());
+                    if let Some(gw) = ip.gateway {
+                        v.insert("gateway".into(), gw.to_string().into());
+                    }
+                    Value::Object(v)
+                })
+                .collect();
+            out.insert("ips".into(), ips.into());
+        }
+        if !self.routes.is_empty() {
+            let routes: Vec<Value> = self
+                .routes
+                .iter()
+                .map(|r| {
+                    if version.has_route_extras() {
+                        serde_json::to_value(r).unwrap_or(Value::Null)
+                    } else {
+                        r.to_json_legacy()
+                    }
+                })
+                .collect();
+            out.insert("routes".into(), routes.into());
+        }
+        out.insert(
+            "dns".into(),
+            serde_json::to_value(&self.dns).unwrap_or(Value::Null),
+        );
+        Value::Object(out)
+    }
+
+    /// 0.1.0 / 0.2.0: `{ip4:{ip,gateway,routes}, ip6:{...}, dns}`, first address per family.
+    fn to_json_020(&self, version: Version) -> Value {
+        let mut out = Map::new();
+        out.insert("cniVersion".into(), version.as_str().into());
+        for (key, v4) in [("ip4", true), ("ip6", false)] {
+            let Some(ip) = self.ips.iter().find(|ip| ip.address.is_ipv4() == v4) else {
+                continue;
+            };
+            let mut fam = Map::new();
+            fam.insert("ip".into(), ip.address.to_string().into());
+            if let Some(gw) = ip.gateway {
+                fam.insert("gateway".into(), gw.to_string().into());
+            }
+            let routes: Vec<Value> = self
+                .routes
+                .iter()
+                .filter(|r| r.dst.is_ipv4() == v4)
+                .map(Route::to_json_legacy)
+                .collect();
+            if !routes.is_empty() {
+                fam.insert("routes".into(), routes.into());
+            }
+            out.insert(key.into(), Value::Object(fam));
+        }
+        out.insert(
+            "dns".into(),
+            serde_json::to_value(&self.dns).unwrap_or(Value::Null),
+        );
+        Value::Object(out)
+    }
+
+    /// Parse a result (e.g. `prevResult`, or a delegated IPAM's stdout) written in any version.
+    /// `default_version` applies when the document has no `cniVersion`.
+    pub fn from_json(value: &Value, default_version: Version) -> Result<CniOutput, CniError> {
+        let bad = |what: String| CniError::new(code::DECODE, format!("prevResult: {what}"));
+        let obj = value
+            .as_object()
+            .ok_or_else(|| bad("not a JSON object".into()))?;
+        let version = match obj.get("cniVersion") {
+            Some(Value::String(s)) => Version::parse(s)?,
+            None => default_version,
+            Some(_) => return Err(bad("cniVersion is not a string".into())),
+        };
+        let dns: Dns = match obj.get("dns") {
+            None | Some(Value::Null) => Dns::default(),
+            Some(d) => serde_json::from_value(d.clone()).map_err(|e| bad(format!("dns: {e}")))?,
+        };
+        if version.is_legacy_result() {
+            let mut out = CniOutput {
+                dns,
+                ..Default::default()
+            };
+            for key in ["ip4", "ip6"] {
+                let Some(fam) = obj.get(key) else { continue };
+                let legacy: LegacyIp = serde_json::from_value(fam.clone())
+                    .map_err(|e| bad(format!("{key}: {e}")))?;
+                out.ips.push(IpConfig {
+                    address: legacy.ip,
+                    gateway: legacy.gateway,
+                    interface: None,
+                });
+                out.routes.extend(legacy.routes);
+            }
+            return Ok(out);
+        }
+        let raw: RawResult =
+            serde_json::from_value(value.clone()).map_err(|e| bad(e.to_string()))?;
+        Ok(CniOutput {
+            interfaces: raw.interfaces,
+            ips: raw
+                .ips
+                .into_iter()
+                .map(|ip| IpConfig {
+                    address: ip.address,
+                    gateway: ip.gateway,
+                    interface: ip.interface,
+                })
+                .collect(),
+            routes: raw.routes,
+            dns,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct LegacyIp {
+    ip: IpNetwork,
+    #[serde(default)]
+    gateway: Option<IpAddr>,
+    #[serde(default)]
+    routes: Vec<Route>,
+}
+
+#[derive(Deserialize)]
+struct RawIp {
+    address: IpNetwork,
+    #[serde(default)]
+    gateway: Option<IpAddr>,
+    #[serde(default)]
+    interface: Option<usize>,
+}
+
+#[derive(Deserialize)]
+struct RawResult {
+    #[serde(default)]
+    interfaces: Vec<Interface>,
+    #[serde(default)]
+    ips: Vec<RawIp>,
+    #[serde(default)]
+    routes: Vec<Route>,
+}

@@ -1,0 +1,4 @@
+//! mactrunk: a CNI plugin that attaches containers to a physical L2 network
+//! through macvlan, with a crash-safe host-local IPAM.
+
+pub mod cni;
