@@ -38,7 +38,6 @@ RC=""       # exit status of the last `cni` call
 OUT=""      # its stdout
 ERR=""      # its stderr
 _NCALL=0
-_NCONF=0
 _NCONT=0
 
 # ---------------------------------------------------------------- failure bookkeeping
@@ -192,13 +191,18 @@ cni() {
 
 # cni_str CMD STRING [OPTION...]: like cni, with STRING as stdin
 cni_str() {
-    local cmd=$1 f=$T/conf/stdin-$((++_NCONF))
+    local cmd=$1 f
+    f=$(_newconf stdin)
     printf '%s' "$2" >"$f"
     shift 2
     cni "$cmd" "$f" "$@"
 }
 
 # ---------------------------------------------------------------- configs
+
+# _newconf PREFIX: a new unique file name under $T/conf (these helpers run in $(...)
+# subshells, so a counter would not survive)
+_newconf() { mktemp "$T/conf/$1-XXXXXX.json"; }
 
 # fixture FILE [JQ-FILTER [JQ-ARGS...]]: copy conf/FILE with master=$PARENT and
 # ipam.dataDir=$DATA substituted, apply the filter, print the new file's path.
@@ -210,7 +214,8 @@ fixture() {
     shift
     (($#)) && shift
     [[ -f $src ]] || die "no fixture $src"
-    local out=$T/conf/$(basename "${src%.*}")-$((++_NCONF)).json
+    local out
+    out=$(_newconf "$(basename "${src%.*}")")
     jq --arg master "$PARENT" --arg data "$DATA" --argjson ref "${NT_REFERENCE:-0}" "$@" "
         def each(f): if type == \"object\" and has(\"plugins\") then .plugins |= map(f) else f end;
         def hasipam: (.ipam | type) == \"object\" and (.ipam | has(\"type\"));
@@ -232,7 +237,8 @@ fixture() {
 conf_edit() {
     local src=$1 filter=$2
     shift 2
-    local out=$T/conf/edit-$((++_NCONF)).json
+    local out
+    out=$(_newconf edit)
     jq --argjson ref "${NT_REFERENCE:-0}" "$@" "($filter)
         | if \$ref == 1 and type == \"object\" then
               (if .type == \"mactrunk\" then .type = \"macvlan\" else . end)
@@ -246,7 +252,8 @@ conf_edit() {
 # the plugin declares in "capabilities".
 flatten() {
     local src=$1 idx=${2:-0} caps=${3:-"{}"}
-    local out=$T/conf/flat-$((++_NCONF)).json
+    local out
+    out=$(_newconf flat)
     jq --argjson i "$idx" --argjson caps "$caps" '
         . as $l | $l.plugins[$i] + {name: $l.name, cniVersion: $l.cniVersion}
         | (.capabilities // {}) as $c
@@ -258,7 +265,8 @@ flatten() {
 
 # with_prev CONF [RESULT-JSON]: CONF with prevResult = RESULT (default: $OUT)
 with_prev() {
-    local out=$T/conf/prev-$((++_NCONF)).json
+    local out
+    out=$(_newconf prev)
     jq --argjson r "${2:-$OUT}" '.prevResult = $r' "$1" >"$out" || die "with_prev: bad result JSON"
     echo "$out"
 }
@@ -538,4 +546,46 @@ _run_case() {
     make_host_ns
     # shellcheck disable=SC1090
     source "$case_file"
+}
+
+# ---------------------------------------------------------------- cnitool
+
+# need_cnitool: set CNITOOL, building the CNI project's client once (offline, with
+# ../shared/tools/cnitool/build.sh) into target/cnitool when run.sh found none; skips the
+# case when the build script is not there.
+need_cnitool() {
+    CNITOOL=${NT_CNITOOL:-}
+    [[ -n $CNITOOL && -x $CNITOOL ]] && return 0
+    CNITOOL=$ROOT/target/cnitool
+    local build=${NT_SHARED:-$ROOT/../shared}/tools/cnitool/build.sh
+    mkdir -p "$ROOT/target"
+    (
+        flock 9
+        [[ -x $CNITOOL ]] && exit 0
+        [[ -x $build ]] || exit 3
+        "$build" "$CNITOOL" >&2
+    ) 9>"$ROOT/target/.cnitool.lock"
+    case $? in
+        0) ;;
+        3) skip "cnitool not available: no $build" ;;
+        *) die "building cnitool with $build failed" ;;
+    esac
+}
+
+# ct ARGS... [-- ENV=VAL...]: run cnitool inside $HOSTNS with NETCONFPATH=$NETCONF,
+# CNI_PATH, CNI_CACHE_DIR=$T/cache (override with ENV=VAL before the arguments:
+# `ct CNI_CONTAINERID=x add NET /run/netns/NS`); sets RC, OUT, ERR
+ct() {
+    local -a env=("NETCONFPATH=$NETCONF" "CNI_PATH=$CNI_PATH_DIRS" "CNI_CACHE_DIR=$T/cache")
+    while [[ ${1:-} == *=* ]]; do
+        env+=("$1")
+        shift
+    done
+    local base=$T/calls/$((++_NCALL))-ct
+    timeout -k 5 "$CALL_TIMEOUT" ip netns exec "$HOSTNS" env -i PATH="$SAFE_PATH" "${env[@]}" "$CNITOOL" "$@" \
+        </dev/null >"$base.out" 2>"$base.err"
+    RC=$?
+    OUT=$(cat "$base.out")
+    ERR=$(cat "$base.err")
+    printf '$ %s cnitool %s\n  rc=%s\n  stdout: %s\n  stderr: %s\n' "${env[*]}" "$*" "$RC" "$OUT" "$ERR" >&2
 }

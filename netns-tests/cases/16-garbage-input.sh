@@ -31,7 +31,8 @@ _check() { # _check CODES MSG-RE
 
 # gs CODES MSG-RE DESC STDIN-BYTES [cni options]: ADD with raw stdin (printf %b escapes)
 gs() {
-    local codes=$1 re=$2 desc=$3 f=$T/conf/garbage-$((++_NCONF))
+    local codes=$1 re=$2 desc=$3 f
+    f=$(_newconf garbage)
     printf '%b' "$4" >"$f"
     shift 4
     CTX="stdin: $desc"
