@@ -2,3 +2,5 @@
 //! through macvlan, with a crash-safe host-local IPAM.
 
 pub mod cni;
+pub mod ipam;
+pub mod store;
