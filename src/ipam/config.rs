@@ -137,9 +137,10 @@ impl IpamConfig {
         };
         let dns = match ipam.get("dns") {
             None | Some(Value::Null) => Dns::default(),
-            Some(v) => {
+            Some(v @ Value::Object(_)) => {
                 serde_json::from_value(v.clone()).map_err(|e| CniError::config("ipam.dns", e))?
             }
+            Some(_) => return Err(CniError::config("ipam.dns", "expected an object")),
         };
         let resolv_conf = match ipam.get("resolvConf") {
             None | Some(Value::Null) => None,

@@ -23,7 +23,14 @@ pub use range::{Exclusions, Range, RangeSet};
 fn store_exists(dir: &Path) -> Result<bool, CniError> {
     match std::fs::symlink_metadata(dir) {
         Ok(_) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            Ok(false)
+        }
         Err(e) => Err(StoreError::io("stat", dir, e).into()),
     }
 }
@@ -305,6 +312,13 @@ fn writable_ancestor(dir: &Path) -> Result<(), String> {
     let mut p = dir;
     loop {
         match std::fs::metadata(p) {
+            Ok(m) if !m.is_dir() => {
+                return Err(format!(
+                    "IPAM store {}: {} is not a directory",
+                    dir.display(),
+                    p.display()
+                ));
+            }
             Ok(_) => {
                 return access_w(p).map_err(|e| {
                     format!(

@@ -415,7 +415,15 @@ mod tests {
 
     #[test]
     fn canonicalize_errors() {
-        let bad: &[(&str, Option<&str>, Option<&str>, Option<&str>, &str, &str)] = &[
+        type Case<'a> = (
+            &'a str,
+            Option<&'a str>,
+            Option<&'a str>,
+            Option<&'a str>,
+            &'a str,
+            &'a str,
+        );
+        let bad: &[Case] = &[
             ("10.0.0.5/24", None, None, None, "subnet", "host bits"),
             (
                 "10.0.0.0/24",

@@ -552,7 +552,7 @@ impl Store for FileStore {
                 since: meta.modified().ok(),
             });
         }
-        out.sort_by(|a, b| a.ip.cmp(&b.ip));
+        out.sort_by_key(|a| a.ip);
         Ok(out)
     }
 
@@ -591,3 +591,6 @@ impl Store for FileStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;
