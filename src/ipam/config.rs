@@ -64,7 +64,8 @@ impl StoreLocation {
         };
         Ok(StoreLocation {
             dir: data_dir(ipam)?.join(name),
-            lock_timeout: lock_timeout(ipam)?,
+            // Lenient: DEL and GC must work even if this key was broken later.
+            lock_timeout: lock_timeout(ipam).unwrap_or(DEFAULT_LOCK_TIMEOUT),
         })
     }
 }
@@ -197,11 +198,19 @@ impl IpamConfig {
         for (key, text) in requested {
             let (ip, prefix) =
                 parse_ip_with_prefix(&text).map_err(|p| CniError::config(&key, p))?;
+            // Prefer the set whose [rangeStart, rangeEnd] holds it, then any subnet.
             let found = self
                 .range_sets
                 .iter()
                 .enumerate()
-                .find_map(|(i, s)| s.range_for(ip).map(|r| (i, s, r)));
+                .find(|(_, s)| s.ranges.iter().any(|r| r.contains(ip)))
+                .or_else(|| {
+                    self.range_sets
+                        .iter()
+                        .enumerate()
+                        .find(|(_, s)| s.range_for(ip).is_some())
+                })
+                .and_then(|(i, s)| s.range_for(ip).map(|r| (i, s, r)));
             let Some((set_idx, set, range)) = found else {
                 return Err(CniError::config(
                     &key,

@@ -199,8 +199,13 @@ pub fn gc(loc: &StoreLocation, valid: Option<&[Owner]>) -> Result<GcReport, CniE
 
 pub(crate) fn gc_store<S: Store>(store: &mut S, valid: &[Owner]) -> GcReport {
     let mut report = GcReport::default();
-    let all = match store.all() {
-        Ok(a) => a,
+    let all = match store.scan() {
+        Ok((a, problems)) => {
+            report
+                .errors
+                .extend(problems.into_iter().map(CniError::from));
+            a
+        }
         Err(e) => {
             report.errors.push(e.into());
             return report;

@@ -1014,3 +1014,28 @@ fn invalid_owner_is_rejected_before_any_io() {
     }
     assert!(!c.location().dir.exists());
 }
+
+#[test]
+fn static_prefers_the_set_whose_range_holds_it() {
+    // One subnet split over two sets (as host-local allows): .150 belongs to set 1.
+    let ipam = json!({"ranges": [
+        [{"subnet": "10.0.0.0/24", "rangeStart": "10.0.0.2", "rangeEnd": "10.0.0.100"}],
+        [{"subnet": "10.0.0.0/24", "rangeStart": "10.0.0.101", "rangeEnd": "10.0.0.200"}]
+    ]});
+    let c = with_static(ipam.clone(), &["10.0.0.150"]);
+    assert_eq!(c.static_ips[0].set, 1);
+    let mut s = MemStore::new();
+    assert_eq!(
+        alloc(&mut s, &c, "a").unwrap(),
+        [ip("10.0.0.2"), ip("10.0.0.150")]
+    );
+    // Outside every range but in the subnet: the first set.
+    assert_eq!(with_static(ipam, &["10.0.0.250"]).static_ips[0].set, 0);
+}
+
+#[test]
+fn store_location_is_lenient_about_lock_timeout() {
+    let loc =
+        StoreLocation::from_netconf(&json!({"name": "n", "ipam": {"lockTimeout": "bad"}})).unwrap();
+    assert_eq!(loc.lock_timeout, Duration::from_secs(10));
+}

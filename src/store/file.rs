@@ -325,28 +325,46 @@ impl FileStore {
         self.dir.join(ip.to_string())
     }
 
-    fn index_path(&self, owner: &Owner) -> PathBuf {
-        self.owners
-            .join(format!("{}@{}", owner.container_id, owner.ifname))
+    /// `owners/<cid>@<ifname>`; None for an owner whose name would not be a
+    /// single safe path component (such owners have no index: GC scans).
+    fn index_path(&self, owner: &Owner) -> Option<PathBuf> {
+        indexable(owner).then(|| {
+            self.owners
+                .join(format!("{}@{}", owner.container_id, owner.ifname))
+        })
     }
 
     fn read_index(&self, owner: &Owner) -> Result<Vec<IpAddr>, StoreError> {
-        Ok(read_small(&self.index_path(owner))?
+        let Some(path) = self.index_path(owner) else {
+            return Ok(Vec::new());
+        };
+        Ok(read_small(&path)?
             .map(|c| parse_index(&c))
             .unwrap_or_default())
     }
 
     /// Replace the owner's index (temp + fsync + rename); remove it if empty.
     fn write_index(&mut self, owner: &Owner, ips: &[IpAddr]) -> Result<(), StoreError> {
-        let dst = self.index_path(owner);
-        self.dirty = true;
+        let Some(dst) = self.index_path(owner) else {
+            return if ips.is_empty() {
+                Ok(())
+            } else {
+                Err(StoreError::InvalidOwner(format!(
+                    "{owner}: cannot be used as an index file name"
+                )))
+            };
+        };
         if ips.is_empty() {
             return match fs::remove_file(&dst) {
-                Ok(()) => Ok(()),
+                Ok(()) => {
+                    self.dirty = true;
+                    Ok(())
+                }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
                 Err(e) => Err(StoreError::io("remove", dst, e)),
             };
         }
+        self.dirty = true;
         let mut content = String::new();
         for ip in ips {
             content.push_str(&ip.to_string());
@@ -419,6 +437,21 @@ impl FileStore {
     }
 }
 
+/// Write a new file that must not exist yet (O_EXCL), fsynced.
+fn create_exclusive(path: &Path, content: &[u8]) -> io::Result<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(nofollow_flags())
+        .open(path)?;
+    let res = f.write_all(content).and_then(|()| f.sync_all());
+    if res.is_err() {
+        let _ = fs::remove_file(path);
+    }
+    res
+}
+
 /// Owners whose index file name is safe to build.
 fn indexable(owner: &Owner) -> bool {
     crate::cni::env::is_valid_name(&owner.container_id)
@@ -460,7 +493,13 @@ impl Store for FileStore {
         // 2. The record: temp + fsync + link (atomic, never clobbers).
         let tmp = self.write_tmp(&ip.to_string(), owner.to_record().as_bytes(), true)?;
         let dst = self.ip_path(ip);
-        let linked = fs::hard_link(&tmp, &dst);
+        let linked = match fs::hard_link(&tmp, &dst) {
+            // A filesystem without hard links: exclusive create, as host-local does.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EOPNOTSUPP)) => {
+                create_exclusive(&dst, owner.to_record().as_bytes())
+            }
+            other => other,
+        };
         let _ = fs::remove_file(&tmp);
         self.dirty = true;
         match linked {
@@ -490,12 +529,10 @@ impl Store for FileStore {
         if held {
             self.remove_record(ip)?;
         }
-        if indexable(owner) {
-            let mut idx = self.read_index(owner)?;
-            if idx.contains(&ip) {
-                idx.retain(|x| *x != ip);
-                self.write_index(owner, &idx)?;
-            }
+        let mut idx = self.read_index(owner)?;
+        if idx.contains(&ip) {
+            idx.retain(|x| *x != ip);
+            self.write_index(owner, &idx)?;
         }
         Ok(held)
     }
@@ -527,33 +564,66 @@ impl Store for FileStore {
     }
 
     fn all(&mut self) -> Result<Vec<Allocation>, StoreError> {
+        let (out, problems) = self.scan()?;
+        // Unsafe entries (symlinks, directories named like an address) are
+        // not allocations; anything else unreadable is an error.
+        match problems
+            .into_iter()
+            .find(|p| !matches!(p, StoreError::Unsafe { .. }))
+        {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    fn scan(&mut self) -> Result<(Vec<Allocation>, Vec<StoreError>), StoreError> {
         let entries = fs::read_dir(&self.dir).map_err(|e| StoreError::io("list", &self.dir, e))?;
         let mut out = Vec::new();
+        let mut problems = Vec::new();
         for entry in entries {
-            let entry = entry.map_err(|e| StoreError::io("list", &self.dir, e))?;
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    problems.push(StoreError::io("list", &self.dir, e));
+                    continue;
+                }
+            };
             let name = entry.file_name();
             let Some(ip) = name.to_str().and_then(record_name) else {
                 continue; // lock, last_reserved_ip.*, owners/, .tmp/, foreign files
             };
-            // Only regular files are records; a planted symlink or directory is
-            // not an allocation (holder() reports it when it is touched).
-            let Ok(meta) = fs::symlink_metadata(entry.path()) else {
-                continue;
+            let path = entry.path();
+            let meta = match fs::symlink_metadata(&path) {
+                Ok(m) => m,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    problems.push(StoreError::io("stat", path, e));
+                    continue;
+                }
             };
-            if !meta.is_file() {
+            if meta.file_type().is_symlink() {
+                problems.push(symlink_error(&path));
                 continue;
             }
-            let Some(content) = read_small(&entry.path())? else {
-                continue; // removed meanwhile (cannot happen under the lock)
-            };
-            out.push(Allocation {
-                ip,
-                owner: Owner::from_record(&content),
-                since: meta.modified().ok(),
-            });
+            if !meta.is_file() {
+                problems.push(StoreError::Unsafe {
+                    path,
+                    problem: "is not a regular file".into(),
+                });
+                continue;
+            }
+            match read_small(&path) {
+                Ok(Some(content)) => out.push(Allocation {
+                    ip,
+                    owner: Owner::from_record(&content),
+                    since: meta.modified().ok(),
+                }),
+                Ok(None) => {}
+                Err(e) => problems.push(e),
+            }
         }
         out.sort_by_key(|a| a.ip);
-        Ok(out)
+        Ok((out, problems))
     }
 
     fn clean_index(&mut self) -> Result<usize, StoreError> {

@@ -152,6 +152,11 @@ pub trait Store {
     fn set_last_reserved(&mut self, set: usize, ip: IpAddr) -> Result<(), StoreError>;
     /// Every allocation (may scan the whole store: GC, STATUS, listing).
     fn all(&mut self) -> Result<Vec<Allocation>, StoreError>;
+    /// Like `all`, but carries on past entries it cannot read and returns
+    /// them as problems (GC reports them all).
+    fn scan(&mut self) -> Result<(Vec<Allocation>, Vec<StoreError>), StoreError> {
+        Ok((self.all()?, Vec::new()))
+    }
     /// Drop index entries whose records are gone; returns how many were dropped.
     fn clean_index(&mut self) -> Result<usize, StoreError> {
         Ok(0)

@@ -464,3 +464,46 @@ fn odd_entries_in_the_store_dir_are_ignored_or_refused() {
     let e = ipam::add(&c, &owner("b")).unwrap_err();
     assert!(e.msg.contains("owners"), "{}", e.msg);
 }
+
+#[test]
+fn gc_reports_unreadable_entries_and_carries_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = conf(tmp.path(), "10.0.0.0/24");
+    let d = tmp.path().join("net");
+    add_ip(&c, "a");
+    add_ip(&c, "b");
+    symlink(tmp.path(), d.join("10.0.0.50")).unwrap();
+    // A record whose owner would be a path traversal as an index name.
+    fs::write(d.join("10.0.0.51"), "../../evil\r\neth0").unwrap();
+    let r = ipam::gc(&c.location(), Some(&[owner("a")])).unwrap();
+    let released: Vec<String> = r.released.iter().map(|a| a.ip.to_string()).collect();
+    assert_eq!(released, ["10.0.0.3", "10.0.0.51"]);
+    assert_eq!(r.errors.len(), 1, "{:?}", r.errors);
+    let e = r.error().unwrap();
+    assert_eq!(e.code, code::IO);
+    assert!(e.msg.contains("10.0.0.50"), "{}", e.msg);
+    assert!(
+        d.join("10.0.0.50").is_symlink(),
+        "never removed through or as a symlink"
+    );
+    // Listing skips the symlink rather than failing.
+    assert_eq!(ipam::list(&c.location()).unwrap().len(), 1);
+}
+
+#[test]
+fn owners_unsafe_as_file_names_never_reach_a_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("net");
+    let mut s = FileStore::open(&d, LONG).unwrap();
+    for o in [
+        Owner::new("../x", "eth0"),
+        Owner::new("a", "../../x"),
+        Owner::new("", ""),
+    ] {
+        assert!(s.owned_by(&o).unwrap().is_empty());
+        assert!(s.release(&o).unwrap().is_empty());
+        assert!(s.reserve(&o, ip("10.0.0.2")).is_err());
+    }
+    assert!(s.all().unwrap().is_empty());
+    assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 1);
+}
