@@ -799,14 +799,19 @@ impl Netlink {
     }
 
     /// Wait until no IPv6 address of link `index` is tentative. A DADFAILED
-    /// address is [`LinkError::DadFailed`]. Call after the link is up: DAD
+    /// address is [`LinkError::DadFailed`]. The kernel's own link-local
+    /// (fe80::/10) addresses are ignored: their DAD takes 1-2 s and pod
+    /// networking does not depend on them. Call after the link is up: DAD
     /// does not run (and addresses stay tentative) while it is down. Needs a
     /// runtime with time enabled.
     pub async fn wait_dad(&self, index: u32, timeout: Duration) -> Result<(), LinkError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let addrs = self.addresses(index).await?;
-            let v6 = addrs.iter().filter(|(a, _)| a.is_ipv6());
+            let v6 = addrs.iter().filter(|(a, _)| match a {
+                IpNetwork::V6(n) => !n.ip().is_unicast_link_local(),
+                IpNetwork::V4(_) => false,
+            });
             let mut tentative = None;
             for (addr, flags) in v6 {
                 if flags & ifa_flags::DADFAILED != 0 {
