@@ -856,5 +856,71 @@ fn ip_tool_agrees_with_link_info() {
     assert!(text.contains("mtu 1280"), "{text}");
     assert!(text.contains("02:6d:74:6c:00:01"), "{text}");
     assert!(text.contains("mtlm0@mtlv0"), "{text}");
-    let _ = IpAddr::from(Ipv4Addr::LOCALHOST);
+}
+
+#[test]
+fn netlink_opened_in_run_in_on_main_runtime_stays_in_container() {
+    if !root() {
+        return;
+    }
+    // The other supported pattern: open the container's socket inside run_in
+    // under the main runtime's Handle::enter() guard; the driver runs on the
+    // main runtime and the socket keeps the container netns.
+    let (_h, rt, nl) = host();
+    let (parent, _) = veth(&rt, &nl, "mtlv0", "mtlv1");
+    let cont = new_netns();
+    rt.block_on(nl.create_macvlan(&spec("mtlm0", parent.index, Some(&cont))))
+        .unwrap();
+    let main = rt.handle().clone();
+    let cnl = run_in(&cont, || {
+        let _g = main.enter();
+        Netlink::open().map(|n| n.with_label("container"))
+    })
+    .unwrap()
+    .unwrap();
+    rt.block_on(async {
+        let l = cnl
+            .link_by_name("mtlm0")
+            .await
+            .unwrap()
+            .expect("seen from container");
+        assert_eq!(nl.link_by_name("mtlm0").await.unwrap(), None);
+        cnl.rename(l.index, "eth0").await.unwrap();
+        cnl.set_up(l.index).await.unwrap();
+        cnl.add_address(l.index, net("10.1.0.2/24"), AddrFlags::default())
+            .await
+            .unwrap();
+        let addrs = cnl.addresses(l.index).await.unwrap();
+        assert!(
+            addrs.iter().any(|(a, _)| *a == net("10.1.0.2/24")),
+            "{addrs:?}"
+        );
+        cnl.delete(l.index).await.unwrap();
+    });
+}
+
+#[test]
+fn large_address_dump_is_complete() {
+    if !root() {
+        return;
+    }
+    let (_h, rt, nl) = host();
+    let (a, _) = veth(&rt, &nl, "mtlv0", "mtlv1");
+    rt.block_on(async {
+        for i in 0..1200u32 {
+            let ip = Ipv4Addr::from(0x0a80_0000 + i);
+            nl.add_address(
+                a.index,
+                IpNetwork::new(IpAddr::V4(ip), 32).unwrap(),
+                AddrFlags::default(),
+            )
+            .await
+            .unwrap();
+        }
+        let addrs = nl.addresses(a.index).await.unwrap();
+        let v4 = addrs.iter().filter(|(n, _)| n.is_ipv4()).count();
+        assert_eq!(v4, 1200);
+        let routes = nl.routes(a.index).await.unwrap();
+        assert!(routes.is_empty() || routes.iter().all(|r| r.table != Some(255)));
+    });
 }

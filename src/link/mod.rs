@@ -43,6 +43,9 @@ pub mod ifa_flags {
 
 /// How often a dump the kernel marked as interrupted is retried.
 const DUMP_ATTEMPTS: usize = 5;
+/// Longest wait for the answer to one request (the RTNL lock can be busy on
+/// a host starting many containers, but a lost reply must not hang us).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Poll interval of [`Netlink::wait_dad`].
 const DAD_POLL: Duration = Duration::from_millis(20);
 
@@ -269,12 +272,13 @@ impl From<LinkError> for CniError {
 }
 
 /// Why one request failed, before it is given context.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 enum Failure {
     Errno { errno: i32, extack: Option<String> },
     Interrupted,
     Closed,
     Overrun,
+    TimedOut(Duration),
 }
 
 impl Failure {
@@ -284,6 +288,7 @@ impl Failure {
             Failure::Interrupted => libc::EINTR,
             Failure::Closed => libc::EPIPE,
             Failure::Overrun => libc::ENOBUFS,
+            Failure::TimedOut(_) => libc::ETIMEDOUT,
         }
     }
 
@@ -301,7 +306,81 @@ impl Failure {
             }
             Failure::Closed => "netlink connection closed before the kernel answered".into(),
             Failure::Overrun => "netlink socket overrun".into(),
+            Failure::TimedOut(t) => {
+                format!("no answer from the kernel within {} ms", t.as_millis())
+            }
         }
+    }
+}
+
+/// Collects the replies to one request. `flags` decide how it ends:
+/// NLM_F_ACK requests with an ACK, dumps with DONE, plain gets with their one
+/// reply. A reply flagged NLM_F_DUMP_INTR (or a DONE carrying -EINTR) makes
+/// the whole answer [`Failure::Interrupted`], to be retried.
+#[derive(Debug)]
+struct Collector {
+    flags: u16,
+    out: Vec<RouteNetlinkMessage>,
+    finished: bool,
+    interrupted: bool,
+}
+
+impl Collector {
+    fn new(flags: u16) -> Self {
+        Collector {
+            flags,
+            out: Vec::new(),
+            finished: false,
+            interrupted: false,
+        }
+    }
+
+    fn push(&mut self, reply: NetlinkMessage<RouteNetlinkMessage>) -> Result<(), Failure> {
+        let reply_flags = reply.header.flags;
+        if reply_flags & NLM_F_DUMP_INTR != 0 {
+            self.interrupted = true;
+        }
+        match reply.payload {
+            NetlinkPayload::InnerMessage(inner) => {
+                self.out.push(inner);
+                if self.flags & (NLM_F_ACK | NLM_F_DUMP) == 0 {
+                    self.finished = true;
+                }
+            }
+            NetlinkPayload::Error(err) => match err.code {
+                None => self.finished = true,
+                Some(code) => {
+                    return Err(Failure::Errno {
+                        errno: code.get().saturating_abs(),
+                        extack: build::extack_message(reply_flags, &err.header),
+                    });
+                }
+            },
+            NetlinkPayload::Done(done) => {
+                if done.code == -libc::EINTR {
+                    self.interrupted = true;
+                } else if done.code < 0 {
+                    return Err(Failure::Errno {
+                        errno: done.code.saturating_abs(),
+                        extack: None,
+                    });
+                }
+                self.finished = true;
+            }
+            NetlinkPayload::Overrun(_) => return Err(Failure::Overrun),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<Vec<RouteNetlinkMessage>, Failure> {
+        if !self.finished {
+            return Err(Failure::Closed);
+        }
+        if self.interrupted {
+            return Err(Failure::Interrupted);
+        }
+        Ok(self.out)
     }
 }
 
@@ -313,11 +392,14 @@ pub struct Netlink {
     /// Where this connection points, e.g. "container netns /run/netns/x" or
     /// "host"; appended to error messages.
     label: String,
+    /// Longest wait for the kernel's answer to one request.
+    timeout: Duration,
 }
 
 impl Netlink {
     /// Open a connection in the calling thread's network namespace and spawn
-    /// its driver on the current tokio runtime (which must have IO enabled).
+    /// its driver on the current tokio runtime (which must have IO and time
+    /// enabled).
     /// Inside `run_in`, enter a runtime first: either a fresh `current_thread`
     /// runtime built on that thread, or the main runtime's `Handle::enter()`
     /// guard (the socket keeps the container netns either way).
@@ -326,8 +408,14 @@ impl Netlink {
             op: "open netlink socket".into(),
             source: io::Error::other(format!("no tokio runtime: {e}")),
         })?;
-        // tokio panics (rather than failing) when the runtime has IO disabled;
-        // keep that a programming error we can report instead of a crash.
+        // tokio panics (rather than failing) when the runtime lacks the timer
+        // or IO driver; report that programming error instead of crashing.
+        std::panic::catch_unwind(|| drop(tokio::time::sleep(Duration::ZERO))).map_err(|_| {
+            LinkError::Io {
+                op: "open netlink socket".into(),
+                source: io::Error::other("the tokio runtime has timers disabled"),
+            }
+        })?;
         let opened =
             std::panic::catch_unwind(rtnetlink::new_connection).map_err(|_| LinkError::Io {
                 op: "open netlink socket".into(),
@@ -349,12 +437,19 @@ impl Netlink {
         Ok(Netlink {
             handle,
             label: String::new(),
+            timeout: REQUEST_TIMEOUT,
         })
     }
 
     /// Name the namespace in error messages, e.g. `"container netns /run/netns/x"`.
     pub fn with_label(mut self, label: impl Into<String>) -> Self {
         self.label = label.into();
+        self
+    }
+
+    /// Longest wait for one kernel answer (default 30 s).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
         self
     }
 
@@ -370,9 +465,9 @@ impl Netlink {
         }
     }
 
-    /// Send one request and collect its answer. `flags` decide the kind:
-    /// NLM_F_ACK requests end with an ACK, dumps with DONE, plain gets with
-    /// their single reply.
+    /// Send one request and collect its answer, giving up after the
+    /// connection's timeout (a reply netlink-proto cannot decode is dropped,
+    /// which would otherwise leave us waiting forever).
     async fn exchange(
         &self,
         msg: RouteNetlinkMessage,
@@ -382,52 +477,17 @@ impl Netlink {
         req.header.flags = flags;
         let mut handle = self.handle.clone();
         let mut replies = handle.request(req).map_err(|_| Failure::Closed)?;
-        let mut out = Vec::new();
-        let mut finished = false;
-        let mut interrupted = false;
-        while let Some(reply) = replies.next().await {
-            if reply.header.flags & NLM_F_DUMP_INTR != 0 {
-                interrupted = true;
+        let collect = async {
+            let mut c = Collector::new(flags);
+            while let Some(reply) = replies.next().await {
+                c.push(reply)?;
             }
-            let reply_flags = reply.header.flags;
-            match reply.payload {
-                NetlinkPayload::InnerMessage(inner) => {
-                    out.push(inner);
-                    if flags & (NLM_F_ACK | NLM_F_DUMP) == 0 {
-                        finished = true;
-                    }
-                }
-                NetlinkPayload::Error(err) => match err.code {
-                    None => finished = true,
-                    Some(code) => {
-                        return Err(Failure::Errno {
-                            errno: code.get().saturating_abs(),
-                            extack: build::extack_message(reply_flags, &err.header),
-                        });
-                    }
-                },
-                NetlinkPayload::Done(done) => {
-                    if done.code == -libc::EINTR {
-                        interrupted = true;
-                    } else if done.code < 0 {
-                        return Err(Failure::Errno {
-                            errno: done.code.saturating_abs(),
-                            extack: None,
-                        });
-                    }
-                    finished = true;
-                }
-                NetlinkPayload::Overrun(_) => return Err(Failure::Overrun),
-                _ => {}
-            }
+            c.finish()
+        };
+        match tokio::time::timeout(self.timeout, collect).await {
+            Ok(r) => r,
+            Err(_) => Err(Failure::TimedOut(self.timeout)),
         }
-        if !finished {
-            return Err(Failure::Closed);
-        }
-        if interrupted {
-            return Err(Failure::Interrupted);
-        }
-        Ok(out)
     }
 
     /// A request answered by an ACK.
@@ -455,6 +515,10 @@ impl Netlink {
 
     fn error(&self, op: String, f: Failure) -> LinkError {
         match f {
+            Failure::TimedOut(t) => LinkError::Timeout(format!(
+                "{op} (no answer from the kernel within {} ms)",
+                t.as_millis()
+            )),
             Failure::Closed => LinkError::Io {
                 op,
                 source: io::Error::new(io::ErrorKind::BrokenPipe, Failure::Closed.text()),
@@ -930,6 +994,159 @@ mod tests {
         assert!(Failure::Interrupted.text().contains("interrupted"));
     }
 
+    fn reply(
+        flags: u16,
+        payload: NetlinkPayload<RouteNetlinkMessage>,
+    ) -> NetlinkMessage<RouteNetlinkMessage> {
+        let mut h = rtnetlink::packet_core::NetlinkHeader::default();
+        h.flags = flags;
+        NetlinkMessage::new(h, payload)
+    }
+
+    fn link_reply(flags: u16, index: u32) -> NetlinkMessage<RouteNetlinkMessage> {
+        reply(
+            flags,
+            NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(build::index_message(index))),
+        )
+    }
+
+    fn error_reply(flags: u16, code: i32, body: Vec<u8>) -> NetlinkMessage<RouteNetlinkMessage> {
+        let mut e = rtnetlink::packet_core::ErrorMessage::default();
+        e.code = std::num::NonZeroI32::new(code);
+        e.header = body;
+        reply(flags, NetlinkPayload::Error(e))
+    }
+
+    fn done_reply(flags: u16, code: i32) -> NetlinkMessage<RouteNetlinkMessage> {
+        let mut d = rtnetlink::packet_core::DoneMessage::default();
+        d.code = code;
+        reply(flags, NetlinkPayload::Done(d))
+    }
+
+    const MULTI: u16 = rtnetlink::packet_core::NLM_F_MULTIPART;
+
+    #[test]
+    fn collector_dump() {
+        let mut c = Collector::new(NLM_F_REQUEST | NLM_F_DUMP);
+        c.push(link_reply(MULTI, 1)).unwrap();
+        c.push(link_reply(MULTI, 2)).unwrap();
+        c.push(done_reply(MULTI, 0)).unwrap();
+        assert_eq!(c.finish().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn collector_dump_interrupted() {
+        // Flag on a data message.
+        let mut c = Collector::new(NLM_F_REQUEST | NLM_F_DUMP);
+        c.push(link_reply(MULTI, 1)).unwrap();
+        c.push(link_reply(MULTI | NLM_F_DUMP_INTR, 2)).unwrap();
+        c.push(done_reply(MULTI, 0)).unwrap();
+        assert_eq!(c.finish(), Err(Failure::Interrupted));
+        // Flag only on DONE.
+        let mut c = Collector::new(NLM_F_REQUEST | NLM_F_DUMP);
+        c.push(link_reply(MULTI, 1)).unwrap();
+        c.push(done_reply(MULTI | NLM_F_DUMP_INTR, 0)).unwrap();
+        assert_eq!(c.finish(), Err(Failure::Interrupted));
+        // DONE carrying -EINTR.
+        let mut c = Collector::new(NLM_F_REQUEST | NLM_F_DUMP);
+        c.push(done_reply(MULTI, -libc::EINTR)).unwrap();
+        assert_eq!(c.finish(), Err(Failure::Interrupted));
+        // DONE carrying another error.
+        let mut c = Collector::new(NLM_F_REQUEST | NLM_F_DUMP);
+        assert_eq!(
+            c.push(done_reply(MULTI, -libc::EMSGSIZE)),
+            Err(Failure::Errno {
+                errno: libc::EMSGSIZE,
+                extack: None
+            })
+        );
+    }
+
+    #[test]
+    fn collector_dump_cut_short_is_closed() {
+        let mut c = Collector::new(NLM_F_REQUEST | NLM_F_DUMP);
+        c.push(link_reply(MULTI, 1)).unwrap();
+        assert_eq!(c.finish(), Err(Failure::Closed));
+        assert_eq!(
+            Collector::new(NLM_F_REQUEST | NLM_F_ACK).finish(),
+            Err(Failure::Closed)
+        );
+    }
+
+    #[test]
+    fn collector_ack_and_nack() {
+        let mut c = Collector::new(NLM_F_REQUEST | NLM_F_ACK);
+        c.push(error_reply(0, 0, vec![0; 16])).unwrap();
+        assert_eq!(c.finish().unwrap().len(), 0);
+
+        let mut body = vec![0u8; 16];
+        let text = b"Unknown device type\0";
+        body.extend_from_slice(&((4 + text.len()) as u16).to_ne_bytes());
+        body.extend_from_slice(&1u16.to_ne_bytes());
+        body.extend_from_slice(text);
+        let mut c = Collector::new(NLM_F_REQUEST | NLM_F_ACK);
+        let flags = rtnetlink::packet_core::NLM_F_CAPPED | rtnetlink::packet_core::NLM_F_ACK_TLVS;
+        assert_eq!(
+            c.push(error_reply(flags, -libc::EOPNOTSUPP, body)),
+            Err(Failure::Errno {
+                errno: libc::EOPNOTSUPP,
+                extack: Some("Unknown device type".into())
+            })
+        );
+    }
+
+    #[test]
+    fn collector_plain_get() {
+        let mut c = Collector::new(NLM_F_REQUEST);
+        c.push(link_reply(0, 4)).unwrap();
+        let out = c.finish().unwrap();
+        assert!(matches!(&out[..], [RouteNetlinkMessage::NewLink(l)] if l.header.index == 4));
+        let mut c = Collector::new(NLM_F_REQUEST);
+        assert_eq!(
+            c.push(error_reply(0, -libc::ENODEV, vec![])),
+            Err(Failure::Errno {
+                errno: libc::ENODEV,
+                extack: None
+            })
+        );
+        let mut c = Collector::new(NLM_F_REQUEST);
+        assert_eq!(
+            c.push(reply(0, NetlinkPayload::Overrun(vec![]))),
+            Err(Failure::Overrun)
+        );
+    }
+
+    #[test]
+    fn timeout_failure_is_link_timeout() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _g = rt.enter();
+        let nl = Netlink::open().unwrap().with_label("x");
+        let e = nl.error(
+            "add route".into(),
+            Failure::TimedOut(Duration::from_millis(5)),
+        );
+        assert!(matches!(e, LinkError::Timeout(_)), "{e}");
+        assert!(e.to_string().contains("5 ms"), "{e}");
+        let e = nl.error("list".into(), Failure::Closed);
+        assert!(matches!(e, LinkError::Io { .. }), "{e}");
+        let e = nl.error("list".into(), Failure::Interrupted);
+        assert_eq!(e.errno(), Some(libc::EINTR));
+    }
+
+    #[test]
+    fn open_without_time_is_an_error_not_a_panic() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .unwrap();
+        let _g = rt.enter();
+        let e = Netlink::open().unwrap_err();
+        assert!(e.to_string().contains("timers"), "{e}");
+    }
+
     #[test]
     fn open_without_runtime_is_an_error() {
         assert!(matches!(Netlink::open(), Err(LinkError::Io { .. })));
@@ -938,10 +1155,12 @@ mod tests {
     #[test]
     fn open_without_io_is_an_error_not_a_panic() {
         let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
             .build()
             .unwrap();
         let _g = rt.enter();
-        assert!(matches!(Netlink::open(), Err(LinkError::Io { .. })));
+        let e = Netlink::open().unwrap_err();
+        assert!(e.to_string().contains("IO disabled"), "{e}");
     }
 
     #[test]
