@@ -101,13 +101,17 @@ impl PluginConfig {
         let cni_version = parse_version(conf)?;
         let name = parse_name(conf)?;
         let master = opt_string(obj, "master")?.filter(|m| !m.is_empty());
-        if let Some(m) = &master {
-            if let Some(p) = crate::cni::env::interface_name_problem(m) {
-                return Err(CniError::config(
-                    "master",
-                    format!("interface name {:?} {p}", m.escape_debug().to_string()),
-                ));
-            }
+        if let Some(p) = master
+            .as_deref()
+            .and_then(crate::cni::env::interface_name_problem)
+        {
+            return Err(CniError::config(
+                "master",
+                format!(
+                    "interface name {:?} {p}",
+                    master.unwrap_or_default().escape_debug().to_string()
+                ),
+            ));
         }
         let vlan = match opt_u64(obj, "vlan", MAX_VLAN_ID)? {
             None => None,
@@ -125,7 +129,9 @@ impl PluginConfig {
                     Some(other) => {
                         return Err(CniError::config(
                             "vlanProtocol",
-                            format!("unknown protocol {other:?}: expected \"802.1Q\" or \"802.1ad\""),
+                            format!(
+                                "unknown protocol {other:?}: expected \"802.1Q\" or \"802.1ad\""
+                            ),
                         ));
                     }
                 },
@@ -160,7 +166,9 @@ impl PluginConfig {
             Some(other) => {
                 return Err(CniError::config(
                     "ipv6Dad",
-                    format!("unknown policy {other:?}: expected \"optimistic\", \"wait\" or \"off\""),
+                    format!(
+                        "unknown policy {other:?}: expected \"optimistic\", \"wait\" or \"off\""
+                    ),
                 ));
             }
         };
@@ -223,7 +231,10 @@ pub fn parse_ipam_kind(obj: &Map<String, Value>) -> Result<IpamKind, CniError> {
             if t.contains('/') || t.contains("..") || t.chars().any(|c| c.is_control()) {
                 Err(CniError::config(
                     "ipam.type",
-                    format!("invalid plugin name {:?}: must be a file name in CNI_PATH", t.escape_debug().to_string()),
+                    format!(
+                        "invalid plugin name {:?}: must be a file name in CNI_PATH",
+                        t.escape_debug().to_string()
+                    ),
                 ))
             } else {
                 Ok(IpamKind::Delegate(t.clone()))
@@ -251,7 +262,9 @@ fn effective_mac(obj: &Map<String, Value>, args: &CniArgs) -> Result<Option<[u8;
     };
     let chosen = runtime
         .or_else(|| args.mac.clone().map(|m| ("CNI_ARGS MAC", m)))
-        .or(opt_string(obj, "mac")?.filter(|m| !m.is_empty()).map(|m| ("mac", m)));
+        .or(opt_string(obj, "mac")?
+            .filter(|m| !m.is_empty())
+            .map(|m| ("mac", m)));
     match chosen {
         None => Ok(None),
         Some((key, s)) => parse_unicast_mac(&s)
@@ -422,11 +435,17 @@ mod tests {
     #[test]
     fn vlan_protocol() {
         let mut v = with("vlan", json!(50));
-        assert_eq!(parse(v.clone()).unwrap().vlan.unwrap().protocol, VlanProtocol::Dot1Q);
+        assert_eq!(
+            parse(v.clone()).unwrap().vlan.unwrap().protocol,
+            VlanProtocol::Dot1Q
+        );
         v["vlanProtocol"] = json!("802.1ad");
         assert_eq!(
             parse(v.clone()).unwrap().vlan,
-            Some(VlanConfig { id: 50, protocol: VlanProtocol::Dot1Ad })
+            Some(VlanConfig {
+                id: 50,
+                protocol: VlanProtocol::Dot1Ad
+            })
         );
         v["vlanProtocol"] = json!("isl");
         assert!(parse(v).unwrap_err().msg.starts_with("vlanProtocol"));
@@ -436,7 +455,9 @@ mod tests {
     fn ipam_kinds() {
         assert_eq!(parse(with("ipam", json!({}))).unwrap().ipam, IpamKind::None);
         assert_eq!(
-            parse(with("ipam", json!({"type": "host-local"}))).unwrap().ipam,
+            parse(with("ipam", json!({"type": "host-local"})))
+                .unwrap()
+                .ipam,
             IpamKind::Delegate("host-local".into())
         );
         for bad in ["../../bin/sh", "/bin/sh", "a/b"] {
@@ -451,14 +472,36 @@ mod tests {
     fn mac_priority() {
         let mut v = with("mac", json!("02:00:00:00:00:01"));
         assert_eq!(parse(v.clone()).unwrap().mac, Some([2, 0, 0, 0, 0, 1]));
-        let args = CniArgs { mac: Some("02:00:00:00:00:02".into()), ..Default::default() };
-        assert_eq!(PluginConfig::parse(&v, &args).unwrap().mac, Some([2, 0, 0, 0, 0, 2]));
+        let args = CniArgs {
+            mac: Some("02:00:00:00:00:02".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            PluginConfig::parse(&v, &args).unwrap().mac,
+            Some([2, 0, 0, 0, 0, 2])
+        );
         v["runtimeConfig"] = json!({"mac": "02:00:00:00:00:03"});
-        assert_eq!(PluginConfig::parse(&v, &args).unwrap().mac, Some([2, 0, 0, 0, 0, 3]));
+        assert_eq!(
+            PluginConfig::parse(&v, &args).unwrap().mac,
+            Some([2, 0, 0, 0, 0, 3])
+        );
         v["runtimeConfig"] = json!({"mac": "nope"});
-        assert!(PluginConfig::parse(&v, &args).unwrap_err().msg.starts_with("runtimeConfig.mac"));
-        let args = CniArgs { mac: Some("ff:ff:ff:ff:ff:ff".into()), ..Default::default() };
-        assert!(PluginConfig::parse(&base(), &args).unwrap_err().msg.starts_with("CNI_ARGS MAC"));
+        assert!(
+            PluginConfig::parse(&v, &args)
+                .unwrap_err()
+                .msg
+                .starts_with("runtimeConfig.mac")
+        );
+        let args = CniArgs {
+            mac: Some("ff:ff:ff:ff:ff:ff".into()),
+            ..Default::default()
+        };
+        assert!(
+            PluginConfig::parse(&base(), &args)
+                .unwrap_err()
+                .msg
+                .starts_with("CNI_ARGS MAC")
+        );
     }
 
     #[test]
@@ -475,6 +518,11 @@ mod tests {
 
     #[test]
     fn not_an_object() {
-        assert_eq!(PluginConfig::parse(&json!([1]), &CniArgs::default()).unwrap_err().code, 6);
+        assert_eq!(
+            PluginConfig::parse(&json!([1]), &CniArgs::default())
+                .unwrap_err()
+                .code,
+            6
+        );
     }
 }

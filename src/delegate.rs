@@ -52,7 +52,10 @@ pub fn exec(
         .map_err(|e| {
             CniError::new(
                 code::DELEGATE,
-                format!("ipam plugin {plugin:?}: cannot execute {}: {e}", exe.display()),
+                format!(
+                    "ipam plugin {plugin:?}: cannot execute {}: {e}",
+                    exe.display()
+                ),
             )
         })?;
     if let Some(mut input) = child.stdin.take() {
@@ -72,7 +75,10 @@ pub fn exec(
         Some(serde_json::from_str(text.trim()).map_err(|e| {
             CniError::new(
                 code::DELEGATE,
-                format!("ipam plugin {plugin:?} {}: output is not JSON: {e}", cmd.as_str()),
+                format!(
+                    "ipam plugin {plugin:?} {}: output is not JSON: {e}",
+                    cmd.as_str()
+                ),
             )
             .with_details(text.chars().take(512).collect::<String>())
         })?)
@@ -80,11 +86,21 @@ pub fn exec(
     if out.status.success() {
         return Ok(parsed);
     }
-    Err(delegate_error(plugin, cmd, parsed.as_ref(), out.status.code()))
+    Err(delegate_error(
+        plugin,
+        cmd,
+        parsed.as_ref(),
+        out.status.code(),
+    ))
 }
 
 /// Keep the delegate's code and message, naming the delegate.
-fn delegate_error(plugin: &str, cmd: Command, err: Option<&Value>, status: Option<i32>) -> CniError {
+fn delegate_error(
+    plugin: &str,
+    cmd: Command,
+    err: Option<&Value>,
+    status: Option<i32>,
+) -> CniError {
     let what = format!("ipam plugin {plugin:?} {}", cmd.as_str());
     let Some(err) = err else {
         return CniError::new(
@@ -109,7 +125,12 @@ mod tests {
 
     #[test]
     fn delegate_errors_keep_code_and_name_plugin() {
-        let e = delegate_error("host-local", Command::Add, Some(&json!({"code": 11, "msg": "busy", "details": "d"})), Some(1));
+        let e = delegate_error(
+            "host-local",
+            Command::Add,
+            Some(&json!({"code": 11, "msg": "busy", "details": "d"})),
+            Some(1),
+        );
         assert_eq!(e.code, 11);
         assert_eq!(e.msg, "ipam plugin \"host-local\" ADD: busy");
         assert_eq!(e.details, "d");
@@ -143,7 +164,10 @@ mod tests {
         let v = exec("ok", &path, Command::Check, b"{}").unwrap().unwrap();
         assert_eq!(v["cmd"], "CHECK");
         let e = exec("fail", &path, Command::Add, b"{}").unwrap_err();
-        assert_eq!((e.code, e.msg.as_str()), (7, "ipam plugin \"fail\" ADD: bad subnet"));
+        assert_eq!(
+            (e.code, e.msg.as_str()),
+            (7, "ipam plugin \"fail\" ADD: bad subnet")
+        );
         assert_eq!(exec("quiet", &path, Command::Del, b"{}").unwrap(), None);
         let _ = std::fs::remove_dir_all(&dir);
     }

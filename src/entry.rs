@@ -8,9 +8,10 @@ use crate::cni::version::SUPPORTED;
 use crate::skel::{self, Outcome, Plugin};
 
 pub fn main(plugin: &(dyn Plugin + std::panic::RefUnwindSafe), name: &str) -> i32 {
-    let mut args = std::env::args().skip(1);
-    if let Some(a) = args.next() {
-        if a == "--version" || a == "-V" {
+    if let Some(a) = std::env::args().nth(1)
+        && (a == "--version" || a == "-V")
+    {
+        {
             println!(
                 "{name} {} (CNI plugin; spec versions {})",
                 env!("CARGO_PKG_VERSION"),
@@ -20,7 +21,11 @@ pub fn main(plugin: &(dyn Plugin + std::panic::RefUnwindSafe), name: &str) -> i3
         }
     }
     let outcome = std::panic::catch_unwind(|| {
-        skel::run(plugin, &|k| std::env::var(k).ok(), &mut std::io::stdin().lock())
+        skel::run(
+            plugin,
+            &|k| std::env::var(k).ok(),
+            &mut std::io::stdin().lock(),
+        )
     })
     .unwrap_or_else(|_| {
         // The panic message already went to stderr; the runtime still needs a

@@ -48,7 +48,11 @@ static LOGGER: OnceLock<Logger> = OnceLock::new();
 /// config's `logLevel`. Without a log file only warnings and errors go to
 /// stderr, so runtimes that show plugin stderr are not flooded.
 pub fn init(config_level: Option<&str>, file: Option<&str>, env_level: Option<&str>) {
-    let default = if file.is_some() { Level::Info } else { Level::Warn };
+    let default = if file.is_some() {
+        Level::Info
+    } else {
+        Level::Warn
+    };
     let level = env_level
         .and_then(Level::parse)
         .or_else(|| config_level.and_then(Level::parse))

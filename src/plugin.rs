@@ -3,7 +3,6 @@
 //! `sysctl` and `announce`; addresses through `ipam` or a delegate.
 
 use std::net::IpAddr;
-use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use ipnetwork::IpNetwork;
@@ -31,7 +30,7 @@ impl Plugin for Macvlan {
         let conf = PluginConfig::parse(&req.conf, &req.args.args)?;
         init_log(&conf);
         let result = add(req, &conf);
-        log_outcome(req, started, &result.as_ref().map(|r| addresses(r)));
+        log_outcome(req, started, &result.as_ref().map(addresses));
         result
     }
 
@@ -83,7 +82,9 @@ impl Plugin for Macvlan {
         }
         match &conf.ipam {
             IpamKind::None => Ok(()),
-            IpamKind::InProcess => ipam::status(&IpamConfig::from_netconf(&req.conf, &req.args.args)?),
+            IpamKind::InProcess => {
+                ipam::status(&IpamConfig::from_netconf(&req.conf, &req.args.args)?)
+            }
             IpamKind::Delegate(t) => {
                 delegate::exec(t, &req.args.path, Command::Status, &req.raw).map(|_| ())
             }
@@ -108,7 +109,11 @@ fn init_log(conf: &PluginConfig) {
 /// are read leniently there.
 fn init_log_raw(conf: &Value) {
     let s = |k: &str| conf.get(k).and_then(Value::as_str);
-    crate::log::init(s("logLevel"), s("logFile"), std::env::var("MACTRUNK_LOG").ok().as_deref());
+    crate::log::init(
+        s("logLevel"),
+        s("logFile"),
+        std::env::var("MACTRUNK_LOG").ok().as_deref(),
+    );
 }
 
 fn log_outcome(req: &Request, started: Instant, outcome: &Result<String, &CniError>) {
@@ -118,18 +123,30 @@ fn log_outcome(req: &Request, started: Instant, outcome: &Result<String, &CniErr
         Ok(ips) => log_at!(
             Level::Info,
             "{} network={} container={} netns={} ifname={} ips=[{ips}] {ms:.2}ms ok",
-            req.command.as_str(), req.name, a.container_id, a.netns, a.ifname
+            req.command.as_str(),
+            req.name,
+            a.container_id,
+            a.netns,
+            a.ifname
         ),
         Err(e) => log_at!(
             Level::Error,
             "{} network={} container={} netns={} ifname={} {ms:.2}ms failed: {e}",
-            req.command.as_str(), req.name, a.container_id, a.netns, a.ifname
+            req.command.as_str(),
+            req.name,
+            a.container_id,
+            a.netns,
+            a.ifname
         ),
     }
 }
 
 fn addresses(r: &CniOutput) -> String {
-    r.ips.iter().map(|ip| ip.address.to_string()).collect::<Vec<_>>().join(",")
+    r.ips
+        .iter()
+        .map(|ip| ip.address.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, CniError> {
@@ -189,7 +206,11 @@ pub fn temp_link_name(container_id: &str, ifname: &str) -> String {
 }
 
 /// The link the macvlan attaches to, looked up in the namespace `nl` is bound to.
-async fn resolve_master(nl: &Netlink, conf: &PluginConfig, where_: &str) -> Result<LinkInfo, CniError> {
+async fn resolve_master(
+    nl: &Netlink,
+    conf: &PluginConfig,
+    where_: &str,
+) -> Result<LinkInfo, CniError> {
     let name = match &conf.master {
         Some(m) => m.clone(),
         None => match nl.default_route_link().await? {
@@ -197,7 +218,9 @@ async fn resolve_master(nl: &Netlink, conf: &PluginConfig, where_: &str) -> Resu
             None => {
                 return Err(CniError::config(
                     "master",
-                    format!("not set and there is no default route in the {where_} to take it from"),
+                    format!(
+                        "not set and there is no default route in the {where_} to take it from"
+                    ),
                 ));
             }
         },
@@ -214,11 +237,18 @@ async fn resolve_master(nl: &Netlink, conf: &PluginConfig, where_: &str) -> Resu
 fn ipam_add(req: &Request, conf: &PluginConfig) -> Result<CniOutput, CniError> {
     match &conf.ipam {
         IpamKind::None => Ok(CniOutput::default()),
-        IpamKind::InProcess => ipam::add(&IpamConfig::from_netconf(&req.conf, &req.args.args)?, &owner(req)),
+        IpamKind::InProcess => ipam::add(
+            &IpamConfig::from_netconf(&req.conf, &req.args.args)?,
+            &owner(req),
+        ),
         IpamKind::Delegate(t) => {
-            let out = delegate::exec(t, &req.args.path, Command::Add, &req.raw)?.ok_or_else(|| {
-                CniError::new(code::DELEGATE, format!("ipam plugin {t:?} ADD printed no result"))
-            })?;
+            let out =
+                delegate::exec(t, &req.args.path, Command::Add, &req.raw)?.ok_or_else(|| {
+                    CniError::new(
+                        code::DELEGATE,
+                        format!("ipam plugin {t:?} ADD printed no result"),
+                    )
+                })?;
             CniOutput::from_json(&out, conf.cni_version)
                 .map_err(|e| e.context(format!("ipam plugin {t:?} result")))
         }
@@ -230,7 +260,9 @@ fn ipam_del(req: &Request) -> Result<(), CniError> {
     match crate::config::parse_ipam_kind(obj(&req.conf)?)? {
         IpamKind::None => Ok(()),
         IpamKind::InProcess => ipam::del(&StoreLocation::from_netconf(&req.conf)?, &owner(req)),
-        IpamKind::Delegate(t) => delegate::exec(&t, &req.args.path, Command::Del, &req.raw).map(|_| ()),
+        IpamKind::Delegate(t) => {
+            delegate::exec(&t, &req.args.path, Command::Del, &req.raw).map(|_| ())
+        }
     }
 }
 
@@ -250,27 +282,47 @@ fn add(req: &Request, conf: &PluginConfig) -> Result<CniOutput, CniError> {
 
     // Everything that can fail without side effects comes first.
     let (master, master_nl) = if conf.link_in_container {
-        (rt.block_on(resolve_master(&container, conf, "container network namespace"))?, &container)
+        (
+            rt.block_on(resolve_master(
+                &container,
+                conf,
+                "container network namespace",
+            ))?,
+            &container,
+        )
     } else {
-        (rt.block_on(resolve_master(&host, conf, "host network namespace"))?, &host)
+        (
+            rt.block_on(resolve_master(&host, conf, "host network namespace"))?,
+            &host,
+        )
     };
-    if let Some(mtu) = conf.mtu {
-        if mtu > master.mtu {
+    if let Some(mtu) = conf.mtu
+        && mtu > master.mtu
+    {
+        {
             return Err(CniError::config(
                 "mtu",
-                format!("{mtu} is larger than the MTU {} of master {:?}", master.mtu, master.name),
+                format!(
+                    "{mtu} is larger than the MTU {} of master {:?}",
+                    master.mtu, master.name
+                ),
             ));
         }
     }
     if rt.block_on(container.link_by_name(ifname))?.is_some() {
         return Err(CniError::new(
             code::INVALID_ENV,
-            format!("CNI_IFNAME: interface {ifname:?} already exists in {}", req.args.netns),
+            format!(
+                "CNI_IFNAME: interface {ifname:?} already exists in {}",
+                req.args.netns
+            ),
         ));
     }
 
     let ipam_out = ipam_add(req, conf)?;
-    let attached = attach(req, conf, &rt, &netns, &container, master_nl, &master, &ipam_out);
+    let attached = attach(
+        req, conf, &rt, &netns, &container, master_nl, &master, &ipam_out,
+    );
     let attached = match attached {
         Ok(a) => a,
         Err(e) => {
@@ -303,37 +355,42 @@ fn attach(
 ) -> Result<Attached, CniError> {
     let ifname = req.args.ifname.as_str();
     let tmp = temp_link_name(&req.args.container_id, ifname);
-    let target_fd = if conf.link_in_container { None } else { Some(netns.as_fd()) };
     let spec = MacvlanSpec {
         name: &tmp,
-        parent_index: master.index,
+        parent: master.index,
         mode: conf.mode,
         mtu: conf.mtu,
         mac: conf.mac,
         bcqueuelen: conf.bcqueuelen,
-        netns_fd: target_fd,
+        netns: if conf.link_in_container {
+            None
+        } else {
+            Some(netns)
+        },
     };
     rt.block_on(master_nl.create_macvlan(&spec))
         .map_err(|e| CniError::from(e).context(format!("creating macvlan on {:?}", master.name)))?;
-    let link = rt
-        .block_on(container.link_by_name(&tmp))?
-        .ok_or_else(|| CniError::kernel(format!("macvlan {tmp} vanished from {} after creation", req.args.netns)))?;
-    rt.block_on(container.rename(link.index, ifname)).map_err(|e| match e {
-        LinkError::Exists(_) => CniError::new(
-            code::INVALID_ENV,
-            format!("CNI_IFNAME: interface {ifname:?} already exists in {}", req.args.netns),
-        ),
-        other => CniError::from(other).context(format!("renaming {tmp} to {ifname}")),
+    let link = rt.block_on(container.link_by_name(&tmp))?.ok_or_else(|| {
+        CniError::kernel(format!(
+            "macvlan {tmp} vanished from {} after creation",
+            req.args.netns
+        ))
     })?;
+    rt.block_on(container.rename(link.index, ifname))
+        .map_err(|e| match e {
+            LinkError::Exists(_) => CniError::new(
+                code::INVALID_ENV,
+                format!(
+                    "CNI_IFNAME: interface {ifname:?} already exists in {}",
+                    req.args.netns
+                ),
+            ),
+            other => CniError::from(other).context(format!("renaming {tmp} to {ifname}")),
+        })?;
 
     let has_v4 = ipam_out.ips.iter().any(|ip| ip.address.is_ipv4());
     let has_v6 = ipam_out.ips.iter().any(|ip| ip.address.is_ipv6());
-    let want_socket = conf.announce && !ipam_out.ips.is_empty();
-    let owned_ifname = ifname.to_string();
-    let packet_socket: Option<OwnedFd> = netns::run_in(netns, move || {
-        configure_sysctls(&owned_ifname, has_v4, has_v6);
-        if want_socket { announce::open_socket().ok() } else { None }
-    })?;
+    netns::run_in(netns, || configure_sysctls(ifname, has_v4, has_v6))?;
 
     let flags = AddrFlags {
         nodad: conf.ipv6_dad == DadPolicy::Off,
@@ -344,7 +401,9 @@ fn attach(
             container
                 .add_address(link.index, ip.address, flags)
                 .await
-                .map_err(|e| CniError::from(e).context(format!("adding {} to {ifname}", ip.address)))?;
+                .map_err(|e| {
+                    CniError::from(e).context(format!("adding {} to {ifname}", ip.address))
+                })?;
         }
         container.set_up(link.index).await?;
         for route in &ipam_out.routes {
@@ -352,7 +411,9 @@ fn attach(
             container
                 .add_route(link.index, route, gw)
                 .await
-                .map_err(|e| CniError::from(e).context(format!("adding route to {} on {ifname}", route.dst)))?;
+                .map_err(|e| {
+                    CniError::from(e).context(format!("adding route to {} on {ifname}", route.dst))
+                })?;
         }
         if has_v6 && conf.ipv6_dad == DadPolicy::Wait {
             container.wait_dad(link.index, DAD_TIMEOUT).await?;
@@ -363,17 +424,27 @@ fn attach(
         .block_on(container.link_by_index(link.index))?
         .ok_or_else(|| CniError::kernel(format!("{ifname} vanished from {}", req.args.netns)))?;
     let mac = info.mac.unwrap_or_default();
-    if let Some(sock) = &packet_socket {
-        for ip in &ipam_out.ips {
-            let sent = match ip.address.ip() {
-                IpAddr::V4(v4) => announce::send_gratuitous_arp(sock, info.index, mac, v4),
-                IpAddr::V6(v6) => announce::send_unsolicited_na(sock, info.index, mac, v6),
-            };
-            if let Err(e) = sent {
-                // Announcing is an optimisation for stale neighbour caches; it never fails ADD.
-                log_at!(Level::Warn, "announcing {} on {ifname} failed: {e}", ip.address);
+    if conf.announce && !ipam_out.ips.is_empty() {
+        // RFC 4429: an optimistic address must not override other nodes' caches.
+        let override_na = conf.ipv6_dad != DadPolicy::Optimistic;
+        netns::run_in(netns, || {
+            for ip in &ipam_out.ips {
+                let sent = match ip.address.ip() {
+                    IpAddr::V4(v4) => announce::send_gratuitous_arp(info.index, mac, v4),
+                    IpAddr::V6(v6) => {
+                        announce::send_unsolicited_na_with(info.index, mac, v6, override_na)
+                    }
+                };
+                if let Err(e) = sent {
+                    // Announcing only refreshes stale neighbour caches; it never fails ADD.
+                    log_at!(
+                        Level::Warn,
+                        "announcing {} on {ifname} failed: {e}",
+                        ip.address
+                    );
+                }
             }
-        }
+        })?;
     }
     Ok(Attached {
         mac: format_mac(&mac),
@@ -395,26 +466,34 @@ fn family_gateway(out: &CniOutput, dst: IpNetwork) -> Option<IpAddr> {
 fn configure_sysctls(ifname: &str, has_v4: bool, has_v6: bool) {
     let mut settings: Vec<(String, &str)> = Vec::new();
     if has_v4 {
-        settings.push((format!("net/ipv4/conf/{ifname}/arp_notify"), "1"));
+        settings.push((sysctl::net_conf_path(false, ifname, "arp_notify"), "1"));
     }
     // SLAAC and router advertisements would add addresses and routes nobody
     // asked for (PLUGINS#160); only static addressing from IPAM applies.
-    settings.push((format!("net/ipv6/conf/{ifname}/accept_ra"), "0"));
-    settings.push((format!("net/ipv6/conf/{ifname}/autoconf"), "0"));
+    settings.push((sysctl::net_conf_path(true, ifname, "accept_ra"), "0"));
+    settings.push((sysctl::net_conf_path(true, ifname, "autoconf"), "0"));
     if has_v6 {
-        settings.push(("net/ipv6/conf/lo/disable_ipv6".into(), "0"));
-        settings.push((format!("net/ipv6/conf/{ifname}/disable_ipv6"), "0"));
-        settings.push((format!("net/ipv6/conf/{ifname}/ndisc_notify"), "1"));
-        settings.push((format!("net/ipv6/conf/{ifname}/keep_addr_on_down"), "1"));
+        settings.push((sysctl::net_conf_path(true, "lo", "disable_ipv6"), "0"));
+        settings.push((sysctl::net_conf_path(true, ifname, "disable_ipv6"), "0"));
+        settings.push((sysctl::net_conf_path(true, ifname, "ndisc_notify"), "1"));
+        settings.push((
+            sysctl::net_conf_path(true, ifname, "keep_addr_on_down"),
+            "1",
+        ));
     }
-    for (key, value) in settings {
-        if let Err(e) = sysctl::write_if_different(&key, value) {
-            log_at!(Level::Warn, "sysctl {key}={value}: {e}");
+    for (path, value) in settings {
+        if let Err(e) = sysctl::write_if_different(&path, value) {
+            log_at!(Level::Warn, "sysctl {path}={value}: {e}");
         }
     }
 }
 
-fn build_result(req: &Request, conf: &PluginConfig, ipam_out: CniOutput, attached: Attached) -> CniOutput {
+fn build_result(
+    req: &Request,
+    conf: &PluginConfig,
+    ipam_out: CniOutput,
+    attached: Attached,
+) -> CniOutput {
     let mut out = conf.prev_result.clone().unwrap_or_default();
     let index = out.interfaces.len();
     out.interfaces.push(Interface {
@@ -430,7 +509,11 @@ fn build_result(req: &Request, conf: &PluginConfig, ipam_out: CniOutput, attache
     }
     out.routes.extend(ipam_out.routes);
     // Config DNS wins per field; the IPAM's DNS is kept, not dropped (PLUGINS#431).
-    out.dns = conf.dns.clone().merged_over(&ipam_out.dns).merged_over(&out.dns);
+    out.dns = conf
+        .dns
+        .clone()
+        .merged_over(&ipam_out.dns)
+        .merged_over(&out.dns);
     out
 }
 
@@ -470,7 +553,7 @@ fn detach(req: &Request) -> Result<(), CniError> {
     }
     let netns = match NetNs::open(&req.args.netns) {
         Ok(ns) => ns,
-        Err(NetnsError::NotExist(_)) | Err(NetnsError::NotNetns(_)) => return Ok(()),
+        Err(NetnsError::NotExist(_)) | Err(NetnsError::NotNetns { .. }) => return Ok(()),
         Err(e) => return Err(e.into()),
     };
     if !req.args.netns_override && netns.same_as(&NetNs::current()?) {
@@ -505,16 +588,26 @@ fn check(req: &Request, conf: &PluginConfig) -> Result<(), CniError> {
         .ok_or_else(|| {
             CniError::new(
                 code::CHECK_FAILED,
-                format!("prevResult has no interface {ifname:?} in sandbox {}", req.args.netns),
+                format!(
+                    "prevResult has no interface {ifname:?} in sandbox {}",
+                    req.args.netns
+                ),
             )
         })?;
-    let expected: Vec<&crate::cni::IpConfig> =
-        prev.ips.iter().filter(|ip| ip.interface == Some(index)).collect();
+    let expected: Vec<&crate::cni::IpConfig> = prev
+        .ips
+        .iter()
+        .filter(|ip| ip.interface == Some(index))
+        .collect();
     match &conf.ipam {
         IpamKind::None => {}
         IpamKind::InProcess => {
             let ips: Vec<IpAddr> = expected.iter().map(|ip| ip.address.ip()).collect();
-            ipam::check(&IpamConfig::from_netconf(&req.conf, &req.args.args)?, &owner(req), &ips)?;
+            ipam::check(
+                &IpamConfig::from_netconf(&req.conf, &req.args.args)?,
+                &owner(req),
+                &ips,
+            )?;
         }
         IpamKind::Delegate(t) => {
             delegate::exec(t, &req.args.path, Command::Check, &req.raw)?;
@@ -525,23 +618,41 @@ fn check(req: &Request, conf: &PluginConfig) -> Result<(), CniError> {
     let _enter = rt.enter();
     let host = Netlink::open()?;
     let container = open_netlink_in(&rt, &netns)?;
-    let mismatch = |what: String| CniError::new(code::CHECK_FAILED, format!("{ifname} in {}: {what}", req.args.netns));
+    let mismatch = |what: String| {
+        CniError::new(
+            code::CHECK_FAILED,
+            format!("{ifname} in {}: {what}", req.args.netns),
+        )
+    };
     rt.block_on(async {
-        let master_nl = if conf.link_in_container { &container } else { &host };
+        let master_nl = if conf.link_in_container {
+            &container
+        } else {
+            &host
+        };
         let master = resolve_master(master_nl, conf, "network namespace of the master").await?;
         let link = container
             .link_by_name(ifname)
             .await?
             .ok_or_else(|| mismatch("interface not found".into()))?;
         if link.kind.as_deref() != Some("macvlan") {
-            return Err(mismatch(format!("is a {:?} link, not a macvlan", link.kind)));
+            return Err(mismatch(format!(
+                "is a {:?} link, not a macvlan",
+                link.kind
+            )));
         }
         if link.macvlan_mode != Some(conf.mode) {
-            return Err(mismatch(format!("macvlan mode is {:?}, config says {:?}", link.macvlan_mode, conf.mode)));
+            return Err(mismatch(format!(
+                "macvlan mode is {:?}, config says {:?}",
+                link.macvlan_mode, conf.mode
+            )));
         }
         if !conf.link_in_container && link.parent_index.is_some_and(|p| p != master.index) {
             // IFLA_LINK of a link in another netns is an index in the parent's netns.
-            return Err(mismatch(format!("its parent is no longer {:?}", master.name)));
+            return Err(mismatch(format!(
+                "its parent is no longer {:?}",
+                master.name
+            )));
         }
         if let Some(want) = prev.interfaces[index].mac.as_deref() {
             let have = link.mac.map(|m| format_mac(&m)).unwrap_or_default();
@@ -557,7 +668,9 @@ fn check(req: &Request, conf: &PluginConfig) -> Result<(), CniError> {
         }
         let have_routes = container.routes(link.index).await?;
         for r in &prev.routes {
-            let fam_ok = expected.iter().any(|ip| ip.address.is_ipv4() == r.dst.is_ipv4());
+            let fam_ok = expected
+                .iter()
+                .any(|ip| ip.address.is_ipv4() == r.dst.is_ipv4());
             if fam_ok && !have_routes.iter().any(|h| h.dst == r.dst) {
                 return Err(mismatch(format!("route to {} is missing", r.dst)));
             }
@@ -569,7 +682,10 @@ fn check(req: &Request, conf: &PluginConfig) -> Result<(), CniError> {
 /// `cni.dev/valid-attachments` (or the legacy `cni.dev/attachments`) as owners.
 /// None when the runtime sent neither: GC then releases nothing.
 pub fn valid_attachments(conf: &Value) -> Result<Option<Vec<Owner>>, CniError> {
-    let (key, list) = match (conf.get("cni.dev/valid-attachments"), conf.get("cni.dev/attachments")) {
+    let (key, list) = match (
+        conf.get("cni.dev/valid-attachments"),
+        conf.get("cni.dev/attachments"),
+    ) {
         (Some(v), _) => ("cni.dev/valid-attachments", v),
         (None, Some(v)) => ("cni.dev/attachments", v),
         (None, None) => return Ok(None),
@@ -583,7 +699,9 @@ pub fn valid_attachments(conf: &Value) -> Result<Option<Vec<Owner>>, CniError> {
             a.get(f)
                 .and_then(Value::as_str)
                 .map(str::to_string)
-                .ok_or_else(|| CniError::config(&format!("{key}[{i}].{f}"), "missing or not a string"))
+                .ok_or_else(|| {
+                    CniError::config(&format!("{key}[{i}].{f}"), "missing or not a string")
+                })
         };
         out.push(Owner {
             container_id: field("containerID")?,
@@ -610,16 +728,30 @@ mod tests {
     #[test]
     fn valid_attachments_keys() {
         assert_eq!(valid_attachments(&json!({})).unwrap(), None);
-        let v = valid_attachments(&json!({"cni.dev/attachments": [{"containerID": "a", "ifname": "eth0"}]}))
-            .unwrap()
-            .unwrap();
-        assert_eq!(v, vec![Owner { container_id: "a".into(), ifname: "eth0".into() }]);
+        let v = valid_attachments(
+            &json!({"cni.dev/attachments": [{"containerID": "a", "ifname": "eth0"}]}),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            v,
+            vec![Owner {
+                container_id: "a".into(),
+                ifname: "eth0".into()
+            }]
+        );
         let v = valid_attachments(&json!({"cni.dev/valid-attachments": [], "cni.dev/attachments": [{"containerID": "a", "ifname": "e"}]}))
             .unwrap()
             .unwrap();
         assert!(v.is_empty(), "the new key wins");
-        let e = valid_attachments(&json!({"cni.dev/valid-attachments": [{"containerID": 1}]})).unwrap_err();
-        assert!(e.msg.starts_with("cni.dev/valid-attachments[0].containerID"), "{}", e.msg);
+        let e = valid_attachments(&json!({"cni.dev/valid-attachments": [{"containerID": 1}]}))
+            .unwrap_err();
+        assert!(
+            e.msg
+                .starts_with("cni.dev/valid-attachments[0].containerID"),
+            "{}",
+            e.msg
+        );
     }
 
     #[test]
@@ -651,7 +783,15 @@ mod tests {
             crate::cni::Version::V1_1_0,
         )
         .unwrap();
-        let out = build_result(&req, &conf, ipam_out, Attached { mac: "02:00:00:00:00:01".into(), mtu: 1500 });
+        let out = build_result(
+            &req,
+            &conf,
+            ipam_out,
+            Attached {
+                mac: "02:00:00:00:00:01".into(),
+                mtu: 1500,
+            },
+        );
         assert_eq!(out.interfaces.len(), 2);
         assert_eq!(out.interfaces[1].name, "net1");
         assert_eq!(out.ips[1].interface, Some(1));

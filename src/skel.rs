@@ -83,14 +83,23 @@ fn dispatch(
     }
     let args = CmdArgs::from_env(command, getenv)?;
     let mut raw = Vec::new();
-    stdin
-        .read_to_end(&mut raw)
-        .map_err(|e| CniError::new(code::IO, format!("reading the network config from stdin: {e}")))?;
+    stdin.read_to_end(&mut raw).map_err(|e| {
+        CniError::new(
+            code::IO,
+            format!("reading the network config from stdin: {e}"),
+        )
+    })?;
     let conf: Value = serde_json::from_slice(&raw).map_err(|e| {
-        CniError::new(code::DECODE, format!("network config on stdin is not valid JSON: {e}"))
+        CniError::new(
+            code::DECODE,
+            format!("network config on stdin is not valid JSON: {e}"),
+        )
     })?;
     if !conf.is_object() {
-        return Err(CniError::new(code::DECODE, "network config on stdin is not a JSON object"));
+        return Err(CniError::new(
+            code::DECODE,
+            "network config on stdin is not a JSON object",
+        ));
     }
     let version = parse_version(&conf)?;
     *version_for_errors = version.as_str();
@@ -137,7 +146,11 @@ fn version_reply(stdin: &mut dyn Read) -> Value {
     let _ = stdin.read_to_end(&mut raw);
     let echoed = serde_json::from_slice::<Value>(&raw)
         .ok()
-        .and_then(|v| v.get("cniVersion").and_then(Value::as_str).map(str::to_string))
+        .and_then(|v| {
+            v.get("cniVersion")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
         .and_then(|v| Version::parse(&v).ok())
         .unwrap_or(Version::LATEST);
     serde_json::json!({"cniVersion": echoed.as_str(), "supportedVersions": SUPPORTED})
@@ -176,7 +189,10 @@ mod tests {
     }
 
     fn invoke(env: &[(&str, &str)], stdin: &str) -> (Outcome, Vec<&'static str>) {
-        let m: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let p = Recorder::default();
         let out = run(&p, &|k| m.get(k).cloned(), &mut stdin.as_bytes());
         let calls = p.0.borrow().clone();
@@ -202,12 +218,16 @@ mod tests {
         assert_eq!(v["cniVersion"], "0.4.0");
         assert_eq!(v["supportedVersions"].as_array().unwrap().len(), 7);
         let (out, _) = invoke(&[("CNI_COMMAND", "VERSION")], "garbage");
-        assert_eq!(serde_json::from_str::<Value>(&out.stdout).unwrap()["cniVersion"], "1.1.0");
+        assert_eq!(
+            serde_json::from_str::<Value>(&out.stdout).unwrap()["cniVersion"],
+            "1.1.0"
+        );
     }
 
     #[test]
     fn input_errors_have_spec_codes_and_never_reach_the_plugin() {
-        let cases: Vec<(Vec<(&str, &str)>, &str, u64)> = vec![
+        type Case<'a> = (Vec<(&'a str, &'a str)>, &'a str, u64);
+        let cases: Vec<Case> = vec![
             (vec![], "{}", 4),
             (vec![("CNI_COMMAND", "FOO")], "{}", 4),
             (ADD_ENV.to_vec(), "", 6),
@@ -216,8 +236,16 @@ mod tests {
             (ADD_ENV.to_vec(), "\"str\"", 6),
             (ADD_ENV.to_vec(), r#"{"cniVersion":"9.9.9","name":"n"}"#, 1),
             (ADD_ENV.to_vec(), r#"{"cniVersion":"1.0.0"}"#, 7),
-            (ADD_ENV.to_vec(), r#"{"cniVersion":"1.0.0","name":"a/b"}"#, 7),
-            (ADD_ENV[..3].to_vec(), r#"{"cniVersion":"1.0.0","name":"n"}"#, 4),
+            (
+                ADD_ENV.to_vec(),
+                r#"{"cniVersion":"1.0.0","name":"a/b"}"#,
+                7,
+            ),
+            (
+                ADD_ENV[..3].to_vec(),
+                r#"{"cniVersion":"1.0.0","name":"n"}"#,
+                4,
+            ),
         ];
         for (env, stdin, want) in cases {
             let (out, calls) = invoke(&env, stdin);
@@ -236,19 +264,37 @@ mod tests {
         assert_eq!((code_of(&out), calls.len()), (1, 0));
         let (out, calls) = invoke(&env, r#"{"cniVersion":"0.4.0","name":"n"}"#);
         assert_eq!((out.status, calls), (0, vec!["check"]));
-        let (out, _) = invoke(&[("CNI_COMMAND", "GC")], r#"{"cniVersion":"1.0.0","name":"n"}"#);
+        let (out, _) = invoke(
+            &[("CNI_COMMAND", "GC")],
+            r#"{"cniVersion":"1.0.0","name":"n"}"#,
+        );
         assert_eq!(code_of(&out), 1);
-        let (out, calls) = invoke(&[("CNI_COMMAND", "GC")], r#"{"cniVersion":"1.1.0","name":"n"}"#);
-        assert_eq!((out.status, calls, out.stdout.as_str()), (0, vec!["gc"], ""));
+        let (out, calls) = invoke(
+            &[("CNI_COMMAND", "GC")],
+            r#"{"cniVersion":"1.1.0","name":"n"}"#,
+        );
+        assert_eq!(
+            (out.status, calls, out.stdout.as_str()),
+            (0, vec!["gc"], "")
+        );
     }
 
     #[test]
     fn errors_carry_the_config_version() {
-        let (out, _) = invoke(&[("CNI_COMMAND", "STATUS")], r#"{"cniVersion":"1.1.0","name":"n"}"#);
+        let (out, _) = invoke(
+            &[("CNI_COMMAND", "STATUS")],
+            r#"{"cniVersion":"1.1.0","name":"n"}"#,
+        );
         let v: Value = serde_json::from_str(&out.stdout).unwrap();
-        assert_eq!((v["code"].as_u64(), v["cniVersion"].as_str()), (Some(50), Some("1.1.0")));
+        assert_eq!(
+            (v["code"].as_u64(), v["cniVersion"].as_str()),
+            (Some(50), Some("1.1.0"))
+        );
         let (out, calls) = invoke(&ADD_ENV, r#"{"cniVersion":"0.2.0","name":"n"}"#);
         assert_eq!(calls, vec!["add"]);
-        assert_eq!(serde_json::from_str::<Value>(&out.stdout).unwrap()["cniVersion"], "0.2.0");
+        assert_eq!(
+            serde_json::from_str::<Value>(&out.stdout).unwrap()["cniVersion"],
+            "0.2.0"
+        );
     }
 }

@@ -43,7 +43,10 @@ impl Plugin for StandaloneIpam {
         let expected: Vec<IpAddr> = match req.conf.get("prevResult") {
             Some(prev) => {
                 let prev = CniOutput::from_json(prev, req.version)?;
-                let ours = prev.interfaces.iter().position(|i| i.name == req.args.ifname);
+                let ours = prev
+                    .interfaces
+                    .iter()
+                    .position(|i| i.name == req.args.ifname);
                 prev.ips
                     .iter()
                     .filter(|ip| ours.is_none() || ip.interface.is_none() || ip.interface == ours)

@@ -16,7 +16,11 @@ pub struct VlanParent {
 /// when no link of that exact name exists (an existing link wins, as Docker does).
 pub fn split_dotted(master: &str) -> Option<(&str, u16)> {
     let (lower, vid) = master.rsplit_once('.')?;
-    if lower.is_empty() || vid.is_empty() || !vid.bytes().all(|b| b.is_ascii_digit()) || vid.len() > 4 {
+    if lower.is_empty()
+        || vid.is_empty()
+        || !vid.bytes().all(|b| b.is_ascii_digit())
+        || vid.len() > 4
+    {
         return None;
     }
     let vid: u16 = vid.parse().ok()?;
@@ -68,7 +72,16 @@ mod tests {
         assert_eq!(split_dotted("eth0.50"), Some(("eth0", 50)));
         assert_eq!(split_dotted("bond0.4094"), Some(("bond0", 4094)));
         assert_eq!(split_dotted("a.b.7"), Some(("a.b", 7)));
-        for no in ["eth0", "eth0.", ".50", "eth0.0", "eth0.4095", "eth0.x1", "eth0.+5", "eth0.00050"] {
+        for no in [
+            "eth0",
+            "eth0.",
+            ".50",
+            "eth0.0",
+            "eth0.4095",
+            "eth0.x1",
+            "eth0.+5",
+            "eth0.00050",
+        ] {
             assert_eq!(split_dotted(no), None, "{no}");
         }
     }
@@ -79,7 +92,10 @@ mod tests {
         assert_eq!(link_name("enp0s31f6", 4094), "enp0s31f6.4094");
         let long = link_name("enp0s20f0u1u2u3", 4094);
         assert!(long.len() <= 15, "{long}");
-        assert!(long.starts_with("enp0s2") && long.ends_with(".4094"), "{long}");
+        assert!(
+            long.starts_with("enp0s2") && long.ends_with(".4094"),
+            "{long}"
+        );
         assert_eq!(long, link_name("enp0s20f0u1u2u3", 4094));
         assert_ne!(long, link_name("enp0s20f0u1u2u4", 4094));
         assert!(link_name("ääääääääääääää", 7).len() <= 15);

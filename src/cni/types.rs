@@ -395,7 +395,8 @@ mod tests {
             assert_eq!(back.ips, sample().ips, "{s}");
             assert_eq!(back.interfaces[0].name, "eth0");
         }
-        let back = CniOutput::from_json(&sample().to_json(Version::V1_1_0), Version::V0_1_0).unwrap();
+        let back =
+            CniOutput::from_json(&sample().to_json(Version::V1_1_0), Version::V0_1_0).unwrap();
         assert_eq!(back, sample());
         let legacy = CniOutput::from_json(&golden(Version::V0_2_0), Version::V0_2_0).unwrap();
         assert_eq!(legacy.ips.len(), 2);
@@ -404,8 +405,13 @@ mod tests {
 
     #[test]
     fn bad_prev_results_are_decode_errors() {
-        for bad in [json!([]), json!({"ips": [{"address": "nope"}]}), json!({"cniVersion": "7"}),
-                    json!({"ip4": {"ip": 5}, "cniVersion": "0.2.0"}), json!({"dns": 3})] {
+        for bad in [
+            json!([]),
+            json!({"ips": [{"address": "nope"}]}),
+            json!({"cniVersion": "7"}),
+            json!({"ip4": {"ip": 5}, "cniVersion": "0.2.0"}),
+            json!({"dns": 3}),
+        ] {
             let e = CniOutput::from_json(&bad, Version::V1_0_0).unwrap_err();
             assert!(e.code == 6 || e.code == 1, "{bad}: {e}");
         }
@@ -413,8 +419,15 @@ mod tests {
 
     #[test]
     fn dns_merge_prefers_self_per_field() {
-        let conf = Dns { nameservers: vec!["1.1.1.1".into()], ..Default::default() };
-        let ipam = Dns { nameservers: vec!["9.9.9.9".into()], domain: Some("x".into()), ..Default::default() };
+        let conf = Dns {
+            nameservers: vec!["1.1.1.1".into()],
+            ..Default::default()
+        };
+        let ipam = Dns {
+            nameservers: vec!["9.9.9.9".into()],
+            domain: Some("x".into()),
+            ..Default::default()
+        };
         let m = conf.merged_over(&ipam);
         assert_eq!(m.nameservers, vec!["1.1.1.1"]);
         assert_eq!(m.domain.as_deref(), Some("x"));
