@@ -664,6 +664,10 @@ fn gratuitous_arp_and_na_reach_the_wire() {
         });
         // Down / missing interface: an error, not a panic.
         assert!(announce::send_gratuitous_arp(999_999, MAC, ip4).is_err());
+        let a = announce::Announcer::open().expect("packet socket");
+        a.gratuitous_arp(l.index, MAC, ip4).expect("send GARP");
+        a.unsolicited_na(l.index, MAC, ip6, true).expect("send NA");
+        // The one-shot helpers work too.
         announce::send_gratuitous_arp(l.index, MAC, ip4).expect("send GARP");
         announce::send_unsolicited_na(l.index, MAC, ip6).expect("send NA");
     });
@@ -923,4 +927,94 @@ fn large_address_dump_is_complete() {
         let routes = nl.routes(a.index).await.unwrap();
         assert!(routes.is_empty() || routes.iter().all(|r| r.table != Some(255)));
     });
+}
+
+#[test]
+fn name_taken_on_host_is_free_in_target_netns() {
+    if !root() {
+        return;
+    }
+    // IFLA_NET_NS_FD creates the link directly in the target namespace, so a
+    // name used on the host (even the parent's own) does not collide: the
+    // final CNI_IFNAME can be used without a temporary name and rename.
+    let (_h, rt, nl) = host();
+    let (parent, _) = veth(&rt, &nl, "mtlv0", "mtlv1");
+    let cont = new_netns();
+    rt.block_on(nl.create_macvlan(&spec("mtlv0", parent.index, Some(&cont))))
+        .expect("same name as the host parent");
+    rt.block_on(nl.create_macvlan(&spec("mtlv1", parent.index, Some(&cont))))
+        .expect("same name as another host link");
+    let names = in_ns(&cont, |rt, cnl| {
+        rt.block_on(async {
+            let a = cnl.link_by_name("mtlv0").await.unwrap().unwrap();
+            let b = cnl.link_by_name("mtlv1").await.unwrap().unwrap();
+            (a.kind, b.kind)
+        })
+    });
+    assert_eq!(names.0.as_deref(), Some("macvlan"));
+    assert_eq!(names.1.as_deref(), Some("macvlan"));
+}
+
+#[test]
+fn kernel_announces_with_arp_notify_and_ndisc_notify() {
+    if !root() {
+        return;
+    }
+    // The cheap alternative to announce::send_*: an AF_PACKET socket costs an
+    // RCU grace period (~10-20 ms) when closed, the kernel's own announcements
+    // cost nothing. arp_notify=1 before the link goes up makes the kernel send
+    // a gratuitous ARP for every IPv4 address on NETDEV_UP; ndisc_notify=1
+    // sends an unsolicited NA when an IPv6 address finishes DAD.
+    let (_h, rt, nl) = host();
+    let (parent, peer) = veth(&rt, &nl, "mtlv0", "mtlv1");
+    let cont = new_netns();
+    let mut s = spec("eth0", parent.index, Some(&cont));
+    s.mac = Some(MAC);
+    rt.block_on(nl.create_macvlan(&s)).unwrap();
+    let arp_rx = packet_listener(peer.index, announce::ETH_P_ARP);
+    let v6_rx = packet_listener(peer.index, announce::ETH_P_IPV6);
+    let ip4 = Ipv4Addr::new(10, 44, 0, 5);
+    let ip6: Ipv6Addr = "2001:db8:44::5".parse().unwrap();
+    in_ns(&cont, |rt, cnl| {
+        assert!(
+            sysctl::write_if_different(&sysctl::net_conf_path(false, "eth0", "arp_notify"), "1")
+                .unwrap()
+        );
+        assert!(
+            sysctl::write_if_different(&sysctl::net_conf_path(true, "eth0", "ndisc_notify"), "1")
+                .unwrap()
+        );
+        rt.block_on(async {
+            let l = cnl.link_by_name("eth0").await.unwrap().unwrap();
+            cnl.add_address(
+                l.index,
+                IpNetwork::new(ip4.into(), 24).unwrap(),
+                AddrFlags::default(),
+            )
+            .await
+            .unwrap();
+            cnl.add_address(
+                l.index,
+                IpNetwork::new(ip6.into(), 64).unwrap(),
+                AddrFlags {
+                    nodad: true,
+                    optimistic: false,
+                },
+            )
+            .await
+            .unwrap();
+            cnl.set_up(l.index).await.unwrap();
+        });
+    });
+    let got = wait_frame(&arp_rx, Duration::from_secs(3), |f| {
+        f.get(6..12) == Some(&MAC[..]) && f.get(28..32) == Some(&ip4.octets()[..])
+    })
+    .expect("kernel GARP on link up");
+    assert_eq!(&got[20..22], &[0, 1], "ARP request");
+    assert_eq!(&got[38..42], &ip4.octets()[..], "target IP = sender IP");
+    let na = wait_frame(&v6_rx, Duration::from_secs(3), |f| {
+        f.len() >= 78 && f[6..12] == MAC && f[54] == 136 && f[62..78] == ip6.octets()
+    });
+    eprintln!("kernel unsolicited NA with ndisc_notify: {}", na.is_some());
+    assert!(na.is_some(), "kernel NA for a nodad address");
 }
