@@ -61,6 +61,12 @@ pub fn allocate<S: Store>(
     }
     // A static request that differs from what the owner holds is a conflict.
     for req in &conf.static_ips {
+        let Some(set) = conf.range_sets.get(req.set) else {
+            return Err(CniError::internal(format!(
+                "{}: no range set {}",
+                req.key, req.set
+            )));
+        };
         if let Some(cur) = have[req.set]
             && cur != req.ip
         {
@@ -68,7 +74,7 @@ pub fn allocate<S: Store>(
                 &req.key,
                 format!(
                     "{} is requested but {owner} already holds {cur} in range set {}; delete the attachment first",
-                    req.ip, conf.range_sets[req.set].key
+                    req.ip, set.key
                 ),
             ));
         }

@@ -507,3 +507,36 @@ fn owners_unsafe_as_file_names_never_reach_a_path() {
     assert!(s.all().unwrap().is_empty());
     assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 1);
 }
+
+/// Prints ADD/DEL latency at growing store sizes; asserts nothing about time.
+/// `cargo test --release --lib perf_probe -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn perf_probe() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = conf(tmp.path(), "10.0.0.0/16");
+    let mut n = 0usize;
+    for target in [0usize, 1000, 20_000] {
+        while n < target {
+            add_ip(&c, &format!("fill{n}"));
+            n += 1;
+        }
+        let mut adds = Vec::new();
+        let mut dels = Vec::new();
+        for i in 0..200 {
+            let o = owner(&format!("probe{i}"));
+            let t = std::time::Instant::now();
+            ipam::add(&c, &o).unwrap();
+            adds.push(t.elapsed());
+            let t = std::time::Instant::now();
+            ipam::del(&c.location(), &o).unwrap();
+            dels.push(t.elapsed());
+        }
+        adds.sort();
+        dels.sort();
+        println!(
+            "N={target}: ADD median {:?} p90 {:?}; DEL median {:?} p90 {:?}",
+            adds[100], adds[180], dels[100], dels[180]
+        );
+    }
+}
