@@ -540,3 +540,65 @@ fn perf_probe() {
         );
     }
 }
+
+/// Child side of `concurrent_processes_get_distinct_addresses`: a no-op
+/// unless the parent set the variables.
+#[test]
+fn child_process_add() {
+    let (Ok(dir), Ok(id)) = (
+        std::env::var("MACTRUNK_TEST_CHILD_DIR"),
+        std::env::var("MACTRUNK_TEST_CHILD_ID"),
+    ) else {
+        return;
+    };
+    let c = conf(Path::new(&dir), "10.0.0.0/24");
+    let out = ipam::add(&c, &owner(&id)).unwrap();
+    println!("ALLOCATED {}", out.ips[0].address.ip());
+}
+
+#[test]
+fn concurrent_processes_get_distinct_addresses() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let n = 50;
+    let children: Vec<_> = (0..n)
+        .map(|i| {
+            std::process::Command::new(&exe)
+                .args([
+                    "--exact",
+                    "store::file::tests::child_process_add",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env("MACTRUNK_TEST_CHILD_DIR", tmp.path())
+                .env("MACTRUNK_TEST_CHILD_ID", format!("p{i}"))
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut ips = BTreeSet::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        // libtest may print "test <name> ... " on the same line first.
+        let line = text
+            .split("ALLOCATED ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("child printed no address: {text}"))
+            .to_string();
+        assert!(ips.insert(line), "duplicate address");
+    }
+    assert_eq!(ips.len(), n);
+    assert_eq!(
+        ipam::list(&conf(tmp.path(), "10.0.0.0/24").location())
+            .unwrap()
+            .len(),
+        n
+    );
+}
