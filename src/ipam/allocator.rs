@@ -88,14 +88,16 @@ pub fn allocate<S: Store>(
             .collect();
     }
     // A partial or outdated allocation (crash mid-ADD, edited config): keep
-    // what still fits, drop the rest, fill the gaps.
-    for ip in stale {
-        store.unreserve(owner, ip)?;
-        store.unreserve(&owner.legacy(), ip)?;
-    }
-
+    // what still fits, fill the gaps, then drop the rest (only on success,
+    // so a failed ADD leaves the owner as it was).
     let mut new: Vec<IpAddr> = Vec::new();
-    let result = fill(store, conf, owner, &mut have, &mut new);
+    let result = fill(store, conf, owner, &mut have, &mut new).and_then(|()| {
+        for ip in &stale {
+            store.unreserve(owner, *ip)?;
+            store.unreserve(&owner.legacy(), *ip)?;
+        }
+        Ok(())
+    });
     if let Err(e) = result {
         for ip in new.iter().rev() {
             // Best effort; the original error is what the caller needs.

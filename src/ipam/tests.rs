@@ -742,6 +742,11 @@ fn partial_allocation_is_completed_and_stale_dropped() {
     // Crash after set 0: the owner holds only 10.0.0.50, plus an address no set covers any more.
     s.ips.insert(ip("10.0.0.50"), owner("a"));
     s.ips.insert(ip("192.168.9.9"), owner("a"));
+    // If the fill fails, the owner keeps what it had.
+    s.fail_reserve = vec![ip("fd00::2")];
+    assert_eq!(alloc(&mut s, &c, "a").unwrap_err().code, code::IO);
+    assert_eq!(s.ips.len(), 2);
+    s.fail_reserve.clear();
     assert_eq!(
         alloc(&mut s, &c, "a").unwrap(),
         [ip("10.0.0.50"), ip("fd00::2")]
