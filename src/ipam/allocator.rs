@@ -61,6 +61,12 @@ pub fn allocate<S: Store>(
     }
     // A static request that differs from what the owner holds is a conflict.
     for req in &conf.static_ips {
+        let Some(set) = conf.range_sets.get(req.set) else {
+            return Err(CniError::internal(format!(
+                "{}: no range set {}",
+                req.key, req.set
+            )));
+        };
         if let Some(cur) = have[req.set]
             && cur != req.ip
         {
@@ -68,7 +74,7 @@ pub fn allocate<S: Store>(
                 &req.key,
                 format!(
                     "{} is requested but {owner} already holds {cur} in range set {}; delete the attachment first",
-                    req.ip, conf.range_sets[req.set].key
+                    req.ip, set.key
                 ),
             ));
         }
@@ -82,14 +88,16 @@ pub fn allocate<S: Store>(
             .collect();
     }
     // A partial or outdated allocation (crash mid-ADD, edited config): keep
-    // what still fits, drop the rest, fill the gaps.
-    for ip in stale {
-        store.unreserve(owner, ip)?;
-        store.unreserve(&owner.legacy(), ip)?;
-    }
-
+    // what still fits, fill the gaps, then drop the rest (only on success,
+    // so a failed ADD leaves the owner as it was).
     let mut new: Vec<IpAddr> = Vec::new();
-    let result = fill(store, conf, owner, &mut have, &mut new);
+    let result = fill(store, conf, owner, &mut have, &mut new).and_then(|()| {
+        for ip in &stale {
+            store.unreserve(owner, *ip)?;
+            store.unreserve(&owner.legacy(), *ip)?;
+        }
+        Ok(())
+    });
     if let Err(e) = result {
         for ip in new.iter().rev() {
             // Best effort; the original error is what the caller needs.

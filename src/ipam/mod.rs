@@ -271,7 +271,7 @@ fn usage_from(conf: &IpamConfig, held: &[IpAddr]) -> Vec<RangeSetUsage> {
                 ranges: s.ranges.clone(),
                 capacity: s.capacity(&conf.exclusions),
                 used,
-                static_outside: in_subnets - in_ranges,
+                static_outside: in_subnets.saturating_sub(in_ranges),
             }
         })
         .collect()
@@ -305,7 +305,11 @@ pub fn status(conf: &IpamConfig) -> Result<(), CniError> {
                 u.key,
                 u.used,
                 u.capacity,
-                conf.range_sets[u.set].describe()
+                u.ranges
+                    .iter()
+                    .map(Range::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
     }

@@ -88,7 +88,9 @@ impl Range {
 
     /// Number of addresses in [rangeStart, rangeEnd] (saturating at u128::MAX).
     pub fn size(&self) -> u128 {
-        (self.end() - self.start()).saturating_add(1)
+        self.end()
+            .checked_sub(self.start())
+            .map_or(0, |d| d.saturating_add(1))
     }
 }
 

@@ -742,6 +742,11 @@ fn partial_allocation_is_completed_and_stale_dropped() {
     // Crash after set 0: the owner holds only 10.0.0.50, plus an address no set covers any more.
     s.ips.insert(ip("10.0.0.50"), owner("a"));
     s.ips.insert(ip("192.168.9.9"), owner("a"));
+    // If the fill fails, the owner keeps what it had.
+    s.fail_reserve = vec![ip("fd00::2")];
+    assert_eq!(alloc(&mut s, &c, "a").unwrap_err().code, code::IO);
+    assert_eq!(s.ips.len(), 2);
+    s.fail_reserve.clear();
     assert_eq!(
         alloc(&mut s, &c, "a").unwrap(),
         [ip("10.0.0.50"), ip("fd00::2")]
@@ -1038,4 +1043,110 @@ fn store_location_is_lenient_about_lock_timeout() {
     let loc =
         StoreLocation::from_netconf(&json!({"name": "n", "ipam": {"lockTimeout": "bad"}})).unwrap();
     assert_eq!(loc.lock_timeout, Duration::from_secs(10));
+}
+
+#[test]
+fn no_panic_on_odd_input() {
+    let values = vec![
+        json!(null),
+        json!(true),
+        json!(-1),
+        json!(1.5),
+        json!(1e300),
+        json!(u64::MAX),
+        json!(""),
+        json!("x"),
+        json!("10.0.0.0/24"),
+        json!("10.0.0.255"),
+        json!("0.0.0.0/0"),
+        json!("::/0"),
+        json!("::"),
+        json!("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"),
+        json!("255.255.255.255/32"),
+        json!("10.0.0.0/-1"),
+        json!("10.0.0.1/"),
+        json!("/24"),
+        json!([]),
+        json!([[]]),
+        json!([[{}]]),
+        json!([["x"]]),
+        json!([[{"subnet": "::/0", "rangeStart": "::"}]]),
+        json!([[{"subnet": "0.0.0.0/0"}]]),
+        json!([[{"subnet": "10.0.0.0/32"}, {"subnet": "10.0.0.1/32"}]]),
+        json!(["10.0.0.2", "10.0.0.0/8", "::/0"]),
+        json!([{"dst": "0.0.0.0/0", "gw": "fd00::1"}]),
+        json!({}),
+        json!({"nameservers": [1]}),
+    ];
+    let keys = [
+        "subnet",
+        "rangeStart",
+        "rangeEnd",
+        "gateway",
+        "ranges",
+        "exclude",
+        "routes",
+        "dns",
+        "resolvConf",
+        "lockTimeout",
+        "dataDir",
+    ];
+    let mut parsed = 0;
+    for key in keys {
+        for v in &values {
+            for base in [
+                json!({"subnet": "10.0.0.0/30"}),
+                json!({"ranges": [[{"subnet": "fd00::/126"}]]}),
+            ] {
+                let mut ipam = base;
+                ipam[key] = v.clone();
+                for rt in [
+                    json!({}),
+                    json!({"ips": v}),
+                    json!({"ipRanges": v}),
+                    json!({"ips": ["10.0.0.2", "fd00::2"]}),
+                ] {
+                    let conf = json!({"name": "n", "ipam": ipam.clone(), "runtimeConfig": rt});
+                    let _ = StoreLocation::from_netconf(&conf);
+                    if let Ok(c) = parse(&conf) {
+                        parsed += 1;
+                        let mut s = MemStore::new();
+                        for id in ["a", "b", "c", "d", "e", "f"] {
+                            let _ = allocate(&mut s, &c, &owner(id));
+                        }
+                        let _ = usage_from(&c, &s.ips.keys().copied().collect::<Vec<_>>());
+                        let _ = gc_store(&mut s, &[]);
+                    }
+                }
+            }
+        }
+    }
+    assert!(parsed > 50, "{parsed}");
+}
+
+#[test]
+fn whole_address_space_ranges() {
+    let c = cfg(
+        json!({"ranges": [[{"subnet": "::/0", "rangeStart": "::", "rangeEnd": "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "gateway": "::1"}]]}),
+    );
+    let mut s = MemStore::new();
+    s.last
+        .insert(0, ip("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"));
+    assert_eq!(
+        alloc(&mut s, &c, "a").unwrap(),
+        [ip("::")],
+        "wraps from the very last address"
+    );
+    s.last
+        .insert(0, ip("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe"));
+    assert_eq!(
+        alloc(&mut s, &c, "b").unwrap(),
+        [ip("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")]
+    );
+    assert_eq!(c.range_sets[0].capacity(&c.exclusions), u128::MAX - 1);
+    let c = cfg(json!({"subnet": "0.0.0.0/0", "exclude": ["0.0.0.0/1"]}));
+    assert_eq!(
+        alloc(&mut MemStore::new(), &c, "a").unwrap(),
+        [ip("128.0.0.0")]
+    );
 }

@@ -297,7 +297,9 @@ impl FileStore {
     /// Scan every record once and write the index; then mark it complete.
     fn build_index(&mut self) -> Result<(), StoreError> {
         let mut by_owner: BTreeMap<Owner, Vec<IpAddr>> = BTreeMap::new();
-        for a in self.all()? {
+        // Unreadable entries cannot be indexed; GC reports them.
+        let (all, _problems) = self.scan()?;
+        for a in all {
             by_owner.entry(a.owner).or_default().push(a.ip);
         }
         for (owner, ips) in &by_owner {

@@ -507,3 +507,181 @@ fn owners_unsafe_as_file_names_never_reach_a_path() {
     assert!(s.all().unwrap().is_empty());
     assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 1);
 }
+
+/// Prints ADD/DEL latency at growing store sizes; asserts nothing about time.
+/// `cargo test --release --lib perf_probe -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn perf_probe() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = conf(tmp.path(), "10.0.0.0/16");
+    let mut n = 0usize;
+    for target in [0usize, 1000, 20_000] {
+        while n < target {
+            add_ip(&c, &format!("fill{n}"));
+            n += 1;
+        }
+        let mut adds = Vec::new();
+        let mut dels = Vec::new();
+        for i in 0..200 {
+            let o = owner(&format!("probe{i}"));
+            let t = std::time::Instant::now();
+            ipam::add(&c, &o).unwrap();
+            adds.push(t.elapsed());
+            let t = std::time::Instant::now();
+            ipam::del(&c.location(), &o).unwrap();
+            dels.push(t.elapsed());
+        }
+        adds.sort();
+        dels.sort();
+        println!(
+            "N={target}: ADD median {:?} p90 {:?}; DEL median {:?} p90 {:?}",
+            adds[100], adds[180], dels[100], dels[180]
+        );
+    }
+}
+
+/// Child side of `concurrent_processes_get_distinct_addresses`: a no-op
+/// unless the parent set the variables.
+#[test]
+fn child_process_add() {
+    let (Ok(dir), Ok(id)) = (
+        std::env::var("MACTRUNK_TEST_CHILD_DIR"),
+        std::env::var("MACTRUNK_TEST_CHILD_ID"),
+    ) else {
+        return;
+    };
+    let c = conf(Path::new(&dir), "10.0.0.0/24");
+    let out = ipam::add(&c, &owner(&id)).unwrap();
+    println!("ALLOCATED {}", out.ips[0].address.ip());
+}
+
+#[test]
+fn concurrent_processes_get_distinct_addresses() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let n = 50;
+    let children: Vec<_> = (0..n)
+        .map(|i| {
+            std::process::Command::new(&exe)
+                .args([
+                    "--exact",
+                    "store::file::tests::child_process_add",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env("MACTRUNK_TEST_CHILD_DIR", tmp.path())
+                .env("MACTRUNK_TEST_CHILD_ID", format!("p{i}"))
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut ips = BTreeSet::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        // libtest may print "test <name> ... " on the same line first.
+        let line = text
+            .split("ALLOCATED ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("child printed no address: {text}"))
+            .to_string();
+        assert!(ips.insert(line), "duplicate address");
+    }
+    assert_eq!(ips.len(), n);
+    assert_eq!(
+        ipam::list(&conf(tmp.path(), "10.0.0.0/24").location())
+            .unwrap()
+            .len(),
+        n
+    );
+}
+
+/// Child side of `kill_9_leaves_a_consistent_store`: ADD/DEL in a loop
+/// until killed (bounded, in case the parent is gone).
+#[test]
+fn child_process_loop() {
+    let (Ok(dir), Ok(round)) = (
+        std::env::var("MACTRUNK_TEST_LOOP_DIR"),
+        std::env::var("MACTRUNK_TEST_LOOP_ROUND"),
+    ) else {
+        return;
+    };
+    let c = conf(Path::new(&dir), "10.0.0.0/22");
+    for i in 0..5000 {
+        let o = owner(&format!("r{round}-{i}"));
+        let _ = ipam::add(&c, &o);
+        if i % 3 == 0 {
+            let _ = ipam::del(&c.location(), &o);
+        }
+    }
+}
+
+#[test]
+fn kill_9_leaves_a_consistent_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let d = tmp.path().join("net");
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    for round in 0..12 {
+        let mut child = std::process::Command::new(&exe)
+            .args([
+                "--exact",
+                "store::file::tests::child_process_loop",
+                "--test-threads=1",
+            ])
+            .env("MACTRUNK_TEST_LOOP_DIR", tmp.path())
+            .env("MACTRUNK_TEST_LOOP_ROUND", round.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(Duration::from_millis(40 + seed % 120));
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+    }
+    // Before anyone reopens: every record is listed in its owner's index
+    // (the index is written first), whatever the kill interrupted.
+    let mut records = 0;
+    let mut per_owner: BTreeMap<Owner, usize> = BTreeMap::new();
+    for entry in fs::read_dir(&d).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        let Some(ip) = record_name(&name) else {
+            continue;
+        };
+        let o = Owner::from_record(&read(d.join(&name)));
+        let idx = parse_index(&read(
+            d.join(format!("owners/{}@{}", o.container_id, o.ifname)),
+        ));
+        assert!(idx.contains(&ip), "{ip} held by {o} is not in its index");
+        *per_owner.entry(o).or_default() += 1;
+        records += 1;
+    }
+    assert!(
+        per_owner.values().all(|n| *n == 1),
+        "an owner holds two addresses"
+    );
+    eprintln!(
+        "records {records}, temp files left by kills: {}",
+        fs::read_dir(d.join(".tmp")).unwrap().count()
+    );
+    // Reopening clears the temp files and the store stays usable.
+    let mut s = FileStore::open(&d, LONG).unwrap();
+    assert_eq!(fs::read_dir(d.join(".tmp")).unwrap().count(), 0);
+    assert_eq!(s.all().unwrap().len(), records);
+    drop(s);
+    assert!(records > 0, "the children allocated nothing");
+    let c = conf(tmp.path(), "10.0.0.0/22");
+    add_ip(&c, "after");
+}
