@@ -287,3 +287,145 @@ struct RawResult {
     #[serde(default)]
     routes: Vec<Route>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> CniOutput {
+        CniOutput {
+            interfaces: vec![Interface {
+                name: "eth0".into(),
+                mac: Some("02:00:00:00:00:01".into()),
+                mtu: Some(1500),
+                sandbox: Some("/run/netns/c1".into()),
+                ..Default::default()
+            }],
+            ips: vec![
+                IpConfig {
+                    address: "10.0.0.2/24".parse().unwrap(),
+                    gateway: Some("10.0.0.1".parse().unwrap()),
+                    interface: Some(0),
+                },
+                IpConfig {
+                    address: "10.0.0.3/24".parse().unwrap(),
+                    gateway: None,
+                    interface: Some(0),
+                },
+                IpConfig {
+                    address: "fd00::2/64".parse().unwrap(),
+                    gateway: Some("fd00::1".parse().unwrap()),
+                    interface: Some(0),
+                },
+            ],
+            routes: vec![
+                Route {
+                    dst: "0.0.0.0/0".parse().unwrap(),
+                    gw: Some("10.0.0.1".parse().unwrap()),
+                    mtu: None,
+                    advmss: None,
+                    priority: Some(100),
+                    table: None,
+                    scope: None,
+                },
+                Route {
+                    dst: "::/0".parse().unwrap(),
+                    gw: None,
+                    mtu: None,
+                    advmss: None,
+                    priority: None,
+                    table: None,
+                    scope: None,
+                },
+            ],
+            dns: Dns {
+                nameservers: vec!["10.0.0.53".into()],
+                ..Default::default()
+            },
+        }
+    }
+
+    fn golden(v: Version) -> Value {
+        match v {
+            Version::V1_1_0 => json!({"cniVersion":"1.1.0",
+                "interfaces":[{"name":"eth0","mac":"02:00:00:00:00:01","mtu":1500,"sandbox":"/run/netns/c1"}],
+                "ips":[{"interface":0,"address":"10.0.0.2/24","gateway":"10.0.0.1"},
+                       {"interface":0,"address":"10.0.0.3/24"},
+                       {"interface":0,"address":"fd00::2/64","gateway":"fd00::1"}],
+                "routes":[{"dst":"0.0.0.0/0","gw":"10.0.0.1","priority":100},{"dst":"::/0"}],
+                "dns":{"nameservers":["10.0.0.53"]}}),
+            Version::V1_0_0 => json!({"cniVersion":"1.0.0",
+                "interfaces":[{"name":"eth0","mac":"02:00:00:00:00:01","sandbox":"/run/netns/c1"}],
+                "ips":[{"interface":0,"address":"10.0.0.2/24","gateway":"10.0.0.1"},
+                       {"interface":0,"address":"10.0.0.3/24"},
+                       {"interface":0,"address":"fd00::2/64","gateway":"fd00::1"}],
+                "routes":[{"dst":"0.0.0.0/0","gw":"10.0.0.1"},{"dst":"::/0"}],
+                "dns":{"nameservers":["10.0.0.53"]}}),
+            Version::V0_4_0 | Version::V0_3_1 | Version::V0_3_0 => json!({"cniVersion": v.as_str(),
+                "interfaces":[{"name":"eth0","mac":"02:00:00:00:00:01","sandbox":"/run/netns/c1"}],
+                "ips":[{"version":"4","interface":0,"address":"10.0.0.2/24","gateway":"10.0.0.1"},
+                       {"version":"4","interface":0,"address":"10.0.0.3/24"},
+                       {"version":"6","interface":0,"address":"fd00::2/64","gateway":"fd00::1"}],
+                "routes":[{"dst":"0.0.0.0/0","gw":"10.0.0.1"},{"dst":"::/0"}],
+                "dns":{"nameservers":["10.0.0.53"]}}),
+            _ => json!({"cniVersion": v.as_str(),
+                "ip4":{"ip":"10.0.0.2/24","gateway":"10.0.0.1","routes":[{"dst":"0.0.0.0/0","gw":"10.0.0.1"}]},
+                "ip6":{"ip":"fd00::2/64","gateway":"fd00::1","routes":[{"dst":"::/0"}]},
+                "dns":{"nameservers":["10.0.0.53"]}}),
+        }
+    }
+
+    #[test]
+    fn every_version_matches_golden_json() {
+        for s in super::super::version::SUPPORTED {
+            let v = Version::parse(s).unwrap();
+            assert_eq!(sample().to_json(v), golden(v), "version {s}");
+        }
+    }
+
+    #[test]
+    fn results_round_trip_through_prev_result_parsing() {
+        for s in ["0.3.0", "0.3.1", "0.4.0", "1.0.0"] {
+            let v = Version::parse(s).unwrap();
+            let back = CniOutput::from_json(&sample().to_json(v), Version::V0_1_0).unwrap();
+            assert_eq!(back.ips, sample().ips, "{s}");
+            assert_eq!(back.interfaces[0].name, "eth0");
+        }
+        let back =
+            CniOutput::from_json(&sample().to_json(Version::V1_1_0), Version::V0_1_0).unwrap();
+        assert_eq!(back, sample());
+        let legacy = CniOutput::from_json(&golden(Version::V0_2_0), Version::V0_2_0).unwrap();
+        assert_eq!(legacy.ips.len(), 2);
+        assert_eq!(legacy.routes.len(), 2);
+    }
+
+    #[test]
+    fn bad_prev_results_are_decode_errors() {
+        for bad in [
+            json!([]),
+            json!({"ips": [{"address": "nope"}]}),
+            json!({"cniVersion": "7"}),
+            json!({"ip4": {"ip": 5}, "cniVersion": "0.2.0"}),
+            json!({"dns": 3}),
+        ] {
+            let e = CniOutput::from_json(&bad, Version::V1_0_0).unwrap_err();
+            assert!(e.code == 6 || e.code == 1, "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn dns_merge_prefers_self_per_field() {
+        let conf = Dns {
+            nameservers: vec!["1.1.1.1".into()],
+            ..Default::default()
+        };
+        let ipam = Dns {
+            nameservers: vec!["9.9.9.9".into()],
+            domain: Some("x".into()),
+            ..Default::default()
+        };
+        let m = conf.merged_over(&ipam);
+        assert_eq!(m.nameservers, vec!["1.1.1.1"]);
+        assert_eq!(m.domain.as_deref(), Some("x"));
+    }
+}

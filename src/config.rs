@@ -1,0 +1,528 @@
+//! The main plugin's network configuration: JSON in, a validated
+//! [`PluginConfig`] out. Pure: it never asks the kernel anything (whether
+//! `master` exists is the plugin's question, at ADD time).
+
+use serde_json::{Map, Value};
+
+use crate::cni::env::{CniArgs, is_valid_name};
+use crate::cni::{CniError, CniOutput, Dns, Version, code};
+use crate::link::{MacvlanMode, VlanProtocol};
+
+/// Highest 802.1Q VLAN id usable on a link (4095 is reserved).
+pub const MAX_VLAN_ID: u64 = 4094;
+
+/// How ADD deals with IPv6 duplicate address detection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DadPolicy {
+    /// Addresses are added as optimistic (RFC 4429): usable at once, DAD still runs.
+    Optimistic,
+    /// ADD waits until DAD finished and fails if it detected a duplicate.
+    Wait,
+    /// No DAD at all (IFA_F_NODAD).
+    Off,
+}
+
+/// Where addresses come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IpamKind {
+    /// `"ipam": {}` or no usable type: an L2-only interface.
+    None,
+    /// `mactrunk-ipam`, run inside this process.
+    InProcess,
+    /// Any other plugin, executed from `CNI_PATH`.
+    Delegate(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VlanConfig {
+    pub id: u16,
+    pub protocol: VlanProtocol,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginConfig {
+    pub cni_version: Version,
+    pub name: String,
+    /// None: use the interface of the default route.
+    pub master: Option<String>,
+    pub vlan: Option<VlanConfig>,
+    pub mode: MacvlanMode,
+    /// None: kernel default (the parent's MTU).
+    pub mtu: Option<u32>,
+    pub mac: Option<[u8; 6]>,
+    pub link_in_container: bool,
+    pub bcqueuelen: Option<u32>,
+    pub ipv6_dad: DadPolicy,
+    pub announce: bool,
+    pub dns: Dns,
+    pub ipam: IpamKind,
+    pub prev_result: Option<CniOutput>,
+    pub log_file: Option<String>,
+    pub log_level: Option<String>,
+}
+
+/// Fields every command needs before anything else: version and name. Parsed
+/// first so that even a config with other errors gets its errors in its own version.
+pub fn parse_version(conf: &Value) -> Result<Version, CniError> {
+    match conf.get("cniVersion") {
+        None | Some(Value::Null) => Ok(Version::V0_1_0),
+        Some(Value::String(s)) => Version::parse(s),
+        Some(other) => Err(CniError::config(
+            "cniVersion",
+            format!("expected a string, got {}", type_name(other)),
+        )),
+    }
+}
+
+pub fn parse_name(conf: &Value) -> Result<String, CniError> {
+    match conf.get("name") {
+        Some(Value::String(s)) if is_valid_name(s) => Ok(s.clone()),
+        Some(Value::String(s)) => Err(CniError::config(
+            "name",
+            format!(
+                "invalid network name {:?}: must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$",
+                s.escape_debug().to_string()
+            ),
+        )),
+        None | Some(Value::Null) => Err(CniError::config("name", "missing network name")),
+        Some(other) => Err(CniError::config(
+            "name",
+            format!("expected a string, got {}", type_name(other)),
+        )),
+    }
+}
+
+impl PluginConfig {
+    /// Validate the whole config. `args` supplies `CNI_ARGS MAC=`.
+    pub fn parse(conf: &Value, args: &CniArgs) -> Result<PluginConfig, CniError> {
+        let obj = conf
+            .as_object()
+            .ok_or_else(|| CniError::new(code::DECODE, "network config is not a JSON object"))?;
+        let cni_version = parse_version(conf)?;
+        let name = parse_name(conf)?;
+        let master = opt_string(obj, "master")?.filter(|m| !m.is_empty());
+        if let Some(p) = master
+            .as_deref()
+            .and_then(crate::cni::env::interface_name_problem)
+        {
+            return Err(CniError::config(
+                "master",
+                format!(
+                    "interface name {:?} {p}",
+                    master.unwrap_or_default().escape_debug().to_string()
+                ),
+            ));
+        }
+        let vlan = match opt_u64(obj, "vlan", MAX_VLAN_ID)? {
+            None => None,
+            Some(0) => {
+                return Err(CniError::config(
+                    "vlan",
+                    "VLAN id 0 is not usable: must be 1-4094",
+                ));
+            }
+            Some(id) => Some(VlanConfig {
+                id: id as u16,
+                protocol: match opt_string(obj, "vlanProtocol")?.as_deref() {
+                    None | Some("802.1Q") | Some("802.1q") => VlanProtocol::Dot1Q,
+                    Some("802.1ad") | Some("802.1AD") => VlanProtocol::Dot1Ad,
+                    Some(other) => {
+                        return Err(CniError::config(
+                            "vlanProtocol",
+                            format!(
+                                "unknown protocol {other:?}: expected \"802.1Q\" or \"802.1ad\""
+                            ),
+                        ));
+                    }
+                },
+            }),
+        };
+        let mode = match opt_string(obj, "mode")?.as_deref() {
+            None | Some("") => MacvlanMode::Bridge,
+            Some(m) => m.parse().map_err(|_| {
+                CniError::config(
+                    "mode",
+                    format!("unknown macvlan mode {m:?}: expected bridge, private, vepa, passthru or source"),
+                )
+            })?,
+        };
+        let mtu = match opt_u64(obj, "mtu", u32::MAX as u64)? {
+            None | Some(0) => None,
+            Some(m) if m < 68 => {
+                return Err(CniError::config(
+                    "mtu",
+                    format!("{m} is below the IPv4 minimum of 68"),
+                ));
+            }
+            Some(m) => Some(m as u32),
+        };
+        let mac = effective_mac(obj, args)?;
+        let link_in_container = opt_bool(obj, "linkInContainer")?.unwrap_or(false);
+        let bcqueuelen = opt_u64(obj, "bcqueuelen", u32::MAX as u64)?.map(|v| v as u32);
+        let ipv6_dad = match opt_string(obj, "ipv6Dad")?.as_deref() {
+            None | Some("optimistic") => DadPolicy::Optimistic,
+            Some("wait") => DadPolicy::Wait,
+            Some("off") => DadPolicy::Off,
+            Some(other) => {
+                return Err(CniError::config(
+                    "ipv6Dad",
+                    format!(
+                        "unknown policy {other:?}: expected \"optimistic\", \"wait\" or \"off\""
+                    ),
+                ));
+            }
+        };
+        let announce = opt_bool(obj, "announce")?.unwrap_or(true);
+        let dns = match obj.get("dns") {
+            None | Some(Value::Null) => Dns::default(),
+            Some(v) => serde_json::from_value(v.clone())
+                .map_err(|e| CniError::config("dns", e.to_string()))?,
+        };
+        let ipam = parse_ipam_kind(obj)?;
+        let prev_result = match obj.get("prevResult") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(CniOutput::from_json(v, cni_version)?),
+        };
+        Ok(PluginConfig {
+            cni_version,
+            name,
+            master,
+            vlan,
+            mode,
+            mtu,
+            mac,
+            link_in_container,
+            bcqueuelen,
+            ipv6_dad,
+            announce,
+            dns,
+            ipam,
+            prev_result,
+            log_file: opt_string(obj, "logFile")?,
+            log_level: opt_string(obj, "logLevel")?,
+        })
+    }
+}
+
+/// The IPAM type decides in-process vs delegated execution. A type that could
+/// name a file outside `CNI_PATH` is refused.
+pub fn parse_ipam_kind(obj: &Map<String, Value>) -> Result<IpamKind, CniError> {
+    let ipam = match obj.get("ipam") {
+        None | Some(Value::Null) => return Ok(IpamKind::None),
+        Some(Value::Object(m)) => m,
+        Some(other) => {
+            return Err(CniError::config(
+                "ipam",
+                format!("expected an object, got {}", type_name(other)),
+            ));
+        }
+    };
+    match ipam.get("type") {
+        None | Some(Value::Null) => {
+            if ipam.is_empty() {
+                Ok(IpamKind::None)
+            } else {
+                Err(CniError::config("ipam.type", "missing IPAM plugin type"))
+            }
+        }
+        Some(Value::String(t)) if t == "mactrunk-ipam" => Ok(IpamKind::InProcess),
+        Some(Value::String(t)) if t.is_empty() => Ok(IpamKind::None),
+        Some(Value::String(t)) => {
+            if t.contains('/') || t.contains("..") || t.chars().any(|c| c.is_control()) {
+                Err(CniError::config(
+                    "ipam.type",
+                    format!(
+                        "invalid plugin name {:?}: must be a file name in CNI_PATH",
+                        t.escape_debug().to_string()
+                    ),
+                ))
+            } else {
+                Ok(IpamKind::Delegate(t.clone()))
+            }
+        }
+        Some(other) => Err(CniError::config(
+            "ipam.type",
+            format!("expected a string, got {}", type_name(other)),
+        )),
+    }
+}
+
+/// MAC priority: `runtimeConfig.mac` > `CNI_ARGS MAC=` > config `mac`.
+fn effective_mac(obj: &Map<String, Value>, args: &CniArgs) -> Result<Option<[u8; 6]>, CniError> {
+    let runtime = match obj.get("runtimeConfig").and_then(|r| r.get("mac")) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if !s.is_empty() => Some(("runtimeConfig.mac", s.clone())),
+        Some(Value::String(_)) => None,
+        Some(other) => {
+            return Err(CniError::config(
+                "runtimeConfig.mac",
+                format!("expected a string, got {}", type_name(other)),
+            ));
+        }
+    };
+    let chosen = runtime
+        .or_else(|| args.mac.clone().map(|m| ("CNI_ARGS MAC", m)))
+        .or(opt_string(obj, "mac")?
+            .filter(|m| !m.is_empty())
+            .map(|m| ("mac", m)));
+    match chosen {
+        None => Ok(None),
+        Some((key, s)) => parse_unicast_mac(&s)
+            .map(Some)
+            .map_err(|p| CniError::config(key, format!("{s:?} {p}"))),
+    }
+}
+
+/// `aa:bb:cc:dd:ee:ff` (or with `-`), unicast, not all zero.
+pub fn parse_unicast_mac(s: &str) -> Result<[u8; 6], &'static str> {
+    let parts: Vec<&str> = s.split([':', '-']).collect();
+    if parts.len() != 6 {
+        return Err("is not a MAC address (expected six hex octets like 02:42:ac:11:00:02)");
+    }
+    let mut mac = [0u8; 6];
+    for (i, p) in parts.iter().enumerate() {
+        if p.len() != 2 {
+            return Err("is not a MAC address (expected six hex octets like 02:42:ac:11:00:02)");
+        }
+        mac[i] = u8::from_str_radix(p, 16)
+            .map_err(|_| "is not a MAC address (expected six hex octets like 02:42:ac:11:00:02)")?;
+    }
+    if mac[0] & 1 == 1 {
+        return Err("is a multicast address: an interface needs a unicast MAC");
+    }
+    if mac == [0; 6] {
+        return Err("is the all-zero address");
+    }
+    Ok(mac)
+}
+
+pub fn format_mac(mac: &[u8]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+pub fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+pub fn opt_string(obj: &Map<String, Value>, key: &str) -> Result<Option<String>, CniError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(CniError::config(
+            key,
+            format!("expected a string, got {}", type_name(other)),
+        )),
+    }
+}
+
+pub fn opt_bool(obj: &Map<String, Value>, key: &str) -> Result<Option<bool>, CniError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(other) => Err(CniError::config(
+            key,
+            format!("expected true or false, got {}", type_name(other)),
+        )),
+    }
+}
+
+/// A non-negative integer no larger than `max`.
+pub fn opt_u64(obj: &Map<String, Value>, key: &str, max: u64) -> Result<Option<u64>, CniError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(v) if v <= max => Ok(Some(v)),
+            _ => Err(CniError::config(
+                key,
+                format!("{n} is out of range: expected an integer from 0 to {max}"),
+            )),
+        },
+        Some(other) => Err(CniError::config(
+            key,
+            format!("expected an integer, got {}", type_name(other)),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(v: Value) -> Result<PluginConfig, CniError> {
+        PluginConfig::parse(&v, &CniArgs::default())
+    }
+
+    fn base() -> Value {
+        json!({"cniVersion": "1.1.0", "name": "net1", "type": "mactrunk", "master": "eth0",
+               "ipam": {"type": "mactrunk-ipam", "subnet": "10.0.0.0/24"}})
+    }
+
+    fn with(key: &str, val: Value) -> Value {
+        let mut v = base();
+        v[key] = val;
+        v
+    }
+
+    #[test]
+    fn defaults() {
+        let c = parse(base()).unwrap();
+        assert_eq!(c.cni_version, Version::V1_1_0);
+        assert_eq!(c.mode, MacvlanMode::Bridge);
+        assert_eq!(c.mtu, None);
+        assert_eq!(c.vlan, None);
+        assert_eq!(c.ipam, IpamKind::InProcess);
+        assert_eq!(c.ipv6_dad, DadPolicy::Optimistic);
+        assert!(c.announce);
+        let mut v = base();
+        v.as_object_mut().unwrap().remove("cniVersion");
+        assert_eq!(parse(v).unwrap().cni_version, Version::V0_1_0);
+    }
+
+    /// Every invalid value is code 7 (or 1 for versions) and the message starts with the key.
+    #[test]
+    fn invalid_values_name_their_key() {
+        let cases: Vec<(&str, Value, u32)> = vec![
+            ("cniVersion", json!("0.9.0"), 1),
+            ("cniVersion", json!(1), 7),
+            ("name", json!("../etc"), 7),
+            ("name", json!(""), 7),
+            ("name", json!(5), 7),
+            ("master", json!(7), 7),
+            ("master", json!("0123456789abcdefg"), 7),
+            ("master", json!("a/b"), 7),
+            ("vlan", json!(0), 7),
+            ("vlan", json!(4095), 7),
+            ("vlan", json!(-1), 7),
+            ("vlan", json!("50"), 7),
+            ("vlan", json!(1e30), 7),
+            ("mode", json!("foo"), 7),
+            ("mode", json!(1), 7),
+            ("mtu", json!("x"), 7),
+            ("mtu", json!(-5), 7),
+            ("mtu", json!(1e30), 7),
+            ("mtu", json!(18446744073709551615u64), 7),
+            ("mtu", json!(67), 7),
+            ("mac", json!("zz:00:00:00:00:00"), 7),
+            ("mac", json!("01:00:5e:00:00:01"), 7),
+            ("mac", json!("00:00:00:00:00:00"), 7),
+            ("mac", json!("02:00:00:00:00"), 7),
+            ("linkInContainer", json!("yes"), 7),
+            ("bcqueuelen", json!(-1), 7),
+            ("ipv6Dad", json!("sometimes"), 7),
+            ("announce", json!(1), 7),
+            ("dns", json!("8.8.8.8"), 7),
+            ("ipam", json!([]), 7),
+            ("logFile", json!(false), 7),
+        ];
+        for (key, val, want) in cases {
+            let err = parse(with(key, val.clone())).unwrap_err();
+            assert_eq!(err.code, want, "{key}={val}: {err}");
+            assert!(err.msg.starts_with(key), "{key}={val}: {}", err.msg);
+        }
+    }
+
+    #[test]
+    fn vlan_protocol() {
+        let mut v = with("vlan", json!(50));
+        assert_eq!(
+            parse(v.clone()).unwrap().vlan.unwrap().protocol,
+            VlanProtocol::Dot1Q
+        );
+        v["vlanProtocol"] = json!("802.1ad");
+        assert_eq!(
+            parse(v.clone()).unwrap().vlan,
+            Some(VlanConfig {
+                id: 50,
+                protocol: VlanProtocol::Dot1Ad
+            })
+        );
+        v["vlanProtocol"] = json!("isl");
+        assert!(parse(v).unwrap_err().msg.starts_with("vlanProtocol"));
+    }
+
+    #[test]
+    fn ipam_kinds() {
+        assert_eq!(parse(with("ipam", json!({}))).unwrap().ipam, IpamKind::None);
+        assert_eq!(
+            parse(with("ipam", json!({"type": "host-local"})))
+                .unwrap()
+                .ipam,
+            IpamKind::Delegate("host-local".into())
+        );
+        for bad in ["../../bin/sh", "/bin/sh", "a/b"] {
+            let e = parse(with("ipam", json!({"type": bad}))).unwrap_err();
+            assert!(e.msg.starts_with("ipam.type"), "{}", e.msg);
+        }
+        let e = parse(with("ipam", json!({"subnet": "10.0.0.0/24"}))).unwrap_err();
+        assert!(e.msg.starts_with("ipam.type"));
+    }
+
+    #[test]
+    fn mac_priority() {
+        let mut v = with("mac", json!("02:00:00:00:00:01"));
+        assert_eq!(parse(v.clone()).unwrap().mac, Some([2, 0, 0, 0, 0, 1]));
+        let args = CniArgs {
+            mac: Some("02:00:00:00:00:02".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            PluginConfig::parse(&v, &args).unwrap().mac,
+            Some([2, 0, 0, 0, 0, 2])
+        );
+        v["runtimeConfig"] = json!({"mac": "02:00:00:00:00:03"});
+        assert_eq!(
+            PluginConfig::parse(&v, &args).unwrap().mac,
+            Some([2, 0, 0, 0, 0, 3])
+        );
+        v["runtimeConfig"] = json!({"mac": "nope"});
+        assert!(
+            PluginConfig::parse(&v, &args)
+                .unwrap_err()
+                .msg
+                .starts_with("runtimeConfig.mac")
+        );
+        let args = CniArgs {
+            mac: Some("ff:ff:ff:ff:ff:ff".into()),
+            ..Default::default()
+        };
+        assert!(
+            PluginConfig::parse(&base(), &args)
+                .unwrap_err()
+                .msg
+                .starts_with("CNI_ARGS MAC")
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_ignored_and_prev_result_parsed() {
+        let mut v = with("nerdctlID", json!("x"));
+        v["cni.dev/attachments"] = json!([]);
+        v["prevResult"] = json!({"cniVersion": "1.0.0", "interfaces": [{"name": "eth0"}],
+                                 "ips": [{"address": "10.0.0.2/24", "interface": 0}]});
+        let c = parse(v).unwrap();
+        assert_eq!(c.prev_result.unwrap().ips.len(), 1);
+        let e = parse(with("prevResult", json!({"ips": "x"}))).unwrap_err();
+        assert_eq!(e.code, 6);
+    }
+
+    #[test]
+    fn not_an_object() {
+        assert_eq!(
+            PluginConfig::parse(&json!([1]), &CniArgs::default())
+                .unwrap_err()
+                .code,
+            6
+        );
+    }
+}

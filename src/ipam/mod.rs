@@ -1,0 +1,375 @@
+//! host-local-compatible IPAM: config, range math, allocation, and the
+//! commands (ADD, DEL, CHECK, GC, STATUS, listing) over a [`FileStore`].
+
+pub mod allocator;
+pub mod config;
+pub mod range;
+pub mod resolv;
+
+use std::io;
+use std::net::IpAddr;
+use std::path::Path;
+
+use ipnetwork::IpNetwork;
+
+use crate::cni::{CniError, CniOutput, Dns, IpConfig, code};
+use crate::store::{Allocation, FileStore, Owner, Store, StoreError};
+
+pub use allocator::{Assigned, allocate};
+pub use config::{IpamConfig, StaticIp, StoreLocation};
+pub use range::{Exclusions, Range, RangeSet};
+
+/// Is there a store directory at all? (DEL, GC, listing must not create one.)
+fn store_exists(dir: &Path) -> Result<bool, CniError> {
+    match std::fs::symlink_metadata(dir) {
+        Ok(_) => Ok(true),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(StoreError::io("stat", dir, e).into()),
+    }
+}
+
+/// The DNS of the result: `dns` over `resolvConf`, per field.
+pub fn dns(conf: &IpamConfig) -> Result<Dns, CniError> {
+    let Some(path) = &conf.resolv_conf else {
+        return Ok(conf.dns.clone());
+    };
+    let from_file = resolv::read(path).map_err(|e| {
+        CniError::config(
+            "ipam.resolvConf",
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })?;
+    Ok(conf.dns.clone().merged_over(&from_file))
+}
+
+/// Build the IPAM part of a result from the assigned addresses.
+pub fn output(conf: &IpamConfig, assigned: &[Assigned], dns: Dns) -> Result<CniOutput, CniError> {
+    let ips = assigned
+        .iter()
+        .map(|a| {
+            Ok(IpConfig {
+                address: IpNetwork::new(a.ip, a.prefix)
+                    .map_err(|e| CniError::internal(format!("{}/{}: {e}", a.ip, a.prefix)))?,
+                gateway: a.gateway,
+                interface: None,
+            })
+        })
+        .collect::<Result<Vec<_>, CniError>>()?;
+    Ok(CniOutput {
+        interfaces: Vec::new(),
+        ips,
+        routes: conf.routes.clone(),
+        dns,
+    })
+}
+
+/// ADD: one address per range set for `owner` (the same ones again if it
+/// already holds them), plus the configured routes and DNS.
+pub fn add(conf: &IpamConfig, owner: &Owner) -> Result<CniOutput, CniError> {
+    owner.validate()?;
+    let dns = dns(conf)?; // before taking the lock: a bad resolvConf allocates nothing
+    let loc = conf.location();
+    let mut store = FileStore::open(&loc.dir, loc.lock_timeout)?;
+    let assigned = allocate(&mut store, conf, owner)?;
+    if let Err(e) = store.commit() {
+        // Not durable: give the addresses back rather than report success.
+        for a in &assigned {
+            let _ = store.unreserve(owner, a.ip);
+        }
+        return Err(e.into());
+    }
+    output(conf, &assigned, dns)
+}
+
+/// DEL: release everything `owner` holds. Idempotent; a missing store is fine.
+pub fn del(loc: &StoreLocation, owner: &Owner) -> Result<(), CniError> {
+    owner.validate()?;
+    if !store_exists(&loc.dir)? {
+        return Ok(());
+    }
+    let mut store = FileStore::open(&loc.dir, loc.lock_timeout)?;
+    store.release(owner)?;
+    store.commit()?;
+    Ok(())
+}
+
+/// CHECK: does `owner` hold exactly `expected` (the prevResult's addresses),
+/// each inside a configured range set? Code 104 if not.
+pub fn check(conf: &IpamConfig, owner: &Owner, expected: &[IpAddr]) -> Result<(), CniError> {
+    owner.validate()?;
+    let loc = conf.location();
+    let mut held = if store_exists(&loc.dir)? {
+        let mut store = FileStore::open(&loc.dir, loc.lock_timeout)?;
+        store.owned_by(owner)?
+    } else {
+        Vec::new()
+    };
+    check_held(conf, owner, &mut held, expected)
+}
+
+fn check_held(
+    conf: &IpamConfig,
+    owner: &Owner,
+    held: &mut [IpAddr],
+    expected: &[IpAddr],
+) -> Result<(), CniError> {
+    let mut want = expected.to_vec();
+    held.sort();
+    want.sort();
+    want.dedup();
+    let list = |v: &[IpAddr]| {
+        let s: Vec<String> = v.iter().map(IpAddr::to_string).collect();
+        format!("[{}]", s.join(", "))
+    };
+    if *held != *want {
+        return Err(CniError::new(
+            code::CHECK_FAILED,
+            format!(
+                "ipam: {owner} holds {} in {} but prevResult lists {}",
+                list(held),
+                conf.location().dir.display(),
+                list(&want)
+            ),
+        ));
+    }
+    for ip in held.iter() {
+        if !conf.range_sets.iter().any(|s| s.range_for(*ip).is_some()) {
+            return Err(CniError::new(
+                code::CHECK_FAILED,
+                format!("ipam: {ip} held by {owner} is not in any configured range set"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// What GC did.
+#[derive(Debug, Default)]
+pub struct GcReport {
+    /// Allocations released.
+    pub released: Vec<Allocation>,
+    /// Allocations kept (owner still valid).
+    pub kept: usize,
+    /// Index entries dropped because their records were gone.
+    pub index_entries_dropped: usize,
+    /// Failures; GC carried on after each.
+    pub errors: Vec<CniError>,
+}
+
+impl GcReport {
+    /// All failures as one error (the first one's code), if there were any.
+    pub fn error(&self) -> Option<CniError> {
+        let first = self.errors.first()?;
+        let msgs: Vec<&str> = self.errors.iter().map(|e| e.msg.as_str()).collect();
+        Some(CniError::new(
+            first.code,
+            format!("GC: {} failure(s): {}", self.errors.len(), msgs.join("; ")),
+        ))
+    }
+}
+
+/// Is an allocation of `owner` still wanted, given the valid attachments?
+fn is_valid(owner: &Owner, valid: &[Owner]) -> bool {
+    if owner.is_legacy() {
+        !owner.container_id.is_empty() && valid.iter().any(|v| v.container_id == owner.container_id)
+    } else {
+        valid.contains(owner)
+    }
+}
+
+/// GC: release every allocation whose owner is not in `valid` (`None`:
+/// release nothing). Scans the store; carries on after individual failures.
+pub fn gc(loc: &StoreLocation, valid: Option<&[Owner]>) -> Result<GcReport, CniError> {
+    let Some(valid) = valid else {
+        return Ok(GcReport::default());
+    };
+    if !store_exists(&loc.dir)? {
+        return Ok(GcReport::default());
+    }
+    let mut store = FileStore::open(&loc.dir, loc.lock_timeout)?;
+    Ok(gc_store(&mut store, valid))
+}
+
+pub(crate) fn gc_store<S: Store>(store: &mut S, valid: &[Owner]) -> GcReport {
+    let mut report = GcReport::default();
+    let all = match store.scan() {
+        Ok((a, problems)) => {
+            report
+                .errors
+                .extend(problems.into_iter().map(CniError::from));
+            a
+        }
+        Err(e) => {
+            report.errors.push(e.into());
+            return report;
+        }
+    };
+    for a in all {
+        if is_valid(&a.owner, valid) {
+            report.kept += 1;
+            continue;
+        }
+        match store.unreserve(&a.owner, a.ip) {
+            Ok(_) => report.released.push(a),
+            Err(e) => report
+                .errors
+                .push(CniError::from(e).context(format!("release {}", a.ip))),
+        }
+    }
+    match store.clean_index() {
+        Ok(n) => report.index_entries_dropped = n,
+        Err(e) => report.errors.push(e.into()),
+    }
+    if let Err(e) = store.commit() {
+        report.errors.push(e.into());
+    }
+    report
+}
+
+/// Usage of one range set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RangeSetUsage {
+    pub set: usize,
+    /// The set's config key, e.g. `ipam.ranges[0]`.
+    pub key: String,
+    pub ranges: Vec<Range>,
+    /// Addresses available for dynamic allocation (gateway and exclusions not counted).
+    pub capacity: u128,
+    /// Of those, how many are allocated.
+    pub used: u128,
+    /// Allocations inside the set's subnets but outside its ranges (static).
+    pub static_outside: u128,
+}
+
+impl RangeSetUsage {
+    pub fn free(&self) -> u128 {
+        self.capacity.saturating_sub(self.used)
+    }
+}
+
+fn usage_from(conf: &IpamConfig, held: &[IpAddr]) -> Vec<RangeSetUsage> {
+    conf.range_sets
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let used = allocator::used_in_set(conf, i, held);
+            let in_subnets = held.iter().filter(|ip| s.range_for(**ip).is_some()).count() as u128;
+            let in_ranges = held
+                .iter()
+                .filter(|ip| s.ranges.iter().any(|r| r.contains(**ip)))
+                .count() as u128;
+            RangeSetUsage {
+                set: i,
+                key: s.key.clone(),
+                ranges: s.ranges.clone(),
+                capacity: s.capacity(&conf.exclusions),
+                used,
+                static_outside: in_subnets.saturating_sub(in_ranges),
+            }
+        })
+        .collect()
+}
+
+/// Per range set: capacity and addresses in use. Scans the store.
+pub fn usage(conf: &IpamConfig) -> Result<Vec<RangeSetUsage>, CniError> {
+    let held: Vec<IpAddr> = list(&conf.location())?.into_iter().map(|a| a.ip).collect();
+    Ok(usage_from(conf, &held))
+}
+
+/// STATUS: code 50 when some range set has no free address, or the store
+/// cannot be written.
+pub fn status(conf: &IpamConfig) -> Result<(), CniError> {
+    let loc = conf.location();
+    let unavailable = |msg: String| CniError::new(code::NOT_AVAILABLE, msg);
+    let held: Vec<IpAddr> = if store_exists(&loc.dir)? {
+        let mut store = FileStore::open(&loc.dir, loc.lock_timeout).map_err(|e| match e {
+            StoreError::LockTimeout { .. } => CniError::from(e),
+            other => unavailable(other.to_string()),
+        })?;
+        store.all()?.into_iter().map(|a| a.ip).collect()
+    } else {
+        writable_ancestor(&loc.dir).map_err(unavailable)?;
+        Vec::new()
+    };
+    for u in usage_from(conf, &held) {
+        if u.free() == 0 {
+            return Err(unavailable(format!(
+                "range set {} has no free address ({} of {} in use: {})",
+                u.key,
+                u.used,
+                u.capacity,
+                u.ranges
+                    .iter()
+                    .map(Range::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The nearest existing ancestor of `dir` must be writable (the store would be created there).
+fn writable_ancestor(dir: &Path) -> Result<(), String> {
+    let mut p = dir;
+    loop {
+        match std::fs::metadata(p) {
+            Ok(m) if !m.is_dir() => {
+                return Err(format!(
+                    "IPAM store {}: {} is not a directory",
+                    dir.display(),
+                    p.display()
+                ));
+            }
+            Ok(_) => {
+                return access_w(p).map_err(|e| {
+                    format!(
+                        "IPAM store {}: {} is not writable: {e}",
+                        dir.display(),
+                        p.display()
+                    )
+                });
+            }
+            Err(_) => match p.parent() {
+                Some(parent) => p = parent,
+                None => {
+                    return Err(format!(
+                        "IPAM store {}: no existing parent directory",
+                        dir.display()
+                    ));
+                }
+            },
+        }
+    }
+}
+
+fn access_w(p: &Path) -> Result<(), io::Error> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
+    let rc = unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Every allocation in the store (for the admin CLI). A missing store is empty.
+pub fn list(loc: &StoreLocation) -> Result<Vec<Allocation>, CniError> {
+    if !store_exists(&loc.dir)? {
+        return Ok(Vec::new());
+    }
+    let mut store = FileStore::open(&loc.dir, loc.lock_timeout)?;
+    Ok(store.all()?)
+}
+
+#[cfg(test)]
+mod tests;

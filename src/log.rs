@@ -1,0 +1,159 @@
+//! A small line logger: stderr or an append-only file, never stdout (stdout
+//! carries the one CNI result document).
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::sync::{Mutex, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Error,
+    Warn,
+    Info,
+    Debug,
+}
+
+impl Level {
+    pub fn parse(s: &str) -> Option<Level> {
+        Some(match s.to_ascii_lowercase().as_str() {
+            "error" => Level::Error,
+            "warn" | "warning" => Level::Warn,
+            "info" => Level::Info,
+            "debug" => Level::Debug,
+            _ => return None,
+        })
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Level::Error => "ERROR",
+            Level::Warn => "WARN",
+            Level::Info => "INFO",
+            Level::Debug => "DEBUG",
+        }
+    }
+}
+
+struct Logger {
+    level: Level,
+    file: Option<Mutex<File>>,
+}
+
+static LOGGER: OnceLock<Logger> = OnceLock::new();
+
+/// Configure once per process. Env `MACTRUNK_LOG` (a level) overrides the
+/// config's `logLevel`. Without a log file only warnings and errors go to
+/// stderr, so runtimes that show plugin stderr are not flooded.
+pub fn init(config_level: Option<&str>, file: Option<&str>, env_level: Option<&str>) {
+    let default = if file.is_some() {
+        Level::Info
+    } else {
+        Level::Warn
+    };
+    let level = env_level
+        .and_then(Level::parse)
+        .or_else(|| config_level.and_then(Level::parse))
+        .unwrap_or(default);
+    let file = file.and_then(|path| {
+        match OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(f) => Some(Mutex::new(f)),
+            Err(e) => {
+                eprintln!("mactrunk: cannot open logFile {path}: {e}; logging to stderr");
+                None
+            }
+        }
+    });
+    let _ = LOGGER.set(Logger { level, file });
+}
+
+pub fn enabled(level: Level) -> bool {
+    let max = LOGGER.get().map(|l| l.level).unwrap_or(Level::Warn);
+    level <= max
+}
+
+pub fn write(level: Level, args: fmt::Arguments<'_>) {
+    if !enabled(level) {
+        return;
+    }
+    let line = format!(
+        "{} mactrunk[{}] {} {}\n",
+        timestamp(SystemTime::now()),
+        std::process::id(),
+        level.as_str(),
+        args
+    );
+    match LOGGER.get().and_then(|l| l.file.as_ref()) {
+        Some(f) => {
+            if let Ok(mut f) = f.lock() {
+                let _ = f.write_all(line.as_bytes());
+            }
+        }
+        None => {
+            let _ = std::io::stderr().write_all(line.as_bytes());
+        }
+    }
+}
+
+#[macro_export]
+macro_rules! log_at {
+    ($lvl:expr, $($arg:tt)*) => { $crate::log::write($lvl, format_args!($($arg)*)) };
+}
+
+/// RFC 3339 UTC with milliseconds, without a date crate.
+pub fn timestamp(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, day) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+/// Howard Hinnant's days-to-civil algorithm.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(timestamp(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        let t = UNIX_EPOCH + Duration::from_millis(1_795_435_200_123);
+        assert_eq!(timestamp(t), "2026-11-23T12:00:00.123Z");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
+        assert_eq!(timestamp(leap), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn levels() {
+        assert_eq!(Level::parse("DEBUG"), Some(Level::Debug));
+        assert_eq!(Level::parse("nope"), None);
+        assert!(Level::Error < Level::Debug);
+    }
+}

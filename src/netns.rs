@@ -1,0 +1,284 @@
+//! Network namespace handles and running code inside one.
+//!
+//! `setns(2)` changes the namespace of the calling *thread* only. We therefore
+//! never switch a thread back and forth: [`run_in`] starts a fresh scoped
+//! thread, moves it into the target namespace and lets it exit when the
+//! closure returns, so nothing needs restoring (the idea of Go's `ns.Do()`
+//! without its restore step). No async code in here.
+
+use std::fmt;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+
+use nix::sched::{CloneFlags, setns};
+use nix::sys::stat::fstat;
+use nix::sys::statfs::{NSFS_MAGIC, PROC_SUPER_MAGIC, fstatfs};
+
+use crate::cni::{CniError, code};
+
+/// `NS_GET_NSTYPE` from `<linux/nsfs.h>`: `_IO(0xb7, 0x3)`.
+const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+
+/// Why a namespace could not be opened or entered.
+#[derive(Debug)]
+pub enum NetnsError {
+    /// The path does not exist.
+    NotExist(String),
+    /// The path exists but is not a network namespace.
+    NotNetns { path: String, why: String },
+    /// Any other failure (open, setns, thread creation).
+    Io {
+        path: String,
+        op: &'static str,
+        source: io::Error,
+    },
+}
+
+impl fmt::Display for NetnsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NetnsError::NotExist(path) => write!(f, "network namespace {path} does not exist"),
+            NetnsError::NotNetns { path, why } => {
+                write!(f, "{path} is not a network namespace: {why}")
+            }
+            NetnsError::Io { path, op, source } => {
+                write!(f, "network namespace {path}: {op}: {source}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for NetnsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            NetnsError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl From<NetnsError> for CniError {
+    fn from(e: NetnsError) -> Self {
+        match e {
+            NetnsError::NotExist(_) | NetnsError::NotNetns { .. } => {
+                CniError::new(code::INVALID_NETNS, e.to_string())
+            }
+            NetnsError::Io { .. } => CniError::new(code::KERNEL, e.to_string()),
+        }
+    }
+}
+
+/// An open handle on a network namespace (an nsfs file) and the path it came from.
+#[derive(Debug)]
+pub struct NetNs {
+    file: File,
+    path: String,
+}
+
+impl NetNs {
+    /// Open `path` (e.g. `/var/run/netns/x` or `/proc/<pid>/ns/net`) and check
+    /// that it really is a network namespace.
+    pub fn open(path: &str) -> Result<NetNs, NetnsError> {
+        let file = File::open(path).map_err(|e| match e.raw_os_error() {
+            Some(libc::ENOENT) => NetnsError::NotExist(path.to_string()),
+            Some(libc::ENOTDIR) => NetnsError::NotExist(path.to_string()),
+            _ => NetnsError::Io {
+                path: path.to_string(),
+                op: "open",
+                source: e,
+            },
+        })?;
+        check_netns(&file, path)?;
+        Ok(NetNs {
+            file,
+            path: path.to_string(),
+        })
+    }
+
+    /// The network namespace of the calling thread (not of the process's main
+    /// thread: `/proc/thread-self`, not `/proc/self`).
+    pub fn current() -> Result<NetNs, NetnsError> {
+        NetNs::open("/proc/thread-self/ns/net")
+    }
+
+    /// Whether both handles name the same namespace (same nsfs device and inode).
+    /// Returns false if either cannot be stat'ed.
+    pub fn same_as(&self, other: &NetNs) -> bool {
+        match (fstat(&self.file), fstat(&other.file)) {
+            (Ok(a), Ok(b)) => a.st_dev == b.st_dev && a.st_ino == b.st_ino,
+            _ => false,
+        }
+    }
+
+    /// The path this handle was opened from (for messages).
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The namespace file descriptor, e.g. for `IFLA_NET_NS_FD`.
+    pub fn as_fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+
+    /// Move the *calling thread* into this namespace. Only for threads that are
+    /// discarded afterwards: prefer [`run_in`].
+    fn enter_current_thread(&self) -> Result<(), NetnsError> {
+        setns(self.file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| NetnsError::Io {
+            path: self.path.clone(),
+            op: "setns",
+            source: io::Error::from(e),
+        })
+    }
+}
+
+impl AsFd for NetNs {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+}
+
+/// Accept nsfs (or, on kernels before 3.19, procfs) files, and when the kernel
+/// can tell (`NS_GET_NSTYPE`, 4.11+), only *network* namespaces.
+fn check_netns(file: &File, path: &str) -> Result<(), NetnsError> {
+    let fs = fstatfs(file).map_err(|e| NetnsError::Io {
+        path: path.to_string(),
+        op: "statfs",
+        source: io::Error::from(e),
+    })?;
+    let magic = fs.filesystem_type();
+    if magic != NSFS_MAGIC && magic != PROC_SUPER_MAGIC {
+        return Err(NetnsError::NotNetns {
+            path: path.to_string(),
+            why: format!(
+                "unknown filesystem type {:#x}, expected nsfs",
+                magic.0 as u64
+            ),
+        });
+    }
+    // SAFETY: NS_GET_NSTYPE takes no argument and only reads the fd.
+    let nstype = unsafe { libc::ioctl(file.as_raw_fd(), NS_GET_NSTYPE as _) };
+    if nstype >= 0 {
+        if nstype != libc::CLONE_NEWNET {
+            return Err(NetnsError::NotNetns {
+                path: path.to_string(),
+                why: format!("namespace type {nstype:#x} is not a network namespace"),
+            });
+        }
+    } else if magic == PROC_SUPER_MAGIC {
+        // A procfs file on a kernel that cannot tell: fine only for very old
+        // kernels; on ours the ioctl failing means a regular /proc file.
+        return Err(NetnsError::NotNetns {
+            path: path.to_string(),
+            why: "a /proc file that is not a namespace".to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Run `f` on a fresh scoped thread that has entered `ns`. The thread exits
+/// after `f`, so the caller's thread never changes namespace and nothing has to
+/// be restored. `f` must be synchronous; to do netlink work inside, build a
+/// `current_thread` tokio runtime there. A panic in `f` becomes an error.
+pub fn run_in<R: Send>(ns: &NetNs, f: impl FnOnce() -> R + Send) -> Result<R, NetnsError> {
+    std::thread::scope(|scope| {
+        let handle = std::thread::Builder::new()
+            .name("mactrunk-netns".into())
+            .spawn_scoped(scope, || -> Result<R, NetnsError> {
+                ns.enter_current_thread()?;
+                Ok(f())
+            })
+            .map_err(|e| NetnsError::Io {
+                path: ns.path.clone(),
+                op: "spawn thread",
+                source: e,
+            })?;
+        handle.join().unwrap_or_else(|_| {
+            Err(NetnsError::Io {
+                path: ns.path.clone(),
+                op: "run in namespace",
+                source: io::Error::other("the namespace thread panicked"),
+            })
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_missing_is_not_exist() {
+        match NetNs::open("/nonexistent/mactrunk/netns") {
+            Err(NetnsError::NotExist(p)) => assert_eq!(p, "/nonexistent/mactrunk/netns"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn open_regular_file_is_not_netns() {
+        let path = std::env::temp_dir().join(format!("mtl-netns-test-{}", std::process::id()));
+        std::fs::write(&path, b"x").unwrap();
+        let p = path.to_str().unwrap();
+        let r = NetNs::open(p);
+        std::fs::remove_file(&path).ok();
+        assert!(matches!(r, Err(NetnsError::NotNetns { .. })), "{r:?}");
+    }
+
+    #[test]
+    fn open_proc_file_is_not_netns() {
+        let r = NetNs::open("/proc/self/status");
+        assert!(matches!(r, Err(NetnsError::NotNetns { .. })), "{r:?}");
+    }
+
+    #[test]
+    fn open_other_namespace_type_is_not_netns() {
+        // Readable without privileges: our own UTS namespace.
+        let r = NetNs::open("/proc/thread-self/ns/uts");
+        assert!(matches!(r, Err(NetnsError::NotNetns { .. })), "{r:?}");
+    }
+
+    #[test]
+    fn current_is_same_as_itself_and_run_in_current() {
+        let a = NetNs::current().unwrap();
+        let b = NetNs::current().unwrap();
+        assert!(a.same_as(&b));
+        // Entering one's own netns is allowed for root only; without root the
+        // setns fails with EPERM, which must be an error, not a panic.
+        let r = run_in(&a, || NetNs::current().map(|c| c.same_as(&b)));
+        match r {
+            Ok(inner) => assert!(inner.unwrap()),
+            Err(NetnsError::Io { op, .. }) => assert_eq!(op, "setns"),
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+
+    #[test]
+    fn run_in_panic_is_an_error() {
+        let ns = NetNs::current().unwrap();
+        let r: Result<(), _> = run_in(&ns, || panic!("boom"));
+        assert!(r.is_err());
+    }
+
+    #[test]
+    fn error_codes() {
+        let e: CniError = NetnsError::NotExist("/x".into()).into();
+        assert_eq!(e.code, code::INVALID_NETNS);
+        assert!(e.msg.contains("/x"));
+        let e: CniError = NetnsError::NotNetns {
+            path: "/y".into(),
+            why: "z".into(),
+        }
+        .into();
+        assert_eq!(e.code, code::INVALID_NETNS);
+        assert!(e.msg.contains("/y"));
+        let e: CniError = NetnsError::Io {
+            path: "/z".into(),
+            op: "setns",
+            source: io::Error::from_raw_os_error(libc::EPERM),
+        }
+        .into();
+        assert_eq!(e.code, code::KERNEL);
+        assert!(e.msg.contains("setns"));
+    }
+}

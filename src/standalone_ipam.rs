@@ -1,0 +1,69 @@
+//! `mactrunk-ipam` as a CNI IPAM plugin for any main plugin (bridge, ipvlan,
+//! the reference macvlan, ...): the same store and allocator the main plugin
+//! runs in-process.
+
+use std::net::IpAddr;
+
+use crate::cni::{CniError, CniOutput};
+use crate::config::parse_ipam_kind;
+use crate::ipam::{self, IpamConfig, StoreLocation};
+use crate::plugin::valid_attachments;
+use crate::skel::{Plugin, Request};
+use crate::store::Owner;
+
+pub struct StandaloneIpam;
+
+fn owner(req: &Request) -> Owner {
+    Owner {
+        container_id: req.args.container_id.clone(),
+        ifname: req.args.ifname.clone(),
+    }
+}
+
+fn config(req: &Request) -> Result<IpamConfig, CniError> {
+    if let Some(obj) = req.conf.as_object() {
+        parse_ipam_kind(obj)?;
+    }
+    IpamConfig::from_netconf(&req.conf, &req.args.args)
+}
+
+impl Plugin for StandaloneIpam {
+    fn add(&self, req: &Request) -> Result<CniOutput, CniError> {
+        ipam::add(&config(req)?, &owner(req))
+    }
+
+    fn del(&self, req: &Request) -> Result<(), CniError> {
+        ipam::del(&StoreLocation::from_netconf(&req.conf)?, &owner(req))
+    }
+
+    fn check(&self, req: &Request) -> Result<(), CniError> {
+        let conf = config(req)?;
+        // The main plugin's prevResult lists every interface; ours are the
+        // addresses on CNI_IFNAME, or all of them when interfaces are absent.
+        let expected: Vec<IpAddr> = match req.conf.get("prevResult") {
+            Some(prev) => {
+                let prev = CniOutput::from_json(prev, req.version)?;
+                let ours = prev
+                    .interfaces
+                    .iter()
+                    .position(|i| i.name == req.args.ifname);
+                prev.ips
+                    .iter()
+                    .filter(|ip| ours.is_none() || ip.interface.is_none() || ip.interface == ours)
+                    .map(|ip| ip.address.ip())
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        ipam::check(&conf, &owner(req), &expected)
+    }
+
+    fn gc(&self, req: &Request) -> Result<(), CniError> {
+        let valid = valid_attachments(&req.conf)?;
+        ipam::gc(&StoreLocation::from_netconf(&req.conf)?, valid.as_deref()).map(|_| ())
+    }
+
+    fn status(&self, req: &Request) -> Result<(), CniError> {
+        ipam::status(&config(req)?)
+    }
+}

@@ -1,0 +1,418 @@
+//! The IPAM store: who holds which address. The allocator (`crate::ipam`) sees
+//! only the [`Store`] trait; [`FileStore`] is the on-disk host-local layout
+//! plus an owner index, [`MemStore`] an in-memory double for tests.
+//!
+//! Every method is called with the store's lock held (a `FileStore` holds it
+//! from `open` until drop), so no method needs to guard against other writers
+//! of this crate; `reserve` is still atomic and never clobbers an existing
+//! record, in case a foreign writer (the reference host-local) shares the dir.
+
+mod file;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use crate::cni::{CniError, code};
+
+pub use file::FileStore;
+
+/// One attachment: the key every allocation is recorded under.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Owner {
+    pub container_id: String,
+    /// `""` for a legacy record that carries only the container ID.
+    pub ifname: String,
+}
+
+impl Owner {
+    pub fn new(container_id: impl Into<String>, ifname: impl Into<String>) -> Owner {
+        Owner {
+            container_id: container_id.into(),
+            ifname: ifname.into(),
+        }
+    }
+
+    /// A legacy (ID-only) record: it matches any interface of its container.
+    pub fn is_legacy(&self) -> bool {
+        self.ifname.is_empty()
+    }
+
+    /// Does a record written for `self` belong to the attachment `who`?
+    /// Exact match, or a legacy record of the same container (as host-local).
+    pub fn matches(&self, who: &Owner) -> bool {
+        self == who || (self.is_legacy() && self.container_id == who.container_id)
+    }
+
+    /// The legacy key of this owner's container.
+    pub fn legacy(&self) -> Owner {
+        Owner::new(self.container_id.clone(), "")
+    }
+
+    /// Reject owners that are unsafe as (part of) a file name or a record.
+    /// The env layer already enforces the container ID pattern; this is the
+    /// store's own guard, since it builds paths from these strings.
+    pub fn validate(&self) -> Result<(), StoreError> {
+        let cid = &self.container_id;
+        if !crate::cni::env::is_valid_name(cid) {
+            return Err(StoreError::InvalidOwner(format!(
+                "container ID {:?} must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$",
+                cid.escape_debug().to_string()
+            )));
+        }
+        if self.ifname.is_empty() {
+            return Err(StoreError::InvalidOwner("interface name is empty".into()));
+        }
+        if self
+            .ifname
+            .chars()
+            .any(|c| c == '/' || c.is_control() || c.is_whitespace())
+        {
+            return Err(StoreError::InvalidOwner(format!(
+                "interface name {:?} contains '/', whitespace or control characters",
+                self.ifname.escape_debug().to_string()
+            )));
+        }
+        // The index file is named `<cid>@<ifname>`: keep it within NAME_MAX.
+        if cid.len() + 1 + self.ifname.len() > 255 {
+            return Err(StoreError::InvalidOwner(format!(
+                "container ID is too long ({} bytes)",
+                cid.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The record content: `<containerID>\r\n<ifname>` (reference host-local).
+    pub fn to_record(&self) -> String {
+        if self.is_legacy() {
+            self.container_id.clone()
+        } else {
+            format!("{}\r\n{}", self.container_id, self.ifname)
+        }
+    }
+
+    /// Parse a record; a missing second line is a legacy record.
+    pub fn from_record(content: &str) -> Owner {
+        let content = content.trim();
+        match content.split_once("\r\n") {
+            Some((cid, ifname)) => Owner::new(cid.trim(), ifname.trim()),
+            None => Owner::new(content, ""),
+        }
+    }
+}
+
+impl fmt::Display for Owner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_legacy() {
+            write!(
+                f,
+                "container {} (legacy record, interface unknown)",
+                self.container_id
+            )
+        } else {
+            write!(
+                f,
+                "container {} interface {}",
+                self.container_id, self.ifname
+            )
+        }
+    }
+}
+
+/// One allocated address, as found in the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Allocation {
+    pub ip: IpAddr,
+    pub owner: Owner,
+    /// When the record was written (file mtime), if known.
+    pub since: Option<SystemTime>,
+}
+
+/// The allocator's view of a store. All methods assume the caller holds the
+/// store's lock (see module docs).
+pub trait Store {
+    /// Who holds `ip`, if anyone.
+    fn holder(&mut self, ip: IpAddr) -> Result<Option<Owner>, StoreError>;
+    /// Addresses held by `owner`, including legacy records of its container.
+    /// Only addresses whose record exists and names the owner are returned.
+    fn owned_by(&mut self, owner: &Owner) -> Result<Vec<IpAddr>, StoreError>;
+    /// Claim `ip` for `owner` without clobbering: `Ok(false)` if someone else
+    /// holds it, `Ok(true)` if it is now (or already was) held by `owner`.
+    fn reserve(&mut self, owner: &Owner, ip: IpAddr) -> Result<bool, StoreError>;
+    /// Give back one address if `owner` holds it (exact record). `Ok(false)` if not.
+    fn unreserve(&mut self, owner: &Owner, ip: IpAddr) -> Result<bool, StoreError>;
+    /// Release everything `owner` holds (and legacy records of its container).
+    fn release(&mut self, owner: &Owner) -> Result<Vec<IpAddr>, StoreError>;
+    /// The round-robin hint of a range set (a hint only: unreadable = None).
+    fn last_reserved(&mut self, set: usize) -> Result<Option<IpAddr>, StoreError>;
+    fn set_last_reserved(&mut self, set: usize, ip: IpAddr) -> Result<(), StoreError>;
+    /// Every allocation (may scan the whole store: GC, STATUS, listing).
+    fn all(&mut self) -> Result<Vec<Allocation>, StoreError>;
+    /// Like `all`, but carries on past entries it cannot read and returns
+    /// them as problems (GC reports them all).
+    fn scan(&mut self) -> Result<(Vec<Allocation>, Vec<StoreError>), StoreError> {
+        Ok((self.all()?, Vec::new()))
+    }
+    /// Drop index entries whose records are gone; returns how many were dropped.
+    fn clean_index(&mut self) -> Result<usize, StoreError> {
+        Ok(0)
+    }
+    /// Make every change so far durable.
+    fn commit(&mut self) -> Result<(), StoreError>;
+}
+
+/// Failures of the store layer. Each maps to one CNI code (see `From`).
+#[derive(Debug)]
+pub enum StoreError {
+    /// The lock was not acquired within the timeout (code 11).
+    LockTimeout { dir: PathBuf, waited: Duration },
+    /// A system call failed (code 5).
+    Io {
+        path: PathBuf,
+        op: &'static str,
+        source: io::Error,
+    },
+    /// A symlink or another unexpected file type where the store expects its
+    /// own file or directory; never followed (code 5).
+    Unsafe { path: PathBuf, problem: String },
+    /// Store content we cannot make sense of (code 999).
+    Corrupt { path: PathBuf, problem: String },
+    /// An owner that cannot be stored safely (code 4: it comes from the environment).
+    InvalidOwner(String),
+}
+
+impl StoreError {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        StoreError::Io {
+            path: path.into(),
+            op,
+            source,
+        }
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::LockTimeout { dir, waited } => write!(
+                f,
+                "IPAM store {} is locked by another process (waited {} ms); try again later",
+                dir.display(),
+                waited.as_millis()
+            ),
+            StoreError::Io { path, op, source } => {
+                write!(f, "IPAM store: cannot {op} {}: {source}", path.display())
+            }
+            StoreError::Unsafe { path, problem } => {
+                write!(f, "IPAM store: refusing {}: {problem}", path.display())
+            }
+            StoreError::Corrupt { path, problem } => {
+                write!(f, "IPAM store: corrupt {}: {problem}", path.display())
+            }
+            StoreError::InvalidOwner(p) => write!(f, "CNI_CONTAINERID/CNI_IFNAME: {p}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+impl From<StoreError> for CniError {
+    fn from(e: StoreError) -> CniError {
+        let code = match &e {
+            StoreError::LockTimeout { .. } => code::TRY_AGAIN_LATER,
+            StoreError::Io { .. } | StoreError::Unsafe { .. } => code::IO,
+            StoreError::Corrupt { .. } => code::INTERNAL,
+            StoreError::InvalidOwner(_) => code::INVALID_ENV,
+        };
+        CniError::new(code, e.to_string())
+    }
+}
+
+/// In-memory store for allocator tests. Counts `holder` calls so tests can
+/// check that allocation stays O(1) when the pool is mostly free.
+#[derive(Debug, Default, Clone)]
+pub struct MemStore {
+    pub ips: BTreeMap<IpAddr, Owner>,
+    pub last: BTreeMap<usize, IpAddr>,
+    pub holder_calls: u64,
+    /// Make `reserve` of these addresses fail with an I/O error (rollback tests).
+    pub fail_reserve: Vec<IpAddr>,
+}
+
+impl MemStore {
+    pub fn new() -> MemStore {
+        MemStore::default()
+    }
+}
+
+impl Store for MemStore {
+    fn holder(&mut self, ip: IpAddr) -> Result<Option<Owner>, StoreError> {
+        self.holder_calls += 1;
+        Ok(self.ips.get(&ip).cloned())
+    }
+
+    fn owned_by(&mut self, owner: &Owner) -> Result<Vec<IpAddr>, StoreError> {
+        Ok(self
+            .ips
+            .iter()
+            .filter(|(_, o)| o.matches(owner))
+            .map(|(ip, _)| *ip)
+            .collect())
+    }
+
+    fn reserve(&mut self, owner: &Owner, ip: IpAddr) -> Result<bool, StoreError> {
+        if self.fail_reserve.contains(&ip) {
+            return Err(StoreError::io(
+                "write",
+                ip.to_string(),
+                io::Error::other("injected failure"),
+            ));
+        }
+        match self.ips.get(&ip) {
+            Some(o) => Ok(o == owner),
+            None => {
+                self.ips.insert(ip, owner.clone());
+                Ok(true)
+            }
+        }
+    }
+
+    fn unreserve(&mut self, owner: &Owner, ip: IpAddr) -> Result<bool, StoreError> {
+        if self.ips.get(&ip) == Some(owner) {
+            self.ips.remove(&ip);
+            Ok(true)
+        } else {
+            Ok(false)
+        }
+    }
+
+    fn release(&mut self, owner: &Owner) -> Result<Vec<IpAddr>, StoreError> {
+        let gone: Vec<IpAddr> = self
+            .ips
+            .iter()
+            .filter(|(_, o)| o.matches(owner))
+            .map(|(ip, _)| *ip)
+            .collect();
+        for ip in &gone {
+            self.ips.remove(ip);
+        }
+        Ok(gone)
+    }
+
+    fn last_reserved(&mut self, set: usize) -> Result<Option<IpAddr>, StoreError> {
+        Ok(self.last.get(&set).copied())
+    }
+
+    fn set_last_reserved(&mut self, set: usize, ip: IpAddr) -> Result<(), StoreError> {
+        self.last.insert(set, ip);
+        Ok(())
+    }
+
+    fn all(&mut self) -> Result<Vec<Allocation>, StoreError> {
+        Ok(self
+            .ips
+            .iter()
+            .map(|(ip, o)| Allocation {
+                ip: *ip,
+                owner: o.clone(),
+                since: None,
+            })
+            .collect())
+    }
+
+    fn commit(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_format() {
+        let o = Owner::new("cid", "eth0");
+        assert_eq!(o.to_record(), "cid\r\neth0");
+        assert_eq!(Owner::from_record("cid\r\neth0"), o);
+        assert_eq!(Owner::from_record("cid\r\neth0\n"), o);
+        assert_eq!(Owner::from_record("cid"), Owner::new("cid", ""));
+        assert_eq!(Owner::from_record("cid\n"), Owner::new("cid", ""));
+        assert_eq!(Owner::from_record(""), Owner::new("", ""));
+        assert!(Owner::new("cid", "").matches(&o));
+        assert!(!Owner::new("cid2", "").matches(&o));
+        assert!(!Owner::new("cid", "eth1").matches(&o));
+    }
+
+    #[test]
+    fn owner_validation() {
+        for (cid, ifname) in [
+            ("", "eth0"),
+            ("a/b", "eth0"),
+            ("a@b", "eth0"),
+            ("..", "eth0"),
+            ("-x", "eth0"),
+            ("abc", ""),
+            ("abc", "a/b"),
+            ("abc", "a\nb"),
+            ("abc", "a b"),
+        ] {
+            let e = Owner::new(cid, ifname).validate().unwrap_err();
+            assert_eq!(
+                CniError::from(e).code,
+                code::INVALID_ENV,
+                "{cid:?} {ifname:?}"
+            );
+        }
+        assert!(Owner::new("a".repeat(300), "eth0").validate().is_err());
+        Owner::new("abc_1.2-3", "eth0@x").validate().unwrap();
+    }
+
+    #[test]
+    fn error_codes() {
+        let cases: [(StoreError, u32, &str); 4] = [
+            (
+                StoreError::LockTimeout {
+                    dir: "/d/net".into(),
+                    waited: Duration::from_millis(5),
+                },
+                11,
+                "/d/net",
+            ),
+            (
+                StoreError::io("open", "/d/net/10.0.0.2", io::Error::other("x")),
+                5,
+                "/d/net/10.0.0.2",
+            ),
+            (
+                StoreError::Unsafe {
+                    path: "/d/net/lock".into(),
+                    problem: "is a symlink".into(),
+                },
+                5,
+                "/d/net/lock",
+            ),
+            (
+                StoreError::Corrupt {
+                    path: "/d/net/owners".into(),
+                    problem: "x".into(),
+                },
+                999,
+                "/d/net/owners",
+            ),
+        ];
+        for (e, c, needle) in cases {
+            let e = CniError::from(e);
+            assert_eq!(e.code, c);
+            assert!(e.msg.contains(needle), "{}", e.msg);
+        }
+        let e = CniError::from(StoreError::LockTimeout {
+            dir: "/d".into(),
+            waited: Duration::ZERO,
+        });
+        assert!(e.msg.contains("try again later"));
+    }
+}

@@ -1,0 +1,1020 @@
+//! Root integration tests for netns, link, sysctl and announce.
+//!
+//! Every test moves its own thread into a fresh network namespace (the
+//! "host") with `unshare(CLONE_NEWNET)` and makes further namespaces for
+//! "containers" on helper threads, so nothing outside the test is touched and
+//! everything disappears with the last fd. Parents are veth pairs (the CI
+//! kernel has no dummy/vlan modules). Names all start with `mtl`.
+//!
+//! Not root: the tests fail, unless MACTRUNK_SKIP_ROOT_TESTS=1.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use ipnetwork::IpNetwork;
+use mactrunk::announce;
+use mactrunk::cni::{CniError, Route, code};
+use mactrunk::link::{
+    AddrFlags, LinkError, LinkInfo, MacvlanMode, MacvlanSpec, Netlink, VlanProtocol, ifa_flags,
+};
+use mactrunk::netns::{NetNs, NetnsError, run_in};
+use mactrunk::sysctl;
+use nix::sched::{CloneFlags, unshare};
+use tokio::runtime::Runtime;
+
+/// True when the test should run; panics when it cannot and skipping was not asked for.
+fn root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    if std::env::var("MACTRUNK_SKIP_ROOT_TESTS").as_deref() == Ok("1") {
+        eprintln!("skipped: not root and MACTRUNK_SKIP_ROOT_TESTS=1");
+        return false;
+    }
+    panic!("these tests need root (set MACTRUNK_SKIP_ROOT_TESTS=1 to skip them)");
+}
+
+fn rt() -> Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .expect("runtime")
+}
+
+/// Move the test thread into a new, empty netns and return it with a
+/// runtime and a connection there.
+fn host() -> (NetNs, Runtime, Netlink) {
+    unshare(CloneFlags::CLONE_NEWNET).expect("unshare");
+    let ns = NetNs::current().expect("current netns");
+    let rt = rt();
+    let nl = {
+        let _g = rt.enter();
+        Netlink::open().expect("open").with_label("host")
+    };
+    (ns, rt, nl)
+}
+
+/// A new netns kept alive by the returned handle only.
+fn new_netns() -> NetNs {
+    std::thread::spawn(|| {
+        unshare(CloneFlags::CLONE_NEWNET).expect("unshare");
+        NetNs::current().expect("current netns")
+    })
+    .join()
+    .expect("netns thread")
+}
+
+/// Run `f` with a runtime and a Netlink connection inside `ns`.
+fn in_ns<R: Send>(ns: &NetNs, f: impl FnOnce(&Runtime, &Netlink) -> R + Send) -> R {
+    run_in(ns, || {
+        let rt = rt();
+        let nl = {
+            let _g = rt.enter();
+            Netlink::open()
+                .expect("open in netns")
+                .with_label(format!("container netns {}", ns.path()))
+        };
+        f(&rt, &nl)
+    })
+    .expect("run_in")
+}
+
+/// A veth pair a <-> b, both up; returns (a, b).
+fn veth(rt: &Runtime, nl: &Netlink, a: &str, b: &str) -> (LinkInfo, LinkInfo) {
+    rt.block_on(async {
+        let (conn, handle, _) = rtnetlink::new_connection().expect("conn");
+        tokio::spawn(conn);
+        handle
+            .link()
+            .add(rtnetlink::LinkVeth::new(a, b).build())
+            .execute()
+            .await
+            .expect("create veth");
+        let la = nl.link_by_name(a).await.unwrap().expect("veth a");
+        let lb = nl.link_by_name(b).await.unwrap().expect("veth b");
+        nl.set_up(la.index).await.unwrap();
+        nl.set_up(lb.index).await.unwrap();
+        (la, lb)
+    })
+}
+
+fn spec<'a>(name: &'a str, parent: u32, netns: Option<&'a NetNs>) -> MacvlanSpec<'a> {
+    MacvlanSpec {
+        name,
+        parent,
+        mode: MacvlanMode::Bridge,
+        mtu: None,
+        mac: None,
+        bcqueuelen: None,
+        netns,
+    }
+}
+
+fn net(s: &str) -> IpNetwork {
+    s.parse().unwrap()
+}
+
+fn route(dst: &str) -> Route {
+    Route {
+        dst: net(dst),
+        gw: None,
+        mtu: None,
+        advmss: None,
+        priority: None,
+        table: None,
+        scope: None,
+    }
+}
+
+const MAC: [u8; 6] = [0x02, 0x6d, 0x74, 0x6c, 0x00, 0x01];
+
+#[test]
+fn netns_open_errors_and_run_in() {
+    if !root() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("mtl-root-{}", std::process::id()));
+    std::fs::write(&dir, b"not a netns").unwrap();
+    let r = NetNs::open(dir.to_str().unwrap());
+    std::fs::remove_file(&dir).ok();
+    assert!(matches!(r, Err(NetnsError::NotNetns { .. })), "{r:?}");
+    let e = NetNs::open("/run/netns/mtl-missing-xyz").unwrap_err();
+    assert!(matches!(e, NetnsError::NotExist(_)));
+    let c: CniError = e.into();
+    assert_eq!(c.code, code::INVALID_NETNS);
+    assert!(c.msg.contains("/run/netns/mtl-missing-xyz"));
+    let e = NetNs::open("/proc/self/ns/mnt").unwrap_err();
+    assert!(matches!(e, NetnsError::NotNetns { .. }), "{e}");
+
+    let target = new_netns();
+    let me = NetNs::current().unwrap();
+    assert!(!me.same_as(&target));
+    let (inside_target, inside_me) = run_in(&target, || {
+        let cur = NetNs::current().unwrap();
+        (cur.same_as(&target), cur.same_as(&me))
+    })
+    .unwrap();
+    assert!(inside_target);
+    assert!(!inside_me);
+    // The calling thread did not move.
+    assert!(NetNs::current().unwrap().same_as(&me));
+
+    // A path to a thread's netns opens as a netns and names the same one.
+    let path = run_in(&target, || {
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() };
+        let p = format!("/proc/{}/task/{tid}/ns/net", std::process::id());
+        let again = NetNs::open(&p).unwrap();
+        assert!(again.same_as(&target));
+        p
+    })
+    .unwrap();
+    assert!(path.starts_with("/proc/"));
+}
+
+#[test]
+fn macvlan_born_in_container_full_lifecycle() {
+    if !root() {
+        return;
+    }
+    let (_host_ns, rt, nl) = host();
+    let (parent, _peer) = veth(&rt, &nl, "mtlv0", "mtlv1");
+    let cont = new_netns();
+
+    // Create directly inside the container under a temporary name.
+    let mut s = spec("mtltmp0", parent.index, Some(&cont));
+    s.mtu = Some(1400);
+    s.mac = Some(MAC);
+    let t = Instant::now();
+    rt.block_on(nl.create_macvlan(&s)).expect("create macvlan");
+    eprintln!("create_macvlan in target netns: {:?}", t.elapsed());
+    // Not in the host.
+    assert_eq!(rt.block_on(nl.link_by_name("mtltmp0")).unwrap(), None);
+    // Same name again in the same container: Exists.
+    let e = rt.block_on(nl.create_macvlan(&s)).unwrap_err();
+    assert!(e.is_exists(), "{e}");
+    assert!(e.to_string().contains("mtltmp0"), "{e}");
+
+    in_ns(&cont, |rt, cnl| {
+        rt.block_on(async {
+            let l = cnl
+                .link_by_name("mtltmp0")
+                .await
+                .unwrap()
+                .expect("in container");
+            assert_eq!(l.kind.as_deref(), Some("macvlan"));
+            assert_eq!(l.macvlan_mode, Some(MacvlanMode::Bridge));
+            assert_eq!(l.mtu, 1400);
+            assert_eq!(l.mac, Some(MAC));
+            assert_eq!(l.parent_index, Some(parent.index));
+            assert!(l.parent_netnsid.is_some(), "parent is in another netns");
+            assert!(!l.up);
+
+            cnl.rename(l.index, "eth0").await.expect("rename");
+            assert_eq!(cnl.link_by_name("mtltmp0").await.unwrap(), None);
+            let l = cnl.link_by_name("eth0").await.unwrap().expect("renamed");
+            assert_eq!(
+                cnl.link_by_index(l.index).await.unwrap().unwrap().name,
+                "eth0"
+            );
+            cnl.set_up(l.index).await.unwrap();
+            assert!(cnl.link_by_index(l.index).await.unwrap().unwrap().up);
+
+            // Addresses.
+            let v4 = net("10.99.0.2/24");
+            let v6 = net("2001:db8:99::2/64");
+            cnl.add_address(l.index, v4, AddrFlags::default())
+                .await
+                .unwrap();
+            cnl.add_address(
+                l.index,
+                v6,
+                AddrFlags {
+                    nodad: true,
+                    optimistic: false,
+                },
+            )
+            .await
+            .unwrap();
+            let e = cnl
+                .add_address(l.index, v4, AddrFlags::default())
+                .await
+                .unwrap_err();
+            assert!(e.is_exists(), "{e}");
+            assert!(e.to_string().contains("eth0"), "{e}");
+            let addrs = cnl.addresses(l.index).await.unwrap();
+            assert!(addrs.iter().any(|(a, _)| *a == v4), "{addrs:?}");
+            let (_, f6) = addrs.iter().find(|(a, _)| *a == v6).expect("v6 address");
+            assert_ne!(f6 & ifa_flags::NODAD, 0);
+            cnl.wait_dad(l.index, Duration::from_secs(1)).await.unwrap();
+
+            // Routes: default via the range gateway (fallback), v6 default with
+            // explicit gw, and a route with every option.
+            cnl.add_route(
+                l.index,
+                &route("0.0.0.0/0"),
+                Some("10.99.0.1".parse().unwrap()),
+            )
+            .await
+            .unwrap();
+            let mut r6 = route("::/0");
+            r6.gw = Some("2001:db8:99::1".parse().unwrap());
+            cnl.add_route(l.index, &r6, Some("10.99.0.1".parse().unwrap()))
+                .await
+                .unwrap();
+            let mut rich = route("192.168.77.0/24");
+            rich.gw = Some("10.99.0.254".parse().unwrap());
+            rich.mtu = Some(1300);
+            rich.advmss = Some(1260);
+            rich.priority = Some(50);
+            rich.table = Some(1000);
+            cnl.add_route(l.index, &rich, None).await.unwrap();
+            let e = cnl
+                .add_route(
+                    l.index,
+                    &route("0.0.0.0/0"),
+                    Some("10.99.0.1".parse().unwrap()),
+                )
+                .await
+                .unwrap_err();
+            assert!(e.is_exists(), "{e}");
+            // Unreachable gateway: a kernel error naming the route and link.
+            let mut bad = route("172.16.0.0/12");
+            bad.gw = Some("192.0.2.1".parse().unwrap());
+            let e = cnl.add_route(l.index, &bad, None).await.unwrap_err();
+            let msg = e.to_string();
+            assert!(matches!(e, LinkError::Netlink { .. }), "{msg}");
+            assert!(
+                msg.contains("172.16.0.0/12") && msg.contains("eth0"),
+                "{msg}"
+            );
+            assert!(msg.contains("container netns"), "{msg}");
+            eprintln!("unreachable gateway error: {msg}");
+
+            let routes = cnl.routes(l.index).await.unwrap();
+            let find = |dst: &str| routes.iter().find(|r| r.dst == net(dst));
+            let d4 = find("0.0.0.0/0").expect("v4 default");
+            assert_eq!(d4.gw, Some("10.99.0.1".parse().unwrap()));
+            assert_eq!(d4.table, Some(254));
+            let d6 = find("::/0").expect("v6 default");
+            assert_eq!(d6.gw, Some("2001:db8:99::1".parse().unwrap()));
+            let rr = find("192.168.77.0/24").expect("rich route");
+            assert_eq!(rr.gw, rich.gw);
+            assert_eq!(rr.mtu, Some(1300));
+            assert_eq!(rr.advmss, Some(1260));
+            assert_eq!(rr.priority, Some(50));
+            assert_eq!(rr.table, Some(1000));
+            assert!(find("10.99.0.0/24").is_some(), "kernel prefix route listed");
+
+            let dl = cnl
+                .default_route_link()
+                .await
+                .unwrap()
+                .expect("default link");
+            assert_eq!(dl.name, "eth0");
+
+            // Delete, then NotFound.
+            cnl.delete(l.index).await.unwrap();
+            assert_eq!(cnl.link_by_index(l.index).await.unwrap(), None);
+            let e = cnl.delete(l.index).await.unwrap_err();
+            assert!(e.is_not_found(), "{e}");
+            assert_eq!(CniError::from(e).code, code::KERNEL);
+            assert_eq!(cnl.default_route_link().await.unwrap(), None);
+        })
+    });
+}
+
+#[test]
+fn rename_to_taken_name_is_exists() {
+    if !root() {
+        return;
+    }
+    let (_h, rt, nl) = host();
+    let (parent, peer) = veth(&rt, &nl, "mtlv0", "mtlv1");
+    rt.block_on(async {
+        nl.create_macvlan(&spec("mtlm0", parent.index, None))
+            .await
+            .unwrap();
+        let m = nl.link_by_name("mtlm0").await.unwrap().unwrap();
+        let e = nl.rename(m.index, &peer.name).await.unwrap_err();
+        assert!(e.is_exists(), "{e}");
+        assert!(e.to_string().contains("mtlv1"), "{e}");
+        let e = nl
+            .rename(m.index, "this-name-is-too-long")
+            .await
+            .unwrap_err();
+        assert!(matches!(e, LinkError::Invalid(_)), "{e}");
+        let e = nl.rename(999_999, "mtlx").await.unwrap_err();
+        assert!(e.is_not_found(), "{e}");
+    });
+}
+
+#[test]
+fn every_macvlan_mode_reads_back() {
+    if !root() {
+        return;
+    }
+    let (_h, rt, nl) = host();
+    let (parent, _) = veth(&rt, &nl, "mtlv0", "mtlv1");
+    rt.block_on(async {
+        for (i, mode) in MacvlanMode::ALL.into_iter().enumerate() {
+            let name = format!("mtlm{i}");
+            let mut s = spec(&name, parent.index, None);
+            s.mode = mode;
+            s.bcqueuelen = Some(100);
+            nl.create_macvlan(&s)
+                .await
+                .unwrap_or_else(|e| panic!("{mode}: {e}"));
+            let l = nl.link_by_name(&name).await.unwrap().unwrap();
+            assert_eq!(l.macvlan_mode, Some(mode));
+            assert_eq!(l.parent_index, Some(parent.index));
+            assert_eq!(l.parent_netnsid, None);
+            nl.delete(l.index).await.unwrap();
+        }
+    });
+}
+
+#[test]
+fn create_errors_name_things() {
+    if !root() {
+        return;
+    }
+    let (_h, rt, nl) = host();
+    let (parent, _) = veth(&rt, &nl, "mtlv0", "mtlv1");
+    let cont = new_netns();
+    rt.block_on(async {
+        let e = nl
+            .create_macvlan(&spec("mtlm0", 999_999, Some(&cont)))
+            .await
+            .unwrap_err();
+        assert!(e.is_not_found(), "{e}");
+        assert!(e.to_string().contains("999999"), "{e}");
+        let e = nl
+            .create_macvlan(&spec("a/b", parent.index, Some(&cont)))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, LinkError::Invalid(_)), "{e}");
+        // MTU above the parent's: the kernel refuses (EINVAL), message names
+        // the link, the parent and the container.
+        let mut s = spec("mtlm0", parent.index, Some(&cont));
+        s.mtu = Some(65535 + 1);
+        let e = nl.create_macvlan(&s).await.unwrap_err();
+        let msg = e.to_string();
+        eprintln!("mtu error: {msg}");
+        assert!(matches!(e, LinkError::Netlink { .. }), "{msg}");
+        assert!(msg.contains("mtlm0") && msg.contains("mtlv0"), "{msg}");
+        assert!(msg.contains(cont.path()), "{msg}");
+        // Multicast MAC refused.
+        let mut s = spec("mtlm0", parent.index, Some(&cont));
+        s.mac = Some([0x01, 0, 0x5e, 0, 0, 1]);
+        assert!(nl.create_macvlan(&s).await.is_err());
+    });
+}
+
+#[test]
+fn default_route_link_on_host() {
+    if !root() {
+        return;
+    }
+    let (_h, rt, nl) = host();
+    let (a, b) = veth(&rt, &nl, "mtlv0", "mtlv1");
+    rt.block_on(async {
+        assert_eq!(nl.default_route_link().await.unwrap(), None);
+        // Only an IPv6 default route: found as fallback.
+        nl.add_address(
+            b.index,
+            net("2001:db8:7::2/64"),
+            AddrFlags {
+                nodad: true,
+                optimistic: false,
+            },
+        )
+        .await
+        .unwrap();
+        let mut r6 = route("::/0");
+        r6.gw = Some("2001:db8:7::1".parse().unwrap());
+        nl.add_route(b.index, &r6, None).await.unwrap();
+        assert_eq!(
+            nl.default_route_link().await.unwrap().unwrap().name,
+            "mtlv1"
+        );
+        // An IPv4 default wins over IPv6.
+        nl.add_address(a.index, net("10.7.0.2/24"), AddrFlags::default())
+            .await
+            .unwrap();
+        nl.add_route(
+            a.index,
+            &route("0.0.0.0/0"),
+            Some("10.7.0.1".parse().unwrap()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            nl.default_route_link().await.unwrap().unwrap().name,
+            "mtlv0"
+        );
+        // A default route in another table does not count.
+        let mut other = route("0.0.0.0/0");
+        other.table = Some(100);
+        other.gw = Some("10.7.0.1".parse().unwrap());
+        nl.add_route(b.index, &other, None).await.unwrap_err(); // gw not on mtlv1
+        nl.add_route(a.index, &other, None).await.unwrap();
+        assert_eq!(
+            nl.default_route_link().await.unwrap().unwrap().name,
+            "mtlv0"
+        );
+    });
+}
+
+#[test]
+fn dad_wait_success_failure_and_timeout() {
+    if !root() {
+        return;
+    }
+    let (_h, rt, nl) = host();
+    let (parent, _) = veth(&rt, &nl, "mtlv0", "mtlv1");
+    let a = new_netns();
+    let b = new_netns();
+    rt.block_on(async {
+        let mut sa = spec("mtla", parent.index, Some(&a));
+        sa.mac = Some([2, 0, 0, 0, 0, 0xa]);
+        nl.create_macvlan(&sa).await.unwrap();
+        let mut sb = spec("mtlb", parent.index, Some(&b));
+        sb.mac = Some([2, 0, 0, 0, 0, 0xb]);
+        nl.create_macvlan(&sb).await.unwrap();
+    });
+    let dup = net("2001:db8:5::5/64");
+    // A holds the address (no DAD), up.
+    in_ns(&a, |rt, cnl| {
+        rt.block_on(async {
+            let l = cnl.link_by_name("mtla").await.unwrap().unwrap();
+            cnl.set_up(l.index).await.unwrap();
+            cnl.add_address(
+                l.index,
+                dup,
+                AddrFlags {
+                    nodad: true,
+                    optimistic: false,
+                },
+            )
+            .await
+            .unwrap();
+        })
+    });
+    in_ns(&b, |rt, cnl| {
+        rt.block_on(async {
+            let l = cnl.link_by_name("mtlb").await.unwrap().unwrap();
+            // Down link: DAD cannot run, the address stays tentative -> timeout.
+            cnl.add_address(l.index, net("2001:db8:6::6/64"), AddrFlags::default())
+                .await
+                .unwrap();
+            let e = cnl
+                .wait_dad(l.index, Duration::from_millis(150))
+                .await
+                .unwrap_err();
+            assert!(matches!(e, LinkError::Timeout(_)), "{e}");
+            assert!(e.to_string().contains("2001:db8:6::6"), "{e}");
+            cnl.set_up(l.index).await.unwrap();
+            // A unique address passes DAD.
+            let t = Instant::now();
+            cnl.wait_dad(l.index, Duration::from_secs(10))
+                .await
+                .unwrap();
+            eprintln!("DAD took {:?}", t.elapsed());
+            let addrs = cnl.addresses(l.index).await.unwrap();
+            let (_, f) = addrs
+                .iter()
+                .find(|(a, _)| *a == net("2001:db8:6::6/64"))
+                .unwrap();
+            assert_eq!(f & ifa_flags::TENTATIVE, 0, "{f:#x}");
+            // The duplicate fails.
+            cnl.add_address(l.index, dup, AddrFlags::default())
+                .await
+                .unwrap();
+            let e = cnl
+                .wait_dad(l.index, Duration::from_secs(10))
+                .await
+                .unwrap_err();
+            match &e {
+                LinkError::DadFailed { addr, link } => {
+                    assert_eq!(*addr, dup);
+                    assert!(link.contains("mtlb"), "{link}");
+                }
+                other => panic!("expected DadFailed, got {other}"),
+            }
+            assert!(e.to_string().contains("2001:db8:5::5"), "{e}");
+            // IFA_F_OPTIMISTIC is dropped by the kernel unless optimistic_dad
+            // is enabled on the interface first.
+            cnl.add_address(
+                l.index,
+                net("2001:db8:9::9/64"),
+                AddrFlags {
+                    nodad: false,
+                    optimistic: true,
+                },
+            )
+            .await
+            .unwrap();
+            let addrs = cnl.addresses(l.index).await.unwrap();
+            let (_, f) = addrs
+                .iter()
+                .find(|(a, _)| *a == net("2001:db8:9::9/64"))
+                .unwrap();
+            assert_eq!(f & ifa_flags::OPTIMISTIC, 0, "{f:#x}");
+            sysctl::write_if_different(&sysctl::net_conf_path(true, "mtlb", "optimistic_dad"), "1")
+                .unwrap();
+            cnl.add_address(
+                l.index,
+                net("2001:db8:8::8/64"),
+                AddrFlags {
+                    nodad: false,
+                    optimistic: true,
+                },
+            )
+            .await
+            .unwrap();
+            let addrs = cnl.addresses(l.index).await.unwrap();
+            let (_, f) = addrs
+                .iter()
+                .find(|(a, _)| *a == net("2001:db8:8::8/64"))
+                .unwrap();
+            assert_ne!(f & ifa_flags::OPTIMISTIC, 0, "{f:#x}");
+            assert_ne!(f & ifa_flags::TENTATIVE, 0, "{f:#x}");
+        })
+    });
+}
+
+/// An AF_PACKET socket bound to `ifindex` in the calling thread's netns,
+/// receiving `proto` frames, with a receive timeout.
+fn packet_listener(ifindex: u32, proto: u16) -> OwnedFd {
+    // SAFETY: plain syscalls on values we own; results checked.
+    unsafe {
+        let fd = libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            i32::from(proto.to_be()),
+        );
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let fd = OwnedFd::from_raw_fd(fd);
+        let mut sa: libc::sockaddr_ll = std::mem::zeroed();
+        sa.sll_family = libc::AF_PACKET as u16;
+        sa.sll_protocol = proto.to_be();
+        sa.sll_ifindex = ifindex as i32;
+        let r = libc::bind(
+            fd.as_raw_fd(),
+            (&sa as *const libc::sockaddr_ll).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as u32,
+        );
+        assert_eq!(r, 0, "bind: {}", std::io::Error::last_os_error());
+        let tv = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 200_000,
+        };
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as u32,
+        );
+        fd
+    }
+}
+
+/// Receive frames until `pred` matches one or `within` elapses.
+fn wait_frame(fd: &OwnedFd, within: Duration, pred: impl Fn(&[u8]) -> bool) -> Option<Vec<u8>> {
+    let end = Instant::now() + within;
+    let mut buf = [0u8; 2048];
+    while Instant::now() < end {
+        // SAFETY: buf is valid for its length.
+        let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if n > 0 && pred(&buf[..n as usize]) {
+            return Some(buf[..n as usize].to_vec());
+        }
+    }
+    None
+}
+
+#[test]
+fn gratuitous_arp_and_na_reach_the_wire() {
+    if !root() {
+        return;
+    }
+    let (_h, rt, nl) = host();
+    let (parent, peer) = veth(&rt, &nl, "mtlv0", "mtlv1");
+    let cont = new_netns();
+    let mut s = spec("mtltmp0", parent.index, Some(&cont));
+    s.mac = Some(MAC);
+    rt.block_on(nl.create_macvlan(&s)).unwrap();
+    // Listen on the far end of the parent's veth, in the host netns.
+    let arp_rx = packet_listener(peer.index, announce::ETH_P_ARP);
+    let v6_rx = packet_listener(peer.index, announce::ETH_P_IPV6);
+
+    let ip4 = Ipv4Addr::new(10, 42, 0, 7);
+    let ip6: Ipv6Addr = "2001:db8:42::7".parse().unwrap();
+    in_ns(&cont, |rt, cnl| {
+        let l = rt.block_on(async {
+            let l = cnl.link_by_name("mtltmp0").await.unwrap().unwrap();
+            cnl.rename(l.index, "eth0").await.unwrap();
+            cnl.set_up(l.index).await.unwrap();
+            l
+        });
+        // Down / missing interface: an error, not a panic.
+        assert!(announce::send_gratuitous_arp(999_999, MAC, ip4).is_err());
+        let a = announce::Announcer::open().expect("packet socket");
+        a.gratuitous_arp(l.index, MAC, ip4).expect("send GARP");
+        a.unsolicited_na(l.index, MAC, ip6, true).expect("send NA");
+        // The one-shot helpers work too.
+        announce::send_gratuitous_arp(l.index, MAC, ip4).expect("send GARP");
+        announce::send_unsolicited_na(l.index, MAC, ip6).expect("send NA");
+    });
+
+    let want = announce::garp_frame(MAC, ip4);
+    let got = wait_frame(&arp_rx, Duration::from_secs(3), |f| {
+        f.get(6..12) == Some(&MAC[..])
+    })
+    .expect("GARP seen on the peer");
+    assert_eq!(&got[..want.len()], &want[..]);
+
+    let want = announce::na_frame(MAC, ip6, true);
+    let got = wait_frame(&v6_rx, Duration::from_secs(3), |f| {
+        f.len() >= announce::NA_LEN && f[6..12] == MAC && f[54] == 136
+    })
+    .expect("NA seen on the peer");
+    assert_eq!(&got[..], &want[..]);
+}
+
+#[test]
+fn garp_updates_neighbour_with_arp_accept() {
+    if !root() {
+        return;
+    }
+    // Peer netns holds the other veth end with an address in the subnet and
+    // arp_accept=1: a gratuitous ARP creates a neighbour entry there.
+    let (_h, rt, nl) = host();
+    let (parent, peer) = veth(&rt, &nl, "mtlv0", "mtlv1");
+    let peer_ns = new_netns();
+    let cont = new_netns();
+    rt.block_on(async {
+        let (conn, handle, _) = rtnetlink::new_connection().unwrap();
+        tokio::spawn(conn);
+        handle
+            .link()
+            .set(
+                rtnetlink::LinkUnspec::new_with_index(peer.index)
+                    .setns_by_fd(peer_ns.as_fd().as_raw_fd())
+                    .build(),
+            )
+            .execute()
+            .await
+            .unwrap();
+        let mut s = spec("mtltmp0", parent.index, Some(&cont));
+        s.mac = Some(MAC);
+        nl.create_macvlan(&s).await.unwrap();
+    });
+    in_ns(&peer_ns, |rt, pnl| {
+        let p = rt.block_on(pnl.link_by_name("mtlv1")).unwrap().unwrap();
+        assert!(
+            sysctl::write_if_different(&sysctl::net_conf_path(false, "mtlv1", "arp_accept"), "1")
+                .unwrap()
+        );
+        rt.block_on(async {
+            pnl.add_address(p.index, net("10.43.0.1/24"), AddrFlags::default())
+                .await
+                .unwrap();
+            pnl.set_up(p.index).await.unwrap();
+        });
+    });
+    let ip4 = Ipv4Addr::new(10, 43, 0, 9);
+    in_ns(&cont, |rt, cnl| {
+        let l = rt
+            .block_on(async {
+                let l = cnl.link_by_name("mtltmp0").await?.expect("link");
+                cnl.set_up(l.index).await?;
+                Ok::<_, LinkError>(l)
+            })
+            .unwrap();
+        announce::send_gratuitous_arp(l.index, MAC, ip4).unwrap();
+    });
+    // Read the neighbour table of the peer with `ip neigh` run inside it.
+    let found = run_in(&peer_ns, || {
+        let end = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < end {
+            let out = std::process::Command::new("ip")
+                .args(["neigh", "show", "dev", "mtlv1"])
+                .output()
+                .expect("ip neigh");
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            if text.contains("10.43.0.9") && text.contains("02:6d:74:6c:00:01") {
+                return Some(text);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    })
+    .unwrap();
+    assert!(found.is_some(), "no neighbour entry for the GARP");
+}
+
+#[test]
+fn sysctl_is_per_netns() {
+    if !root() {
+        return;
+    }
+    let (_h, rt, nl) = host();
+    let (parent, _) = veth(&rt, &nl, "mtlv0", "mtlv1");
+    let cont = new_netns();
+    rt.block_on(nl.create_macvlan(&spec("mtlm0", parent.index, Some(&cont))))
+        .unwrap();
+    let host_path = sysctl::net_conf_path(false, "mtlv0", "arp_notify");
+    let host_before = sysctl::read(&host_path).unwrap().unwrap();
+    run_in(&cont, || {
+        // Visible only inside the container netns.
+        assert!(sysctl::read(&host_path).unwrap().is_none());
+        let p = sysctl::net_conf_path(false, "mtlm0", "arp_notify");
+        let cur = sysctl::read(&p).unwrap().unwrap();
+        let want = if cur == "1" { "0" } else { "1" };
+        assert!(sysctl::write_if_different(&p, want).unwrap());
+        assert!(!sysctl::write_if_different(&p, want).unwrap());
+        assert_eq!(sysctl::read(&p).unwrap().as_deref(), Some(want));
+        let p6 = sysctl::net_conf_path(true, "mtlm0", "accept_dad");
+        assert!(sysctl::read(&p6).unwrap().is_some());
+        assert!(
+            !sysctl::write_if_different(&sysctl::net_conf_path(true, "mtlnone", "x"), "1").unwrap()
+        );
+    })
+    .unwrap();
+    assert_eq!(sysctl::read(&host_path).unwrap().unwrap(), host_before);
+}
+
+#[test]
+fn vlan_create_or_clean_error() {
+    if !root() {
+        return;
+    }
+    let (_h, rt, nl) = host();
+    let (parent, _) = veth(&rt, &nl, "mtlv0", "mtlv1");
+    rt.block_on(async {
+        let e = nl
+            .create_vlan("mtlv0.5000", parent.index, 5000, VlanProtocol::Dot1Q)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, LinkError::Invalid(_)), "{e}");
+        match nl
+            .create_vlan("mtlv0.50", parent.index, 50, VlanProtocol::Dot1Q)
+            .await
+        {
+            Ok(()) => {
+                let l = nl.link_by_name("mtlv0.50").await.unwrap().unwrap();
+                assert_eq!(l.kind.as_deref(), Some("vlan"));
+                assert_eq!(l.vlan_id, Some(50));
+                assert_eq!(l.vlan_protocol, Some(VlanProtocol::Dot1Q));
+                assert_eq!(l.parent_index, Some(parent.index));
+                let e = nl
+                    .create_vlan("mtlv0.50", parent.index, 50, VlanProtocol::Dot1Q)
+                    .await
+                    .unwrap_err();
+                assert!(e.is_exists(), "{e}");
+                nl.create_vlan("mtlv0.51", parent.index, 51, VlanProtocol::Dot1Ad)
+                    .await
+                    .unwrap();
+                let l = nl.link_by_name("mtlv0.51").await.unwrap().unwrap();
+                assert_eq!(l.vlan_protocol, Some(VlanProtocol::Dot1Ad));
+                // A macvlan on top of the VLAN.
+                nl.create_macvlan(&spec("mtlm0", l.index, None))
+                    .await
+                    .unwrap();
+            }
+            Err(e) => {
+                // Kernel without 8021q (this CI host): a clean kernel error.
+                eprintln!("VLAN not supported here: {e}");
+                assert_eq!(e.errno(), Some(libc::EOPNOTSUPP), "{e}");
+                assert!(e.to_string().contains("mtlv0.50"), "{e}");
+            }
+        }
+    });
+}
+
+#[test]
+fn ip_tool_agrees_with_link_info() {
+    if !root() {
+        return;
+    }
+    let (_h, rt, nl) = host();
+    let (parent, _) = veth(&rt, &nl, "mtlv0", "mtlv1");
+    let mut s = spec("mtlm0", parent.index, None);
+    s.mode = MacvlanMode::Vepa;
+    s.mtu = Some(1280);
+    s.mac = Some(MAC);
+    rt.block_on(nl.create_macvlan(&s)).unwrap();
+    // `ip` runs in this thread's netns (a child inherits the forking thread's).
+    let out = std::process::Command::new("ip")
+        .args(["-d", "link", "show", "mtlm0"])
+        .output()
+        .expect("ip");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("macvlan mode vepa"), "{text}");
+    assert!(text.contains("mtu 1280"), "{text}");
+    assert!(text.contains("02:6d:74:6c:00:01"), "{text}");
+    assert!(text.contains("mtlm0@mtlv0"), "{text}");
+}
+
+#[test]
+fn netlink_opened_in_run_in_on_main_runtime_stays_in_container() {
+    if !root() {
+        return;
+    }
+    // The other supported pattern: open the container's socket inside run_in
+    // under the main runtime's Handle::enter() guard; the driver runs on the
+    // main runtime and the socket keeps the container netns.
+    let (_h, rt, nl) = host();
+    let (parent, _) = veth(&rt, &nl, "mtlv0", "mtlv1");
+    let cont = new_netns();
+    rt.block_on(nl.create_macvlan(&spec("mtlm0", parent.index, Some(&cont))))
+        .unwrap();
+    let main = rt.handle().clone();
+    let cnl = run_in(&cont, || {
+        let _g = main.enter();
+        Netlink::open().map(|n| n.with_label("container"))
+    })
+    .unwrap()
+    .unwrap();
+    rt.block_on(async {
+        let l = cnl
+            .link_by_name("mtlm0")
+            .await
+            .unwrap()
+            .expect("seen from container");
+        assert_eq!(nl.link_by_name("mtlm0").await.unwrap(), None);
+        cnl.rename(l.index, "eth0").await.unwrap();
+        cnl.set_up(l.index).await.unwrap();
+        cnl.add_address(l.index, net("10.1.0.2/24"), AddrFlags::default())
+            .await
+            .unwrap();
+        let addrs = cnl.addresses(l.index).await.unwrap();
+        assert!(
+            addrs.iter().any(|(a, _)| *a == net("10.1.0.2/24")),
+            "{addrs:?}"
+        );
+        cnl.delete(l.index).await.unwrap();
+    });
+}
+
+#[test]
+fn large_address_dump_is_complete() {
+    if !root() {
+        return;
+    }
+    let (_h, rt, nl) = host();
+    let (a, _) = veth(&rt, &nl, "mtlv0", "mtlv1");
+    rt.block_on(async {
+        for i in 0..1200u32 {
+            let ip = Ipv4Addr::from(0x0a80_0000 + i);
+            nl.add_address(
+                a.index,
+                IpNetwork::new(IpAddr::V4(ip), 32).unwrap(),
+                AddrFlags::default(),
+            )
+            .await
+            .unwrap();
+        }
+        let addrs = nl.addresses(a.index).await.unwrap();
+        let v4 = addrs.iter().filter(|(n, _)| n.is_ipv4()).count();
+        assert_eq!(v4, 1200);
+        let routes = nl.routes(a.index).await.unwrap();
+        assert!(routes.is_empty() || routes.iter().all(|r| r.table != Some(255)));
+    });
+}
+
+#[test]
+fn name_taken_on_host_is_free_in_target_netns() {
+    if !root() {
+        return;
+    }
+    // IFLA_NET_NS_FD creates the link directly in the target namespace, so a
+    // name used on the host (even the parent's own) does not collide: the
+    // final CNI_IFNAME can be used without a temporary name and rename.
+    let (_h, rt, nl) = host();
+    let (parent, _) = veth(&rt, &nl, "mtlv0", "mtlv1");
+    let cont = new_netns();
+    rt.block_on(nl.create_macvlan(&spec("mtlv0", parent.index, Some(&cont))))
+        .expect("same name as the host parent");
+    rt.block_on(nl.create_macvlan(&spec("mtlv1", parent.index, Some(&cont))))
+        .expect("same name as another host link");
+    let names = in_ns(&cont, |rt, cnl| {
+        rt.block_on(async {
+            let a = cnl.link_by_name("mtlv0").await.unwrap().unwrap();
+            let b = cnl.link_by_name("mtlv1").await.unwrap().unwrap();
+            (a.kind, b.kind)
+        })
+    });
+    assert_eq!(names.0.as_deref(), Some("macvlan"));
+    assert_eq!(names.1.as_deref(), Some("macvlan"));
+}
+
+#[test]
+fn kernel_announces_with_arp_notify_and_ndisc_notify() {
+    if !root() {
+        return;
+    }
+    // The cheap alternative to announce::send_*: an AF_PACKET socket costs an
+    // RCU grace period (~10-20 ms) when closed, the kernel's own announcements
+    // cost nothing. arp_notify=1 before the link goes up makes the kernel send
+    // a gratuitous ARP for every IPv4 address on NETDEV_UP; ndisc_notify=1
+    // sends an unsolicited NA when an IPv6 address finishes DAD.
+    let (_h, rt, nl) = host();
+    let (parent, peer) = veth(&rt, &nl, "mtlv0", "mtlv1");
+    let cont = new_netns();
+    let mut s = spec("eth0", parent.index, Some(&cont));
+    s.mac = Some(MAC);
+    rt.block_on(nl.create_macvlan(&s)).unwrap();
+    let arp_rx = packet_listener(peer.index, announce::ETH_P_ARP);
+    let v6_rx = packet_listener(peer.index, announce::ETH_P_IPV6);
+    let ip4 = Ipv4Addr::new(10, 44, 0, 5);
+    let ip6: Ipv6Addr = "2001:db8:44::5".parse().unwrap();
+    in_ns(&cont, |rt, cnl| {
+        assert!(
+            sysctl::write_if_different(&sysctl::net_conf_path(false, "eth0", "arp_notify"), "1")
+                .unwrap()
+        );
+        assert!(
+            sysctl::write_if_different(&sysctl::net_conf_path(true, "eth0", "ndisc_notify"), "1")
+                .unwrap()
+        );
+        rt.block_on(async {
+            let l = cnl.link_by_name("eth0").await.unwrap().unwrap();
+            cnl.add_address(
+                l.index,
+                IpNetwork::new(ip4.into(), 24).unwrap(),
+                AddrFlags::default(),
+            )
+            .await
+            .unwrap();
+            cnl.add_address(
+                l.index,
+                IpNetwork::new(ip6.into(), 64).unwrap(),
+                AddrFlags {
+                    nodad: true,
+                    optimistic: false,
+                },
+            )
+            .await
+            .unwrap();
+            cnl.set_up(l.index).await.unwrap();
+        });
+    });
+    let got = wait_frame(&arp_rx, Duration::from_secs(3), |f| {
+        f.get(6..12) == Some(&MAC[..]) && f.get(28..32) == Some(&ip4.octets()[..])
+    })
+    .expect("kernel GARP on link up");
+    assert_eq!(&got[20..22], &[0, 1], "ARP request");
+    assert_eq!(&got[38..42], &ip4.octets()[..], "target IP = sender IP");
+    let na = wait_frame(&v6_rx, Duration::from_secs(3), |f| {
+        f.len() >= 78 && f[6..12] == MAC && f[54] == 136 && f[62..78] == ip6.octets()
+    });
+    eprintln!("kernel unsolicited NA with ndisc_notify: {}", na.is_some());
+    assert!(na.is_some(), "kernel NA for a nodad address");
+}
