@@ -1,0 +1,95 @@
+#!/bin/bash
+# test.sh: run every test of mactrunk. Needs root (the netns tests create network namespaces).
+#
+#   ./test.sh [-j N] [CASE...]
+#
+# Steps, in order (a failing step does not stop the later ones):
+#   1. cargo fmt --check
+#   2. cargo clippy --all-targets -- -D warnings
+#   3. cargo test --release                 (unit tests + root integration tests)
+#   4. cargo build --release, then netns-tests/run.sh --bin-dir target/release [-j N] [CASE...]
+#   5. VLAN suite in ../shared/tools/vmtest (hook below; runs once netns-tests/vlan/run.sh exists)
+#
+# The last line is "N passed, M failed": fmt and clippy count one each, plus every test
+# cargo test ran, plus every netns case (and VLAN case). Exit status 1 if M > 0.
+# CASE selects netns cases only (steps 1-3 still run); -j N runs N netns cases at once
+# (default: $MACTRUNK_TEST_JOBS or 2).
+set -uo pipefail
+cd "$(dirname "$0")"
+
+jobs=${MACTRUNK_TEST_JOBS:-2}
+cases=()
+while (($#)); do
+    case $1 in
+        -j) jobs=${2:?-j needs a number}; shift ;;
+        -j*) jobs=${1#-j} ;;
+        -h | --help) sed -n '2,/^set -uo/{/^set -uo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
+        *) cases+=("$1") ;;
+    esac
+    shift
+done
+
+passed=0
+failed=0
+summary=()
+log=$(mktemp /tmp/mactrunk-test.XXXXXX)
+trap 'rm -f "$log"' EXIT
+
+step() { printf '\n=== %s\n' "$*"; }
+record() { # record NAME PASSED FAILED
+    passed=$((passed + $2))
+    failed=$((failed + $3))
+    summary+=("$(printf '%-34s %4d passed, %d failed' "$1" "$2" "$3")")
+}
+# the "N passed, M failed" line a runner ended with (last one in the log)
+runner_counts() { grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n1 | awk '{print $1, $3}'; }
+
+# ---------------------------------------------------------------- 1. fmt
+step "cargo fmt --check"
+if cargo fmt --check; then record "cargo fmt --check" 1 0; else record "cargo fmt --check" 0 1; fi
+
+# ---------------------------------------------------------------- 2. clippy
+step "cargo clippy --all-targets -- -D warnings"
+if cargo clippy --all-targets -- -D warnings; then record "cargo clippy" 1 0; else record "cargo clippy" 0 1; fi
+
+# ---------------------------------------------------------------- 3. cargo test
+step "cargo test --release"
+cargo test --release 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+read -r p f < <(awk '/^test result:/ {for (i = 1; i <= NF; i++) {if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i}} END {print p + 0, f + 0}' "$log")
+if ((rc != 0 && f == 0)); then
+    f=1 # did not build, or a test binary crashed
+fi
+record "cargo test --release" "$p" "$f"
+
+# ---------------------------------------------------------------- 4. netns tests
+step "netns-tests/run.sh --bin-dir target/release -j $jobs ${cases[*]}"
+if cargo build --release; then
+    netns-tests/run.sh --bin-dir target/release -j "$jobs" "${cases[@]}" 2>&1 | tee "$log"
+    read -r p f < <(runner_counts)
+    record "netns-tests" "${p:-0}" "${f:-1}"
+else
+    record "netns-tests (release build failed)" 0 1
+fi
+
+# ---------------------------------------------------------------- 5. VLAN suite (hook)
+# >>> VLAN SUITE HOOK (issue 3) >>>
+# The host kernel has no 802.1Q, so the VLAN cases run inside ../shared/tools/vmtest. When
+# netns-tests/vlan/run.sh exists it is called here as
+#     netns-tests/vlan/run.sh --bin-dir target/release
+# (it boots the VM itself, runs many cases in one boot) and must end with its own
+# "N passed, M failed" line, which is added to the totals.
+if [[ -x netns-tests/vlan/run.sh ]]; then
+    step "netns-tests/vlan/run.sh --bin-dir target/release"
+    netns-tests/vlan/run.sh --bin-dir target/release 2>&1 | tee "$log"
+    read -r p f < <(runner_counts)
+    record "VLAN suite (vmtest)" "${p:-0}" "${f:-1}"
+else
+    step "VLAN suite: not there yet (netns-tests/vlan/run.sh), skipped"
+fi
+# <<< VLAN SUITE HOOK <<<
+
+step "summary"
+printf '%s\n' "${summary[@]}"
+echo "$passed passed, $failed failed"
+((failed == 0))
