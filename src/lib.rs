@@ -2,7 +2,6 @@
 //! through macvlan, with a crash-safe host-local IPAM.
 
 pub mod admin;
-pub mod announce;
 pub mod cni;
 pub mod config;
 pub mod delegate;

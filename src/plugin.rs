@@ -17,7 +17,7 @@ use crate::log::Level;
 use crate::netns::{self, NetNs, NetnsError};
 use crate::skel::{Plugin, Request};
 use crate::store::Owner;
-use crate::{announce, delegate, log_at, sysctl};
+use crate::{delegate, log_at, sysctl};
 
 /// How long ADD waits for IPv6 DAD with `ipv6Dad: "wait"`.
 const DAD_TIMEOUT: Duration = Duration::from_secs(5);
@@ -193,18 +193,6 @@ fn open_netlink_in(rt: &tokio::runtime::Runtime, ns: &NetNs) -> Result<Netlink, 
     Ok(nl)
 }
 
-/// The deterministic temporary name a new link is born with in the container:
-/// DEL can find and remove it even when ADD was killed before the rename.
-pub fn temp_link_name(container_id: &str, ifname: &str) -> String {
-    // FNV-1a: stable across releases, unlike std's hasher.
-    let mut h: u32 = 0x811c_9dc5;
-    for b in container_id.bytes().chain([0]).chain(ifname.bytes()) {
-        h ^= u32::from(b);
-        h = h.wrapping_mul(0x0100_0193);
-    }
-    format!("mt{h:08x}")
-}
-
 /// The link the macvlan attaches to, looked up in the namespace `nl` is bound to.
 async fn resolve_master(
     nl: &Netlink,
@@ -266,10 +254,33 @@ fn ipam_del(req: &Request) -> Result<(), CniError> {
     }
 }
 
+/// The spec says ADD must fail when CNI_IFNAME exists in the container.
+fn ifname_taken(req: &Request) -> CniError {
+    CniError::new(
+        code::INVALID_ENV,
+        format!(
+            "CNI_IFNAME: interface {:?} already exists in {}",
+            req.args.ifname, req.args.netns
+        ),
+    )
+}
+
 /// What the container side of ADD produced.
 struct Attached {
     mac: String,
     mtu: u32,
+}
+
+/// The handles ADD works with once the pre-flight checks passed.
+struct Attachment<'a> {
+    req: &'a Request,
+    conf: &'a PluginConfig,
+    rt: &'a tokio::runtime::Runtime,
+    netns: &'a NetNs,
+    container: &'a Netlink,
+    /// The connection of the namespace the master lives in.
+    master_nl: &'a Netlink,
+    master: LinkInfo,
 }
 
 fn add(req: &Request, conf: &PluginConfig) -> Result<CniOutput, CniError> {
@@ -282,174 +293,140 @@ fn add(req: &Request, conf: &PluginConfig) -> Result<CniOutput, CniError> {
 
     // Everything that can fail without side effects comes first.
     let (master, master_nl) = if conf.link_in_container {
+        let where_ = "container network namespace";
         (
-            rt.block_on(resolve_master(
-                &container,
-                conf,
-                "container network namespace",
-            ))?,
+            rt.block_on(resolve_master(&container, conf, where_))?,
             &container,
         )
     } else {
-        (
-            rt.block_on(resolve_master(&host, conf, "host network namespace"))?,
-            &host,
-        )
+        let where_ = "host network namespace";
+        (rt.block_on(resolve_master(&host, conf, where_))?, &host)
     };
     if let Some(mtu) = conf.mtu
         && mtu > master.mtu
     {
-        {
-            return Err(CniError::config(
-                "mtu",
-                format!(
-                    "{mtu} is larger than the MTU {} of master {:?}",
-                    master.mtu, master.name
-                ),
-            ));
-        }
-    }
-    if rt.block_on(container.link_by_name(ifname))?.is_some() {
-        return Err(CniError::new(
-            code::INVALID_ENV,
+        return Err(CniError::config(
+            "mtu",
             format!(
-                "CNI_IFNAME: interface {ifname:?} already exists in {}",
-                req.args.netns
+                "{mtu} is larger than the MTU {} of master {:?}",
+                master.mtu, master.name
             ),
         ));
     }
+    if rt.block_on(container.link_by_name(ifname))?.is_some() {
+        return Err(ifname_taken(req));
+    }
 
     let ipam_out = ipam_add(req, conf)?;
-    let attached = attach(
-        req, conf, &rt, &netns, &container, master_nl, &master, &ipam_out,
-    );
-    let attached = match attached {
-        Ok(a) => a,
+    let attachment = Attachment {
+        req,
+        conf,
+        rt: &rt,
+        netns: &netns,
+        container: &container,
+        master_nl,
+        master,
+    };
+    let mut created = false;
+    match attachment.attach(&ipam_out, &mut created) {
+        Ok(attached) => Ok(build_result(req, conf, ipam_out, attached)),
         Err(e) => {
-            // Undo in reverse: the link (if any) first, then the addresses.
-            let tmp = temp_link_name(&req.args.container_id, ifname);
-            for name in [tmp.as_str(), ifname.as_str()] {
-                if let Err(de) = rt.block_on(delete_macvlan(&container, name)) {
-                    log_at!(Level::Warn, "rollback: deleting {name} failed: {de}");
-                }
+            // Undo in reverse: the link (only if this ADD made it), then the addresses.
+            if created && let Err(de) = rt.block_on(delete_macvlan(&container, ifname)) {
+                log_at!(Level::Warn, "rollback: deleting {ifname} failed: {de}");
             }
             if let Err(re) = ipam_del(req) {
                 log_at!(Level::Warn, "rollback: releasing addresses failed: {re}");
             }
-            return Err(e);
+            Err(e)
         }
-    };
-    Ok(build_result(req, conf, ipam_out, attached))
+    }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn attach(
-    req: &Request,
-    conf: &PluginConfig,
-    rt: &tokio::runtime::Runtime,
-    netns: &NetNs,
-    container: &Netlink,
-    master_nl: &Netlink,
-    master: &LinkInfo,
-    ipam_out: &CniOutput,
-) -> Result<Attached, CniError> {
-    let ifname = req.args.ifname.as_str();
-    let tmp = temp_link_name(&req.args.container_id, ifname);
-    let spec = MacvlanSpec {
-        name: &tmp,
-        parent: master.index,
-        mode: conf.mode,
-        mtu: conf.mtu,
-        mac: conf.mac,
-        bcqueuelen: conf.bcqueuelen,
-        netns: if conf.link_in_container {
-            None
-        } else {
-            Some(netns)
-        },
-    };
-    rt.block_on(master_nl.create_macvlan(&spec))
-        .map_err(|e| CniError::from(e).context(format!("creating macvlan on {:?}", master.name)))?;
-    let link = rt.block_on(container.link_by_name(&tmp))?.ok_or_else(|| {
-        CniError::kernel(format!(
-            "macvlan {tmp} vanished from {} after creation",
-            req.args.netns
-        ))
-    })?;
-    rt.block_on(container.rename(link.index, ifname))
-        .map_err(|e| match e {
-            LinkError::Exists(_) => CniError::new(
-                code::INVALID_ENV,
-                format!(
-                    "CNI_IFNAME: interface {ifname:?} already exists in {}",
+impl Attachment<'_> {
+    /// Create and configure the container's link. `created` tells the caller
+    /// whether there is a link to roll back.
+    fn attach(&self, ipam_out: &CniOutput, created: &mut bool) -> Result<Attached, CniError> {
+        let (req, conf, rt, container) = (self.req, self.conf, self.rt, self.container);
+        let ifname = req.args.ifname.as_str();
+        // Born inside the container under its final name: the kernel checks
+        // the name there, not on the host, and a rename would cost 0.2-5 ms.
+        let spec = MacvlanSpec {
+            name: ifname,
+            parent: self.master.index,
+            mode: conf.mode,
+            mtu: conf.mtu,
+            mac: conf.mac,
+            bcqueuelen: conf.bcqueuelen,
+            netns: if conf.link_in_container {
+                None
+            } else {
+                Some(self.netns)
+            },
+        };
+        rt.block_on(self.master_nl.create_macvlan(&spec))
+            .map_err(|e| match e {
+                LinkError::Exists(_) => ifname_taken(req),
+                other => CniError::from(other)
+                    .context(format!("creating macvlan on {:?}", self.master.name)),
+            })?;
+        *created = true;
+        let link = rt
+            .block_on(container.link_by_name(ifname))?
+            .ok_or_else(|| {
+                CniError::kernel(format!(
+                    "macvlan {ifname} vanished from {} after creation",
                     req.args.netns
-                ),
-            ),
-            other => CniError::from(other).context(format!("renaming {tmp} to {ifname}")),
+                ))
+            })?;
+
+        let has_v4 = ipam_out.ips.iter().any(|ip| ip.address.is_ipv4());
+        let has_v6 = ipam_out.ips.iter().any(|ip| ip.address.is_ipv6());
+        netns::run_in(self.netns, || {
+            configure_sysctls(ifname, conf, has_v4, has_v6)
         })?;
 
-    let has_v4 = ipam_out.ips.iter().any(|ip| ip.address.is_ipv4());
-    let has_v6 = ipam_out.ips.iter().any(|ip| ip.address.is_ipv6());
-    netns::run_in(netns, || configure_sysctls(ifname, has_v4, has_v6))?;
-
-    let flags = AddrFlags {
-        nodad: conf.ipv6_dad == DadPolicy::Off,
-        optimistic: conf.ipv6_dad == DadPolicy::Optimistic,
-    };
-    rt.block_on(async {
-        for ip in &ipam_out.ips {
-            container
-                .add_address(link.index, ip.address, flags)
-                .await
-                .map_err(|e| {
-                    CniError::from(e).context(format!("adding {} to {ifname}", ip.address))
-                })?;
-        }
-        container.set_up(link.index).await?;
-        for route in &ipam_out.routes {
-            let gw = route.gw.or_else(|| family_gateway(ipam_out, route.dst));
-            container
-                .add_route(link.index, route, gw)
-                .await
-                .map_err(|e| {
-                    CniError::from(e).context(format!("adding route to {} on {ifname}", route.dst))
-                })?;
-        }
-        if has_v6 && conf.ipv6_dad == DadPolicy::Wait {
-            container.wait_dad(link.index, DAD_TIMEOUT).await?;
-        }
-        Ok::<(), CniError>(())
-    })?;
-    let info = rt
-        .block_on(container.link_by_index(link.index))?
-        .ok_or_else(|| CniError::kernel(format!("{ifname} vanished from {}", req.args.netns)))?;
-    let mac = info.mac.unwrap_or_default();
-    if conf.announce && !ipam_out.ips.is_empty() {
-        // RFC 4429: an optimistic address must not override other nodes' caches.
-        let override_na = conf.ipv6_dad != DadPolicy::Optimistic;
-        netns::run_in(netns, || {
+        let flags = AddrFlags {
+            nodad: conf.ipv6_dad == DadPolicy::Off,
+            optimistic: conf.ipv6_dad == DadPolicy::Optimistic,
+        };
+        rt.block_on(async {
+            // Addresses before the link goes up, so that the kernel announces
+            // them (arp_notify); routes after, since a gateway route needs it up.
             for ip in &ipam_out.ips {
-                let sent = match ip.address.ip() {
-                    IpAddr::V4(v4) => announce::send_gratuitous_arp(info.index, mac, v4),
-                    IpAddr::V6(v6) => {
-                        announce::send_unsolicited_na_with(info.index, mac, v6, override_na)
-                    }
-                };
-                if let Err(e) = sent {
-                    // Announcing only refreshes stale neighbour caches; it never fails ADD.
-                    log_at!(
-                        Level::Warn,
-                        "announcing {} on {ifname} failed: {e}",
-                        ip.address
-                    );
-                }
+                container
+                    .add_address(link.index, ip.address, flags)
+                    .await
+                    .map_err(|e| {
+                        CniError::from(e).context(format!("adding {} to {ifname}", ip.address))
+                    })?;
             }
+            container.set_up(link.index).await?;
+            for route in &ipam_out.routes {
+                let gw = route.gw.or_else(|| family_gateway(ipam_out, route.dst));
+                container
+                    .add_route(link.index, route, gw)
+                    .await
+                    .map_err(|e| {
+                        CniError::from(e)
+                            .context(format!("adding route to {} on {ifname}", route.dst))
+                    })?;
+            }
+            if has_v6 && conf.ipv6_dad == DadPolicy::Wait {
+                container.wait_dad(link.index, DAD_TIMEOUT).await?;
+            }
+            Ok::<(), CniError>(())
         })?;
+        let info = rt
+            .block_on(container.link_by_index(link.index))?
+            .ok_or_else(|| {
+                CniError::kernel(format!("{ifname} vanished from {}", req.args.netns))
+            })?;
+        Ok(Attached {
+            mac: format_mac(&info.mac.unwrap_or_default()),
+            mtu: info.mtu,
+        })
     }
-    Ok(Attached {
-        mac: format_mac(&mac),
-        mtu: info.mtu,
-    })
 }
 
 /// The gateway of the first address in the route's family, as the reference
@@ -461,25 +438,32 @@ fn family_gateway(out: &CniOutput, dst: IpNetwork) -> Option<IpAddr> {
         .find_map(|ip| ip.gateway)
 }
 
-/// Runs inside the container netns. Failures are logged, not fatal: a kernel
-/// without IPv6 has no such files.
-fn configure_sysctls(ifname: &str, has_v4: bool, has_v6: bool) {
-    let mut settings: Vec<(String, &str)> = Vec::new();
-    if has_v4 {
-        settings.push((sysctl::net_conf_path(false, ifname, "arp_notify"), "1"));
-    }
+/// Runs inside the container netns, before the link goes up. Failures are
+/// logged, not fatal: a kernel without IPv6 has no such files.
+fn configure_sysctls(ifname: &str, conf: &PluginConfig, has_v4: bool, has_v6: bool) {
+    let v4 = |key| sysctl::net_conf_path(false, ifname, key);
+    let v6 = |key| sysctl::net_conf_path(true, ifname, key);
+    let notify = if conf.announce { "1" } else { "0" };
     // SLAAC and router advertisements would add addresses and routes nobody
-    // asked for (PLUGINS#160); only static addressing from IPAM applies.
-    settings.push((sysctl::net_conf_path(true, ifname, "accept_ra"), "0"));
-    settings.push((sysctl::net_conf_path(true, ifname, "autoconf"), "0"));
+    // asked for (PLUGINS#160); only IPAM's addresses apply.
+    let mut settings = vec![(v6("accept_ra"), "0"), (v6("autoconf"), "0")];
+    if has_v4 {
+        // The kernel sends a gratuitous ARP for every address when the link
+        // comes up. Sending our own would need an AF_PACKET socket, whose
+        // close waits ~10-20 ms for an RCU grace period.
+        settings.push((v4("arp_notify"), notify));
+    }
     if has_v6 {
         settings.push((sysctl::net_conf_path(true, "lo", "disable_ipv6"), "0"));
-        settings.push((sysctl::net_conf_path(true, ifname, "disable_ipv6"), "0"));
-        settings.push((sysctl::net_conf_path(true, ifname, "ndisc_notify"), "1"));
-        settings.push((
-            sysctl::net_conf_path(true, ifname, "keep_addr_on_down"),
-            "1",
-        ));
+        settings.push((v6("disable_ipv6"), "0"));
+        // Unsolicited NA once an address has passed DAD.
+        settings.push((v6("ndisc_notify"), notify));
+        settings.push((v6("keep_addr_on_down"), "1"));
+        if conf.ipv6_dad == DadPolicy::Optimistic {
+            // Without these the kernel silently drops IFA_F_OPTIMISTIC.
+            settings.push((v6("optimistic_dad"), "1"));
+            settings.push((v6("use_optimistic"), "1"));
+        }
     }
     for (path, value) in settings {
         if let Err(e) = sysctl::write_if_different(&path, value) {
@@ -568,11 +552,7 @@ fn detach(req: &Request) -> Result<(), CniError> {
     let rt = runtime()?;
     let _enter = rt.enter();
     let container = open_netlink_in(&rt, &netns)?;
-    let tmp = temp_link_name(&req.args.container_id, &req.args.ifname);
-    rt.block_on(async {
-        delete_macvlan(&container, &req.args.ifname).await?;
-        delete_macvlan(&container, &tmp).await
-    })
+    rt.block_on(delete_macvlan(&container, &req.args.ifname))
 }
 
 fn check(req: &Request, conf: &PluginConfig) -> Result<(), CniError> {
@@ -715,15 +695,6 @@ pub fn valid_attachments(conf: &Value) -> Result<Option<Vec<Owner>>, CniError> {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn temp_names_are_stable_short_and_distinct() {
-        let a = temp_link_name("abc", "eth0");
-        assert_eq!(a, temp_link_name("abc", "eth0"));
-        assert_eq!(a.len(), 10);
-        assert_ne!(a, temp_link_name("abc", "eth1"));
-        assert_ne!(temp_link_name("ab", "ceth0"), temp_link_name("abc", "eth0"));
-    }
 
     #[test]
     fn valid_attachments_keys() {

@@ -1,4 +1,4 @@
-//! Root integration tests for netns, link, sysctl and announce.
+//! Root integration tests for netns, link and sysctl.
 //!
 //! Every test moves its own thread into a fresh network namespace (the
 //! "host") with `unshare(CLONE_NEWNET)` and makes further namespaces for
@@ -8,12 +8,14 @@
 //!
 //! Not root: the tests fail, unless MACTRUNK_SKIP_ROOT_TESTS=1.
 
+const ETH_P_ARP: u16 = 0x0806;
+const ETH_P_IPV6: u16 = 0x86dd;
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use ipnetwork::IpNetwork;
-use mactrunk::announce;
 use mactrunk::cni::{CniError, Route, code};
 use mactrunk::link::{
     AddrFlags, LinkError, LinkInfo, MacvlanMode, MacvlanSpec, Netlink, VlanProtocol, ifa_flags,
@@ -639,127 +641,6 @@ fn wait_frame(fd: &OwnedFd, within: Duration, pred: impl Fn(&[u8]) -> bool) -> O
 }
 
 #[test]
-fn gratuitous_arp_and_na_reach_the_wire() {
-    if !root() {
-        return;
-    }
-    let (_h, rt, nl) = host();
-    let (parent, peer) = veth(&rt, &nl, "mtlv0", "mtlv1");
-    let cont = new_netns();
-    let mut s = spec("mtltmp0", parent.index, Some(&cont));
-    s.mac = Some(MAC);
-    rt.block_on(nl.create_macvlan(&s)).unwrap();
-    // Listen on the far end of the parent's veth, in the host netns.
-    let arp_rx = packet_listener(peer.index, announce::ETH_P_ARP);
-    let v6_rx = packet_listener(peer.index, announce::ETH_P_IPV6);
-
-    let ip4 = Ipv4Addr::new(10, 42, 0, 7);
-    let ip6: Ipv6Addr = "2001:db8:42::7".parse().unwrap();
-    in_ns(&cont, |rt, cnl| {
-        let l = rt.block_on(async {
-            let l = cnl.link_by_name("mtltmp0").await.unwrap().unwrap();
-            cnl.rename(l.index, "eth0").await.unwrap();
-            cnl.set_up(l.index).await.unwrap();
-            l
-        });
-        // Down / missing interface: an error, not a panic.
-        assert!(announce::send_gratuitous_arp(999_999, MAC, ip4).is_err());
-        let a = announce::Announcer::open().expect("packet socket");
-        a.gratuitous_arp(l.index, MAC, ip4).expect("send GARP");
-        a.unsolicited_na(l.index, MAC, ip6, true).expect("send NA");
-        // The one-shot helpers work too.
-        announce::send_gratuitous_arp(l.index, MAC, ip4).expect("send GARP");
-        announce::send_unsolicited_na(l.index, MAC, ip6).expect("send NA");
-    });
-
-    let want = announce::garp_frame(MAC, ip4);
-    let got = wait_frame(&arp_rx, Duration::from_secs(3), |f| {
-        f.get(6..12) == Some(&MAC[..])
-    })
-    .expect("GARP seen on the peer");
-    assert_eq!(&got[..want.len()], &want[..]);
-
-    let want = announce::na_frame(MAC, ip6, true);
-    let got = wait_frame(&v6_rx, Duration::from_secs(3), |f| {
-        f.len() >= announce::NA_LEN && f[6..12] == MAC && f[54] == 136
-    })
-    .expect("NA seen on the peer");
-    assert_eq!(&got[..], &want[..]);
-}
-
-#[test]
-fn garp_updates_neighbour_with_arp_accept() {
-    if !root() {
-        return;
-    }
-    // Peer netns holds the other veth end with an address in the subnet and
-    // arp_accept=1: a gratuitous ARP creates a neighbour entry there.
-    let (_h, rt, nl) = host();
-    let (parent, peer) = veth(&rt, &nl, "mtlv0", "mtlv1");
-    let peer_ns = new_netns();
-    let cont = new_netns();
-    rt.block_on(async {
-        let (conn, handle, _) = rtnetlink::new_connection().unwrap();
-        tokio::spawn(conn);
-        handle
-            .link()
-            .set(
-                rtnetlink::LinkUnspec::new_with_index(peer.index)
-                    .setns_by_fd(peer_ns.as_fd().as_raw_fd())
-                    .build(),
-            )
-            .execute()
-            .await
-            .unwrap();
-        let mut s = spec("mtltmp0", parent.index, Some(&cont));
-        s.mac = Some(MAC);
-        nl.create_macvlan(&s).await.unwrap();
-    });
-    in_ns(&peer_ns, |rt, pnl| {
-        let p = rt.block_on(pnl.link_by_name("mtlv1")).unwrap().unwrap();
-        assert!(
-            sysctl::write_if_different(&sysctl::net_conf_path(false, "mtlv1", "arp_accept"), "1")
-                .unwrap()
-        );
-        rt.block_on(async {
-            pnl.add_address(p.index, net("10.43.0.1/24"), AddrFlags::default())
-                .await
-                .unwrap();
-            pnl.set_up(p.index).await.unwrap();
-        });
-    });
-    let ip4 = Ipv4Addr::new(10, 43, 0, 9);
-    in_ns(&cont, |rt, cnl| {
-        let l = rt
-            .block_on(async {
-                let l = cnl.link_by_name("mtltmp0").await?.expect("link");
-                cnl.set_up(l.index).await?;
-                Ok::<_, LinkError>(l)
-            })
-            .unwrap();
-        announce::send_gratuitous_arp(l.index, MAC, ip4).unwrap();
-    });
-    // Read the neighbour table of the peer with `ip neigh` run inside it.
-    let found = run_in(&peer_ns, || {
-        let end = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < end {
-            let out = std::process::Command::new("ip")
-                .args(["neigh", "show", "dev", "mtlv1"])
-                .output()
-                .expect("ip neigh");
-            let text = String::from_utf8_lossy(&out.stdout).to_string();
-            if text.contains("10.43.0.9") && text.contains("02:6d:74:6c:00:01") {
-                return Some(text);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    })
-    .unwrap();
-    assert!(found.is_some(), "no neighbour entry for the GARP");
-}
-
-#[test]
 fn sysctl_is_per_netns() {
     if !root() {
         return;
@@ -960,7 +841,7 @@ fn kernel_announces_with_arp_notify_and_ndisc_notify() {
     if !root() {
         return;
     }
-    // The cheap alternative to announce::send_*: an AF_PACKET socket costs an
+    // Why mactrunk sends no frames itself: an AF_PACKET socket costs an
     // RCU grace period (~10-20 ms) when closed, the kernel's own announcements
     // cost nothing. arp_notify=1 before the link goes up makes the kernel send
     // a gratuitous ARP for every IPv4 address on NETDEV_UP; ndisc_notify=1
@@ -971,8 +852,8 @@ fn kernel_announces_with_arp_notify_and_ndisc_notify() {
     let mut s = spec("eth0", parent.index, Some(&cont));
     s.mac = Some(MAC);
     rt.block_on(nl.create_macvlan(&s)).unwrap();
-    let arp_rx = packet_listener(peer.index, announce::ETH_P_ARP);
-    let v6_rx = packet_listener(peer.index, announce::ETH_P_IPV6);
+    let arp_rx = packet_listener(peer.index, ETH_P_ARP);
+    let v6_rx = packet_listener(peer.index, ETH_P_IPV6);
     let ip4 = Ipv4Addr::new(10, 44, 0, 5);
     let ip6: Ipv6Addr = "2001:db8:44::5".parse().unwrap();
     in_ns(&cont, |rt, cnl| {

@@ -182,14 +182,16 @@ impl CniArgs {
             }
             pairs.push((kv[0], kv[1]));
         }
-        let ignore_unknown = pairs
-            .iter()
-            .any(|(k, v)| *k == "IgnoreUnknown" && matches!(v.to_ascii_lowercase().as_str(), "1" | "true"));
+        let ignore_unknown = pairs.iter().any(|(k, v)| {
+            *k == "IgnoreUnknown" && matches!(v.to_ascii_lowercase().as_str(), "1" | "true")
+        });
         for (k, v) in pairs {
             match k {
                 "IgnoreUnknown" => {}
                 // `IP=a,b` is accepted as a list, as the static IPAM does.
-                "IP" => out.ip.extend(v.split(',').filter(|s| !s.is_empty()).map(str::to_string)),
+                "IP" => out
+                    .ip
+                    .extend(v.split(',').filter(|s| !s.is_empty()).map(str::to_string)),
                 "MAC" => out.mac = Some(v.to_string()),
                 "K8S_POD_NAMESPACE" => out.k8s_pod_namespace = Some(v.to_string()),
                 "K8S_POD_NAME" => out.k8s_pod_name = Some(v.to_string()),
@@ -198,7 +200,9 @@ impl CniArgs {
                 other => {
                     return Err(CniError::new(
                         code::UNSUPPORTED_FIELD,
-                        format!("CNI_ARGS: unknown key {other:?} with value {v:?} (set IgnoreUnknown=1 to ignore it)"),
+                        format!(
+                            "CNI_ARGS: unknown key {other:?} with value {v:?} (set IgnoreUnknown=1 to ignore it)"
+                        ),
                     ));
                 }
             }
@@ -247,7 +251,17 @@ mod tests {
 
     #[test]
     fn ifname_rules() {
-        for bad in ["", ".", "..", "a/b", "a:b", "a b", "a\tb", "0123456789abcdef", "a\nb"] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "a:b",
+            "a b",
+            "a\tb",
+            "0123456789abcdef",
+            "a\nb",
+        ] {
             assert!(interface_name_problem(bad).is_some(), "{bad:?} accepted");
         }
         for good in ["eth0", "net1", "0123456789abcde", "a.b", "a-b_c@d"] {
@@ -273,7 +287,10 @@ mod tests {
 
     #[test]
     fn cni_args_parsing() {
-        let a = CniArgs::parse("IgnoreUnknown=1;K8S_POD_NAME=p;FOO=bar;IP=10.0.0.5/24;MAC=02:00:00:00:00:01").unwrap();
+        let a = CniArgs::parse(
+            "IgnoreUnknown=1;K8S_POD_NAME=p;FOO=bar;IP=10.0.0.5/24;MAC=02:00:00:00:00:01",
+        )
+        .unwrap();
         assert_eq!(a.ip, vec!["10.0.0.5/24"]);
         assert_eq!(a.mac.as_deref(), Some("02:00:00:00:00:01"));
         assert_eq!(a.k8s_pod_name.as_deref(), Some("p"));

@@ -19,7 +19,11 @@ pub struct Interface {
     pub mtu: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<String>,
-    #[serde(default, rename = "socketPath", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "socketPath",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub socket_path: Option<String>,
     #[serde(default, rename = "pciID", skip_serializing_if = "Option::is_none")]
     pub pci_id: Option<String>,
@@ -230,8 +234,8 @@ impl CniOutput {
             };
             for key in ["ip4", "ip6"] {
                 let Some(fam) = obj.get(key) else { continue };
-                let legacy: LegacyIp = serde_json::from_value(fam.clone())
-                    .map_err(|e| bad(format!("{key}: {e}")))?;
+                let legacy: LegacyIp =
+                    serde_json::from_value(fam.clone()).map_err(|e| bad(format!("{key}: {e}")))?;
                 out.ips.push(IpConfig {
                     address: legacy.ip,
                     gateway: legacy.gateway,
