@@ -9,7 +9,8 @@ cni DEL "$conf" cid=mt-empty-1 ns=
 assert_ok_empty "DEL with CNI_NETNS=''"
 assert_store_free "$net" mt-empty-1
 
-cni ADD "$conf" cid=mt-empty-2 ns="$C" if=net1
+make_container_ns D
+cni ADD "$conf" cid=mt-empty-2 ns="$D" if=net1
 assert_ok "ADD 2" || die "ADD 2 failed"
 cni DEL "$conf" cid=mt-empty-2 if=net1 -CNI_NETNS
 assert_ok_empty "DEL with CNI_NETNS unset"

@@ -21,9 +21,10 @@ cfg=$(conf_edit "$plain" '.mac = "0e:00:00:00:30:03"')
 cni ADD "$cfg" cid=mt-mac-3 ns="${C[3]}"
 assert_ok "ADD with config mac" && check_mac "${C[3]}" 0e:00:00:00:30:03 "config mac"
 
-all=$(conf_edit "$rc" '.mac = "0e:00:00:00:30:43"')
+# (a different MAC from mt-mac-1's: two macvlans on one parent cannot share a MAC)
+all=$(conf_edit "$(flatten "$list" 0 '{"mac": "0e:00:00:00:30:41"}')" '.mac = "0e:00:00:00:30:43"')
 cni ADD "$all" cid=mt-mac-4 ns="${C[4]}" args="IgnoreUnknown=1;MAC=0e:00:00:00:30:42"
-assert_ok "ADD with all three MAC sources" && check_mac "${C[4]}" 0e:00:00:00:30:01 "all three: runtimeConfig wins"
+assert_ok "ADD with all three MAC sources" && check_mac "${C[4]}" 0e:00:00:00:30:41 "all three: runtimeConfig wins"
 cni DEL "$all" cid=mt-mac-4 ns="${C[4]}"
 
 cni ADD "$cfg" cid=mt-mac-4 ns="${C[4]}" args="MAC=0e:00:00:00:30:42"

@@ -16,17 +16,29 @@ _no_store_leftovers() {
     local f
     f=$(find "$DATA" -type f ! -name lock ! -name 'last_reserved_ip.*' ! -path '*/owners/*' ! -path '*/.tmp/*' 2>/dev/null | grep -v "/${KEEP_IP:-none}\$" || true)
     [[ -z $f ]] || fail "store entries left behind: $(echo $f)"
-    f=$(find "$DATA" -path '*/owners/*' -type f ! -name "*mt-keep*" 2>/dev/null)
+    f=$(find "$DATA" -path '*/owners/*' -type f ! -name "*mt-keep*" ! -name '.*' 2>/dev/null)
     [[ -z $f ]] || fail "owner records left behind: $(echo $f)"
 }
 
 _check() { # _check CODES MSG-RE
     nvar=$((nvar + 1))
     assert_code "$1" "$2"
+    local accepted=$RC
     assert_ns_clean "$C"
     assert_host_clean
     _no_store_leftovers
     [[ -e $T/escape ]] && fail "a path outside the dataDir was created: $T/escape"
+    # undo an ADD that should have failed but did not, so one bug does not cascade
+    if [[ $accepted == 0 ]]; then
+        local ctx=$CTX
+        CTX=""
+        cni DEL "$base" cid=mt-garbage ns="$C"
+        cni DEL "$base" cid=mt-garbage ns="$C" if=a
+        ip -n "$C" link del eth0 2>/dev/null
+        find "$DATA" -mindepth 2 -maxdepth 2 -type f ! -name lock ! -name 'last_reserved_ip.*' ! -name "$KEEP_IP" -delete 2>/dev/null
+        find "$DATA" -path '*/owners/*' -type f ! -name "*mt-keep*" ! -name '.*' -delete 2>/dev/null
+        CTX=$ctx
+    fi
 }
 
 # gs CODES MSG-RE DESC STDIN-BYTES [cni options]: ADD with raw stdin (printf %b escapes)
