@@ -44,6 +44,16 @@ store_empty() {
         [[ -z $(find "$1/owners" -mindepth 1 ! -name '.*' 2>/dev/null) ]]
 }
 
+# rt_rmdir_cgroups NAME: remove the (empty) cgroup directories /sys/fs/cgroup/*/NAME, deepest first
+rt_rmdir_cgroups() {
+    local d
+    [[ -n $1 && $1 != */* ]] || return 0
+    for d in /sys/fs/cgroup/*/"$1" /sys/fs/cgroup/"$1"; do
+        [[ -d $d ]] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
+    done
+    return 0
+}
+
 rt_preflight() {
     local missing=() t
     [[ $(id -u) == 0 ]] || { echo "$(basename "$0"): must run as root" >&2; echo "0 passed, 1 failed"; return 1; }

@@ -89,9 +89,14 @@ pm() {
     timeout -k 5 120 nsenter --net="/run/netns/$RT_HOSTNS" podman --root "$WORK/storage" --runroot "$WORK/runroot" \
         --storage-driver vfs --runtime runc --cgroup-manager cgroupfs --events-backend file "$@"
 }
-rt_cleanup_hook() { pm rm -f -t 0 -a >/dev/null 2>&1; }
+# containers (and conmon) go into cgroups under a parent of our own, removed at the end
+CGPARENT=mtapd-$$
+rt_cleanup_hook() {
+    pm rm -f -t 0 -a >/dev/null 2>&1
+    rt_rmdir_cgroups "$CGPARENT"
+}
 
-ULIMITS=(--ulimit nofile=1024:1024 --ulimit nproc=1024:1024)
+ULIMITS=(--ulimit nofile=1024:1024 --ulimit nproc=1024:1024 --cgroup-parent "/$CGPARENT")
 record() { [[ -n $1 && -f $WORK/data/$NET/${1%/*} ]]; }   # record CIDR: the address is held
 no_record() { [[ -n $1 && ! -e $WORK/data/$NET/${1%/*} ]]; }
 addr_of() { pm exec "$1" ip -4 -o addr show dev eth0 2>/dev/null | awk '{print $4}'; }
