@@ -101,9 +101,10 @@ _rt_cleanup() {
     exit "$rc"
 }
 
-# rt_setup NAME
+# rt_setup NAME [DIR...]: also a tmpfs over each DIR (which must exist), before anything else
 rt_setup() {
-    local name=$1
+    local name=$1 d
+    shift
     WORK=$(mktemp -d "/tmp/mactrunk-rt-$name.XXXXXX")
     chmod 0755 "$WORK"
     mkdir -p "$WORK"/{net.d,data,tmp,storage,runroot,cni-var,rootfs}
@@ -112,7 +113,12 @@ rt_setup() {
     trap _rt_cleanup EXIT
     trap 'exit 130' INT TERM
     # private views: netns bind mounts and libcni's cache stay inside this mount namespace
-    mount -t tmpfs -o mode=0755 mtanetns /run/netns || { echo "cannot mount a tmpfs on /run/netns" >&2; exit 1; }
+    for d in "$@"; do
+        [[ -d $d ]] || { echo "$d does not exist (not creating it on the host)" >&2; exit 1; }
+        mount -t tmpfs -o mode=0755 "mta${d//\//-}" "$d" || { echo "cannot mount a tmpfs on $d" >&2; exit 1; }
+    done
+    mkdir -p /run/netns
+    mount -t tmpfs -o mode=0755 mta-run-netns /run/netns || { echo "cannot mount a tmpfs on /run/netns" >&2; exit 1; }
     mkdir -p /var/lib/cni
     mount --bind "$WORK/cni-var" /var/lib/cni || { echo "cannot bind-mount over /var/lib/cni" >&2; exit 1; }
 
