@@ -10,7 +10,8 @@
 # Runs real busybox containers (a rootfs made from Debian's busybox-static, no registry)
 # with `podman run --network mactrunk-podman` and checks: each container gets its address
 # from mactrunk's store, the two reach each other over the macvlan, `mactrunk-ipam list`
-# names the containers, and `podman rm` releases the address and removes the interface.
+# names the containers, `podman stop`/`start` release and re-add, `--ip`/`--mac-address` reach
+# mactrunk (capabilities ips, mac), and `podman rm` releases the address and removes the interface.
 #
 # Isolation: the whole test runs in a private mount namespace (unshare -m) with a tmpfs on
 # /run/netns and temp dirs over /var/lib/cni, so podman's container netns and libcni's cache
@@ -155,6 +156,16 @@ check "podman start C" pm start mtapd-c
 ip_c2=$(addr_of mtapd-c)
 check "C has an address again after start" record "$ip_c2"
 check "C reaches B after restart" pm exec mtapd-c ping -c1 -W2 "${ip_b%/*}"
+
+step "static IP and MAC (capabilities ips and mac: podman's --ip, --mac-address)"
+check "podman run D --ip 10.99.0.40 --mac-address 02:42:0a:63:00:28" \
+    pm run -d --name mtapd-d --network "$NET" --ip 10.99.0.40 --mac-address 02:42:0a:63:00:28 "${ULIMITS[@]}" --rootfs "$ROOTFS" sleep 600
+check "D has 10.99.0.40/24" test "$(addr_of mtapd-d)" = 10.99.0.40/24
+check "D has MAC 02:42:0a:63:00:28" eval "pm exec mtapd-d cat /sys/class/net/eth0/address | grep -qx 02:42:0a:63:00:28"
+check "D reaches B" pm exec mtapd-d ping -c1 -W2 "${ip_b%/*}"
+check "podman rm -f D" pm rm -f -t 0 mtapd-d
+check "D's address is released" no_record 10.99.0.40/24
+
 check "podman rm -f B C" pm rm -f -t 0 mtapd-b mtapd-c
 check "store empty after removing every container" store_empty "$WORK/data/$NET"
 check "no macvlan left in the host netns" eval "! ip -n $RT_HOSTNS -d link show type macvlan | grep -q ."
