@@ -32,9 +32,27 @@ check() {
     fi
 }
 
-# in_range CIDR: an address of 10.99.0.10-50 with prefix 24
+# rt_conf EXAMPLE DEST: conf/EXAMPLE (a conflist) with master=$RT_PARENT and
+# ipam.dataDir=$WORK/data in its first plugin; sets NET (its name) and RANGE_* from it
+rt_conf() {
+    jq --arg m "$RT_PARENT" --arg d "$WORK/data" \
+        '.plugins[0].master = $m | .plugins[0].ipam.dataDir = $d' "$root/conf/$1" >"$2" ||
+        { echo "cannot read conf/$1" >&2; exit 1; }
+    NET=$(jq -r .name "$2")
+    RANGE_START=$(jq -r .plugins[0].ipam.rangeStart "$2")
+    RANGE_END=$(jq -r .plugins[0].ipam.rangeEnd "$2")
+    RANGE_PREFIX=$(jq -r '.plugins[0].ipam.subnet | split("/")[1]' "$2")
+}
+
+_ip4num() { local IFS=.; set -- $1; echo $(((($1 * 256 + $2) * 256 + $3) * 256 + $4)); }
+
+# in_range CIDR: an IPv4 address in [RANGE_START, RANGE_END] with the subnet's prefix
 in_range() {
-    [[ $1 =~ ^10\.99\.0\.([0-9]+)/24$ ]] && ((BASH_REMATCH[1] >= 10 && BASH_REMATCH[1] <= 50))
+    [[ $1 =~ ^([0-9.]+)/([0-9]+)$ ]] || return 1
+    [[ ${BASH_REMATCH[2]} == "$RANGE_PREFIX" ]] || return 1
+    local n
+    n=$(_ip4num "${BASH_REMATCH[1]}")
+    ((n >= $(_ip4num "$RANGE_START") && n <= $(_ip4num "$RANGE_END")))
 }
 
 # store_empty DIR: no address records (lock, hints, owners/ markers, .tmp/ only)

@@ -44,28 +44,10 @@ mkdir -p /run/containerd /etc/cni/net.d /opt/cni/bin
 ln -s "$BIN/mactrunk" /opt/cni/bin/mactrunk
 ln -s "$BIN/mactrunk-ipam" /opt/cni/bin/mactrunk-ipam
 
-NET=mactrunk-ctr
-cat >/etc/cni/net.d/50-mactrunk-ctr.conflist <<EOF
-{
-  "cniVersion": "1.0.0",
-  "name": "$NET",
-  "plugins": [
-    {
-      "type": "mactrunk",
-      "master": "$RT_PARENT",
-      "mode": "bridge",
-      "ipam": {
-        "type": "mactrunk-ipam",
-        "dataDir": "$WORK/data",
-        "subnet": "10.99.0.0/24",
-        "rangeStart": "10.99.0.10",
-        "rangeEnd": "10.99.0.50",
-        "gateway": "10.99.0.1"
-      }
-    }
-  ]
-}
-EOF
+# the example config, as shipped (only master and dataDir substituted); its loopback
+# plugin brings up the container's lo (ctr, unlike the CRI plugin, does not)
+rt_conf 50-mactrunk-containerd.conflist /etc/cni/net.d/50-mactrunk-containerd.conflist
+ln -s /usr/lib/cni/loopback /opt/cni/bin/loopback
 
 # ---- a private containerd
 SOCK=$WORK/ctd.sock
@@ -157,6 +139,7 @@ check "B has an address of the range" in_range "$ip_b"
 check "A and B differ" test "${ip_a:-x}" != "${ip_b:-x}"
 pid_a=$(c task ls 2>/dev/null | awk '$1 == "mtactr-a" {print $2}')
 check "A's eth0 is a macvlan on the parent" eval "nsenter --net=/proc/${pid_a:-0}/ns/net ip -d -j link show dev eth0 | jq -e '.[0].linkinfo.info_kind == \"macvlan\"'"
+check "A's lo is up (loopback plugin in the chain)" c task exec --exec-id lo mtactr-a /bin/ping -c1 -W2 127.0.0.1
 check "A reaches B" c task exec --exec-id pingab mtactr-a /bin/ping -c1 -W2 "${ip_b%/*}"
 check "B reaches A" c task exec --exec-id pingba mtactr-b /bin/ping -c1 -W2 "${ip_a%/*}"
 

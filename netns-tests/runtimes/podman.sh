@@ -43,29 +43,8 @@ rt_preflight podman runc busybox || exit 1
 rt_private_mount_ns "$@"
 rt_setup podman
 
-NET=mactrunk-podman
-cat >"$WORK/net.d/50-mactrunk-podman.conflist" <<EOF
-{
-  "cniVersion": "1.0.0",
-  "name": "$NET",
-  "plugins": [
-    {
-      "type": "mactrunk",
-      "master": "$RT_PARENT",
-      "mode": "bridge",
-      "capabilities": { "ips": true, "mac": true },
-      "ipam": {
-        "type": "mactrunk-ipam",
-        "dataDir": "$WORK/data",
-        "subnet": "10.99.0.0/24",
-        "rangeStart": "10.99.0.10",
-        "rangeEnd": "10.99.0.50",
-        "gateway": "10.99.0.1"
-      }
-    }
-  ]
-}
-EOF
+# the example config, as shipped (only master and dataDir substituted)
+rt_conf 50-mactrunk-podman.conflist "$WORK/net.d/50-mactrunk-podman.conflist"
 cat >"$WORK/containers.conf" <<EOF
 [containers]
 netns = "private"
@@ -158,13 +137,14 @@ check "C has an address again after start" record "$ip_c2"
 check "C reaches B after restart" pm exec mtapd-c ping -c1 -W2 "${ip_b%/*}"
 
 step "static IP and MAC (capabilities ips and mac: podman's --ip, --mac-address)"
-check "podman run D --ip 10.99.0.40 --mac-address 02:42:0a:63:00:28" \
-    pm run -d --name mtapd-d --network "$NET" --ip 10.99.0.40 --mac-address 02:42:0a:63:00:28 "${ULIMITS[@]}" --rootfs "$ROOTFS" sleep 600
-check "D has 10.99.0.40/24" test "$(addr_of mtapd-d)" = 10.99.0.40/24
+static=${RANGE_START%.*}.$((${RANGE_END##*.} - 1))
+check "podman run D --ip $static --mac-address 02:42:0a:63:00:28" \
+    pm run -d --name mtapd-d --network "$NET" --ip "$static" --mac-address 02:42:0a:63:00:28 "${ULIMITS[@]}" --rootfs "$ROOTFS" sleep 600
+check "D has $static/$RANGE_PREFIX" test "$(addr_of mtapd-d)" = "$static/$RANGE_PREFIX"
 check "D has MAC 02:42:0a:63:00:28" eval "pm exec mtapd-d cat /sys/class/net/eth0/address | grep -qx 02:42:0a:63:00:28"
 check "D reaches B" pm exec mtapd-d ping -c1 -W2 "${ip_b%/*}"
 check "podman rm -f D" pm rm -f -t 0 mtapd-d
-check "D's address is released" no_record 10.99.0.40/24
+check "D's address is released" no_record "$static/$RANGE_PREFIX"
 
 check "podman rm -f B C" pm rm -f -t 0 mtapd-b mtapd-c
 check "store empty after removing every container" store_empty "$WORK/data/$NET"
