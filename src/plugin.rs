@@ -275,9 +275,11 @@ async fn resolve_parent(
     }
     if let Some(m) = conf.master.as_deref()
         && !conf.link_in_container
-        && nl.link_by_name(m).await?.is_none()
         && let Some((lower_name, vid)) = vlan::split_dotted(m)
     {
+        if let Some(existing) = nl.link_by_name(m).await? {
+            return Ok(Parent::Plain(existing));
+        }
         let lower = nl.link_by_name(lower_name).await?.ok_or_else(|| {
             CniError::config(
                 "master",
