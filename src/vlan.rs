@@ -31,9 +31,9 @@ pub fn split_dotted(master: &str) -> Option<(&str, u16)> {
 }
 
 /// `<lower>.<vid>` when it fits the kernel's 15-byte limit; otherwise the
-/// first bytes of `lower`, four hex digits of a hash of the full name, and
-/// `.<vid>`, e.g. `enp0s20f0u1u2u3` + 4094 → `enp0s2c3a1.4094`. Deterministic,
-/// so every ADD and DEL agrees on it.
+/// first bytes of `lower`, four hex digits of a hash of the full name (the
+/// low 16 bits of its 32-bit FNV-1a), and `.<vid>`, e.g. `enp0s20f0u1u2u3` +
+/// 4094 → `enp0s2dc31.4094`. Deterministic, so every ADD and DEL agrees on it.
 pub fn link_name(lower: &str, vid: u16) -> String {
     let full = format!("{lower}.{vid}");
     if full.len() <= 15 {
@@ -214,7 +214,9 @@ mod tests {
             long.starts_with("enp0s2") && long.ends_with(".4094"),
             "{long}"
         );
-        assert_eq!(long, link_name("enp0s20f0u1u2u3", 4094));
+        // Pinned: the name is how DEL, GC and later versions find the link again.
+        assert_eq!(long, "enp0s2dc31.4094");
+        assert_eq!(link_name("enx001122334455", 50), "enx001125543.50");
         assert_ne!(long, link_name("enp0s20f0u1u2u4", 4094));
         assert!(link_name("ääääääääääääää", 7).len() <= 15);
     }
