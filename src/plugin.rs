@@ -620,13 +620,18 @@ impl Attachment<'_> {
             container.set_up(link.index).await?;
             for route in &ipam_out.routes {
                 let gw = route.gw.or_else(|| family_gateway(ipam_out, route.dst));
-                container
-                    .add_route(link.index, route, gw)
-                    .await
-                    .map_err(|e| {
+                match container.add_route(link.index, route, gw).await {
+                    // A second attachment of the same network (eth0, net1) brings
+                    // the same default route: the first one wins, as with the
+                    // reference plugins.
+                    Err(LinkError::Exists(what)) => {
+                        log_at!(Level::Info, "keeping the existing {what}");
+                    }
+                    other => other.map_err(|e| {
                         CniError::from(e)
                             .context(format!("adding route to {} on {ifname}", route.dst))
-                    })?;
+                    })?,
+                }
             }
             if has_v6 && conf.ipv6_dad == DadPolicy::Wait {
                 container.wait_dad(link.index, DAD_TIMEOUT).await?;
@@ -773,6 +778,7 @@ fn detach(req: &Request) -> Result<(), CniError> {
 }
 
 fn check(req: &Request, conf: &PluginConfig) -> Result<(), CniError> {
+    let netns = open_container_netns(req)?;
     let prev = conf.prev_result.as_ref().ok_or_else(|| {
         CniError::config("prevResult", "CHECK needs the ADD result in prevResult")
     })?;
@@ -810,7 +816,6 @@ fn check(req: &Request, conf: &PluginConfig) -> Result<(), CniError> {
             delegate::exec(t, &req.args.path, Command::Check, &req.raw)?;
         }
     }
-    let netns = open_container_netns(req)?;
     let rt = runtime()?;
     let _enter = rt.enter();
     let host = Netlink::open()?;
@@ -883,7 +888,7 @@ fn check(req: &Request, conf: &PluginConfig) -> Result<(), CniError> {
                 return Err(mismatch(format!("address {} is missing", ip.address)));
             }
         }
-        let have_routes = container.routes(link.index).await?;
+        let have_routes = container.all_routes().await?;
         for r in &prev.routes {
             let fam_ok = expected
                 .iter()
