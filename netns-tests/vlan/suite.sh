@@ -323,6 +323,28 @@ case_del_after_master_vanished() {
     assert_eq "$(ip_files mv)" 0 "address after DEL"
 }
 
+# CHECK verifies the VLAN parent; a link mactrunk created, deleted by hand and replaced
+# by somebody else's link of the same name (other ifindex) is not deleted by DEL
+case_check_and_replaced_link() {
+    mk_trunk trk14
+    mk_ns h1
+    c=$(conf ch trk14 '"vlan": 160')
+    cni ADD "$c" ch-1 h1
+    assert_ok "ADD"
+    withprev=$(printf %s "$c" | sed "s|}}\$|}, \"prevResult\": $OUT}|")
+    cni CHECK "$withprev" ch-1 h1
+    assert_ok "CHECK"
+    ip link del trk14.160
+    cni CHECK "$withprev" ch-1 h1
+    assert_code "CHECK without the VLAN parent" 104 "" "VLAN parent"
+    ip link add link trk14 name trk14.160 type vlan id 160 || fail "cannot create trk14.160"
+    echo trk14.160 >>"$CASE_DIR/links"
+    cni DEL "$c" ch-1 h1
+    assert_ok "DEL"
+    assert_link trk14.160 "somebody else's trk14.160 after DEL"
+    [ ! -e "$(record trk14.160)" ] || fail "record left"
+}
+
 # a failed ADD after the VLAN link was created removes it again; one that fails while
 # another attachment uses it leaves it
 case_add_rollback() {
@@ -388,7 +410,7 @@ case_qinq_and_long_names() {
 ALL="lifecycle_created lifecycle_shared lifecycle_ping lifecycle_kept_while_used
 lifecycle_removed_after_last_del dotted_master foreign_vlan_untouched conflicting_links
 concurrent_first_adds bad_ids crash_after_vlan_then_del crash_inside_creation gc status
-del_after_master_vanished add_rollback mtu qinq_and_long_names"
+del_after_master_vanished check_and_replaced_link add_rollback mtu qinq_and_long_names"
 
 selected=${*:-$ALL}
 rm -rf "$WORK"
