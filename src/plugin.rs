@@ -345,7 +345,15 @@ fn vlan_release(req: &Request) -> Result<(), CniError> {
 }
 
 fn vlan_gc(req: &Request, valid: &[Owner]) -> Result<(), CniError> {
-    let (data_dir, timeout) = vlan_registry_location(&req.conf)?;
+    // Lenient like DEL: a config whose ipam.dataDir is not ours to read (a
+    // delegated IPAM) has no VLAN registry, and must not make GC fail.
+    let (data_dir, timeout) = match vlan_registry_location(&req.conf) {
+        Ok(l) => l,
+        Err(e) => {
+            log_at!(Level::Debug, "no VLAN registry to look at: {e}");
+            return Ok(());
+        }
+    };
     let rt = runtime()?;
     let _enter = rt.enter();
     let deleted = rt.block_on(vlan_registry::gc(
