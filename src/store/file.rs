@@ -99,7 +99,7 @@ fn mkdir_0700(path: &Path) -> Result<(), StoreError> {
 }
 
 /// Ensure `path` is a real directory (created 0700 if missing).
-fn ensure_dir(path: &Path) -> Result<(), StoreError> {
+pub(crate) fn ensure_dir(path: &Path) -> Result<(), StoreError> {
     match kind(path)? {
         Kind::Dir => Ok(()),
         Kind::Missing => {
@@ -120,7 +120,7 @@ fn ensure_dir(path: &Path) -> Result<(), StoreError> {
     }
 }
 
-fn fsync_dir(path: &Path) -> Result<(), StoreError> {
+pub(crate) fn fsync_dir(path: &Path) -> Result<(), StoreError> {
     let d = OpenOptions::new()
         .read(true)
         .custom_flags(nofollow_flags() | libc::O_DIRECTORY)
@@ -175,7 +175,7 @@ fn parse_index(content: &str) -> Vec<IpAddr> {
     out
 }
 
-fn lock_file(dir: &Path, timeout: Duration) -> Result<File, StoreError> {
+pub(crate) fn lock_file(dir: &Path, timeout: Duration) -> Result<File, StoreError> {
     let path = dir.join(LOCK);
     let f = match OpenOptions::new()
         .read(true)
