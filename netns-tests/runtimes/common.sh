@@ -63,13 +63,21 @@ store_empty() {
 }
 
 # rt_rmdir_cgroups NAME: remove the (empty) cgroup directories /sys/fs/cgroup/*/NAME, deepest first
+# (retried for a few seconds: a cgroup stays busy until its last process is reaped)
 rt_rmdir_cgroups() {
-    local d
+    local d i left
     [[ -n $1 && $1 != */* ]] || return 0
-    for d in /sys/fs/cgroup/*/"$1" /sys/fs/cgroup/"$1"; do
-        [[ -d $d ]] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
+    for ((i = 0; i < 50; i++)); do
+        left=0
+        for d in /sys/fs/cgroup/*/"$1" /sys/fs/cgroup/"$1"; do
+            [[ -d $d ]] || continue
+            find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
+            [[ -d $d ]] && left=1
+        done
+        ((left)) || return 0
+        sleep 0.1
     done
-    return 0
+    echo "warning: cgroups $1 could not be removed: $(ls -d /sys/fs/cgroup/*/"$1" 2>/dev/null | tr '\n' ' ')" >&2
 }
 
 rt_preflight() {
@@ -109,6 +117,9 @@ _rt_cleanup() {
     set +e
     declare -F rt_cleanup_hook >/dev/null && rt_cleanup_hook
     ip netns del "$RT_HOSTNS" 2>/dev/null
+    if [[ -n ${RT_MADE_VAR_LIB_CNI:-} ]]; then
+        umount /var/lib/cni 2>/dev/null && rmdir /var/lib/cni 2>/dev/null
+    fi
     if ((keep)) || ((RT_FAILED > 0)); then
         echo "work directory kept: $WORK (log: $WORK/log)" >&2
     else
@@ -137,7 +148,10 @@ rt_setup() {
     done
     mkdir -p /run/netns
     mount -t tmpfs -o mode=0755 mta-run-netns /run/netns || { echo "cannot mount a tmpfs on /run/netns" >&2; exit 1; }
-    mkdir -p /var/lib/cni
+    # (the mount point is created if missing, and removed again at the end)
+    if [[ ! -e /var/lib/cni ]]; then
+        mkdir /var/lib/cni && RT_MADE_VAR_LIB_CNI=1
+    fi
     mount --bind "$WORK/cni-var" /var/lib/cni || { echo "cannot bind-mount over /var/lib/cni" >&2; exit 1; }
 
     ip netns add "$RT_HOSTNS" || { echo "cannot create netns $RT_HOSTNS" >&2; exit 1; }
