@@ -221,12 +221,70 @@ pub(crate) fn lock_file(dir: &Path, timeout: Duration) -> Result<File, StoreErro
     }
 }
 
+/// Who else could plant files in the store `dir`, or swap it inside its
+/// parent (`ipam.dataDir`)? Both must be real directories owned by us or
+/// root; the store must not be writable by group or others, the dataDir only
+/// if it is sticky (like /tmp: others cannot rename our entries there).
+/// Ancestors above the dataDir are not checked. A dataDir that does not exist
+/// yet passes (it is created 0700).
+fn check_data_dir(dir: &Path) -> Result<(), StoreError> {
+    let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    let meta = match fs::symlink_metadata(parent) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(StoreError::io("stat", parent, e)),
+    };
+    if meta.file_type().is_symlink() {
+        return Err(StoreError::Unsafe {
+            path: parent.to_path_buf(),
+            problem: "ipam.dataDir is a symlink (give the real directory)".into(),
+        });
+    }
+    check_owner_mode(parent, &meta, "ipam.dataDir ", true)
+}
+
+fn check_store_dir(dir: &Path) -> Result<(), StoreError> {
+    let meta = fs::symlink_metadata(dir).map_err(|e| StoreError::io("stat", dir, e))?;
+    check_owner_mode(dir, &meta, "", false)
+}
+
+fn check_owner_mode(
+    path: &Path,
+    meta: &fs::Metadata,
+    what: &str,
+    sticky_ok: bool,
+) -> Result<(), StoreError> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    let problem = if meta.uid() != euid && meta.uid() != 0 {
+        format!(
+            "{what}is owned by uid {}, not by this user or root",
+            meta.uid()
+        )
+    } else if meta.mode() & 0o022 != 0 && !(sticky_ok && meta.mode() & libc::S_ISVTX != 0) {
+        format!(
+            "{what}is writable by group or others (mode {:04o}): anyone could swap or plant entries; the IPAM store must be private (chmod go-w)",
+            meta.mode() & 0o7777
+        )
+    } else {
+        return Ok(());
+    };
+    Err(StoreError::Unsafe {
+        path: path.to_path_buf(),
+        problem,
+    })
+}
+
 impl FileStore {
     /// Open (creating it 0700 if missing) and lock the store directory `dir`,
     /// waiting at most `lock_timeout` for the lock. With the lock held, crash
     /// leftovers in `.tmp/` are removed and the owner index is built if this
     /// directory has none yet (e.g. written by the reference host-local).
     pub fn open(dir: &Path, lock_timeout: Duration) -> Result<FileStore, StoreError> {
+        check_data_dir(dir)?;
         match kind(dir)? {
             Kind::Dir => {}
             Kind::Missing => {
@@ -245,6 +303,7 @@ impl FileStore {
                 });
             }
         }
+        check_store_dir(dir)?;
         let lock = lock_file(dir, lock_timeout)?;
         let mut store = FileStore {
             dir: dir.to_path_buf(),

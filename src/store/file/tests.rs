@@ -287,6 +287,53 @@ fn symlinks_are_refused() {
 }
 
 #[test]
+fn shared_or_symlinked_data_dirs_are_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let victim = tmp.path().join("victim");
+    fs::create_dir(&victim).unwrap();
+    let set_mode =
+        |p: &Path, m: u32| fs::set_permissions(p, fs::Permissions::from_mode(m)).unwrap();
+    let refused = |data: &Path, needle: &str| {
+        let e = ipam::add(&conf(data, "10.0.0.0/24"), &owner("a")).unwrap_err();
+        assert_eq!(e.code, code::IO, "{}", e.msg);
+        assert!(e.msg.contains(needle), "{needle:?} not in {}", e.msg);
+    };
+
+    // A world-writable dataDir (no sticky bit): refused, nothing created there.
+    let ww = tmp.path().join("ww");
+    fs::create_dir(&ww).unwrap();
+    set_mode(&ww, 0o777);
+    refused(&ww, "ipam.dataDir is writable by group or others");
+    // group-writable: the same
+    set_mode(&ww, 0o775);
+    refused(&ww, "ipam.dataDir is writable by group or others");
+    // sticky (like /tmp): others cannot swap our entries; allowed
+    set_mode(&ww, 0o1777);
+    assert_eq!(add_ip(&conf(&ww, "10.0.0.0/24"), "a"), "10.0.0.2");
+
+    // A store directory others can write to: refused.
+    let d = tmp.path().join("priv");
+    fs::create_dir_all(d.join("net")).unwrap();
+    set_mode(&d.join("net"), 0o777);
+    refused(&d, "must be private");
+    assert!(!d.join("net/lock").exists());
+    set_mode(&d.join("net"), 0o755); // as the reference host-local creates it
+    assert_eq!(add_ip(&conf(&d, "10.0.0.0/24"), "a"), "10.0.0.2");
+
+    // A symlinked dataDir: refused, never followed.
+    let link = tmp.path().join("link");
+    symlink(&victim, &link).unwrap();
+    refused(&link, "ipam.dataDir is a symlink");
+    assert_eq!(fs::read_dir(&victim).unwrap().count(), 0);
+
+    // DEL refuses too (and needs no ranges).
+    let e = ipam::del(&conf(&link, "10.0.0.0/24").location(), &owner("a"));
+    assert!(e.is_ok() || e.unwrap_err().code == code::IO);
+    assert_eq!(fs::read_dir(&victim).unwrap().count(), 0);
+}
+
+#[test]
 fn lock_timeout_is_code_11_naming_the_dir() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().join("net");

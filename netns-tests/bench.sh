@@ -1,0 +1,343 @@
+#!/bin/bash
+# netns-tests/bench.sh: latency of mactrunk against the reference CNI plugins (root only).
+#
+#   netns-tests/bench.sh [--bin-dir DIR] [--ref-dir DIR] [--runs N] [--quick] [--sizes LIST] [--keep]
+#
+#   --bin-dir DIR   mactrunk and mactrunk-ipam from DIR (default: cargo build --release,
+#                   then target/release)
+#   --ref-dir DIR   reference macvlan and host-local from DIR (default /usr/lib/cni)
+#   --runs N        measured iterations per figure (default 100; IPAM: 2 x N)
+#   --quick         CI mode: 15 runs, sizes 0,1000,20000 with 15 IPAM runs each (< 1 min)
+#   --sizes LIST    prefilled allocations for the IPAM-alone figures (default 0,1000,20000)
+#   --conc N        concurrency of the timed wall-clock figure (default 50); a second run
+#                   with 64 checks that every ADD succeeds
+#   --keep          keep the work directory
+#
+# What is measured (everything in one run, mactrunk and the reference interleaved: every
+# iteration runs both, alternating which goes first, so both see the same machine noise):
+#   1. full plugin: ADD, DEL and ADD+DEL of one container on a veth parent in a host netns
+#      this script creates: mactrunk (ipam.type mactrunk-ipam, in-process IPAM) against
+#      /usr/lib/cni/macvlan + host-local (two Go execs). Same config apart from the types.
+#   2. 50 concurrent ADDs (each into its own netns): wall time from first fork to last exit;
+#      then 50 concurrent DELs; then 64 concurrent ADDs, counting successes.
+#   3. IPAM alone: mactrunk-ipam vs host-local as stand-alone IPAM plugins (ADD, DEL), with
+#      0 / 1,000 / 20,000 existing allocations in a /16. The stores are prefilled by writing
+#      the files directly: the host-local layout for both, plus mactrunk's owner index
+#      (owners/<cid>@<ifname> holding the IP, owners/.complete) for mactrunk's copy.
+# Times are wall clock from bash (fork + exec + wait, $EPOCHREALTIME) around a direct exec
+# of the plugin inside the host netns; the same fork/exec cost (printed as "exec baseline",
+# /bin/true) is in both sides' figures, so the ratios slightly understate our advantage.
+#
+# Targets are printed as PASS/MISS and never change the exit status:
+#   ADD+DEL median <= 0.8 x reference; IPAM ADD median <= 3 ms at every size and flat
+#   (median at the largest size <= 1.3 x median at 0); 64 concurrent ADDs all succeed.
+# Exit status: 0 unless the benchmark could not run (setup failure, plugins failing).
+set -uo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+bin_dir=""
+ref_dir=/usr/lib/cni
+runs=100
+ipam_runs=""
+sizes=0,1000,20000
+conc=50
+keep=0
+
+usage() { sed -n '2,/^set -uo/{/^set -uo/d;s/^# \{0,1\}//;p}' "$0"; }
+
+if [[ ${1:-} != --inner ]]; then
+    quick=0
+    while (($#)); do
+        case $1 in
+            --bin-dir) bin_dir=${2:?}; shift ;;
+            --bin-dir=*) bin_dir=${1#*=} ;;
+            --ref-dir) ref_dir=${2:?}; shift ;;
+            --ref-dir=*) ref_dir=${1#*=} ;;
+            --runs) runs=${2:?}; shift ;;
+            --runs=*) runs=${1#*=} ;;
+            --sizes) sizes=${2:?}; shift ;;
+            --sizes=*) sizes=${1#*=} ;;
+            --conc) conc=${2:?}; shift ;;
+            --quick) quick=1 ;;
+            --keep) keep=1 ;;
+            -h | --help) usage; exit 0 ;;
+            *) echo "bench.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
+        esac
+        shift
+    done
+    ((quick)) && { runs=15; ipam_runs=15; }
+    ipam_runs=${ipam_runs:-$((2 * runs))}
+    [[ $(id -u) == 0 ]] || { echo "bench.sh: must run as root" >&2; exit 2; }
+    for t in ip jq awk sort timeout; do
+        command -v $t >/dev/null || { echo "bench.sh: missing tool $t" >&2; exit 2; }
+    done
+    if [[ -z $bin_dir ]]; then
+        echo "bench.sh: cargo build --release" >&2
+        (cd "$root" && cargo build --release -q) >&2 || { echo "bench.sh: build failed" >&2; exit 2; }
+        bin_dir=$root/target/release
+    fi
+    bin_dir=$(realpath "$bin_dir")
+    ref_dir=$(realpath "$ref_dir")
+    for b in "$bin_dir/mactrunk" "$bin_dir/mactrunk-ipam" "$ref_dir/macvlan" "$ref_dir/host-local"; do
+        [[ -x $b ]] || { echo "bench.sh: $b not found" >&2; exit 2; }
+    done
+
+    P=mtpb$(printf '%04x' $((($$ + RANDOM) % 65536)))
+    W=$(mktemp -d /tmp/mtp-bench.XXXXXX)
+    HNS=$P-h
+    cleanup() {
+        local ns pids
+        for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$P-" || true); do
+            pids=$(ip netns pids "$ns" 2>/dev/null || true)
+            # shellcheck disable=SC2086
+            [[ -n $pids ]] && kill -9 $pids 2>/dev/null
+            ip netns delete "$ns" 2>/dev/null
+        done
+        if ((keep)); then echo "bench.sh: work directory kept: $W" >&2; else rm -rf "$W"; fi
+    }
+    trap cleanup EXIT
+    trap 'exit 130' INT TERM
+    ip netns add "$HNS" || exit 2
+    ip -n "$HNS" link set lo up
+    ip -n "$HNS" link add mtpb0 mtu 1500 type veth peer name mtpb0x || exit 2
+    ip -n "$HNS" link set mtpb0 up
+    ip -n "$HNS" link set mtpb0x up
+    nmax=$((conc > 64 ? conc : 64))
+    for ((i = 1; i <= nmax; i++)); do
+        ip netns add "$P-c$i" || exit 2
+    done
+    export BENCH_P=$P BENCH_W=$W BENCH_BIN=$bin_dir BENCH_REF=$ref_dir BENCH_RUNS=$runs \
+        BENCH_IPAM_RUNS=$ipam_runs BENCH_SIZES=$sizes BENCH_CONC=$conc BENCH_NMAX=$nmax
+    # Everything below runs inside the host netns: plugins are exec'd directly (no
+    # `ip netns exec` per call, whose mount-namespace setup would dominate the figures).
+    ip netns exec "$HNS" bash "$0" --inner
+    exit $?
+fi
+
+# ============================================================ inner part (in the host netns)
+P=$BENCH_P W=$BENCH_W runs=$BENCH_RUNS ipam_runs=$BENCH_IPAM_RUNS conc=$BENCH_CONC nmax=$BENCH_NMAX
+MT=$BENCH_BIN/mactrunk MTI=$BENCH_BIN/mactrunk-ipam
+REF=$BENCH_REF/macvlan REFI=$BENCH_REF/host-local
+export CNI_PATH=$BENCH_REF
+mkdir -p "$W"/{out,t}
+unset MACTRUNK_LOG
+
+conf_full() { # conf_full TYPE IPAMTYPE DATADIR
+    jq -n --arg t "$1" --arg it "$2" --arg d "$3" '{cniVersion: "1.0.0", name: "mtpbench",
+        type: $t, master: "mtpb0", mode: "bridge",
+        ipam: {type: $it, subnet: "10.77.0.0/16", dataDir: $d, routes: [{dst: "0.0.0.0/0"}]}}'
+}
+conf_full macvlan host-local "$W/data-ref" >"$W/ref.json"
+conf_full mactrunk mactrunk-ipam "$W/data-mt" >"$W/mt.json"
+
+FAILS=0
+# call BIN CONF CMD CID NS OUTFILE: one plugin call; sets DT (microseconds) and CRC
+call() {
+    local t0 t1
+    t0=${EPOCHREALTIME/./}
+    CNI_COMMAND=$3 CNI_CONTAINERID=$4 CNI_NETNS=/run/netns/$5 CNI_IFNAME=eth0 "$1" <"$2" >"$6" 2>&1
+    CRC=$?
+    t1=${EPOCHREALTIME/./}
+    DT=$((t1 - t0))
+    if ((CRC != 0)); then
+        FAILS=$((FAILS + 1))
+        if ((FAILS <= 5)); then
+            echo "bench.sh: $(basename "$1") $3 $4 failed (rc $CRC): $(head -c 400 "$6")" >&2
+        fi
+    fi
+}
+
+# stats FILE: "median p90" in ms (values in microseconds, one a line)
+stats() {
+    sort -n "$1" | awk '{v[NR] = $1} END {
+        if (NR == 0) { print "nan nan"; exit }
+        m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+        i = int(0.9 * NR + 0.999999); if (i < 1) i = 1; if (i > NR) i = NR
+        printf "%.2f %.2f\n", m / 1000, v[i] / 1000 }'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "nan" }'; }
+
+SUMMARY=$W/summary.tsv
+: >"$SUMMARY"
+# row LABEL MT-FILE REF-FILE: print median/p90 of both and the ratio; keep it for the targets
+row() {
+    local a b
+    read -r am ap < <(stats "$2")
+    read -r bm bp < <(stats "$3")
+    printf '%-34s %8s %8s   %8s %8s   %6s\n' "$1" "$am" "$ap" "$bm" "$bp" "$(ratio "$am" "$bm")"
+    printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$am" "$ap" "$bm" "$bp" >>"$SUMMARY"
+}
+header() {
+    printf '\n%-34s %17s   %17s   %6s\n' "$1" "mactrunk" "reference" "ratio"
+    printf '%-34s %8s %8s   %8s %8s   %6s\n' "" "median" "p90" "median" "p90" "mt/ref"
+}
+
+echo "== mactrunk benchmark $(date -u +%Y-%m-%dT%H:%MZ) on $(hostname): $(nproc) cores," \
+    "$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), kernel $(uname -r)," \
+    "load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "   mactrunk: $MT ($(stat -c %s "$MT") bytes); reference: $REF + $REFI" \
+    "($(dpkg-query -W -f='${Version}' containernetworking-plugins 2>/dev/null || echo '?'))"
+echo "   runs: $runs (full plugin), $ipam_runs (IPAM alone); times in ms, wall clock per exec"
+
+# exec baseline: what fork + exec + wait of a trivial program costs in this shell
+: >"$W/t/true"
+for ((i = 0; i < 50; i++)); do
+    t0=${EPOCHREALTIME/./}
+    /bin/true
+    t1=${EPOCHREALTIME/./}
+    echo $((t1 - t0)) >>"$W/t/true"
+done
+read -r tm tp < <(stats "$W/t/true")
+echo "   exec baseline (/bin/true): median $tm ms, p90 $tp ms (included in every figure)"
+
+# ---------------------------------------------------------------- 1. full plugin, sequential
+for f in mt-add mt-del mt-both ref-add ref-del ref-both; do : >"$W/t/$f"; done
+one_full() { # one_full mt|ref I RECORD
+    local bin=$MT conf=$W/mt.json
+    [[ $1 == ref ]] && { bin=$REF; conf=$W/ref.json; }
+    local cid=$P-$1-$2 a
+    call "$bin" "$conf" ADD "$cid" "$P-c1" "$W/out/$1-add"
+    a=$DT
+    local arc=$CRC
+    call "$bin" "$conf" DEL "$cid" "$P-c1" "$W/out/$1-del"
+    if (($3 && arc == 0 && CRC == 0)); then
+        echo "$a" >>"$W/t/$1-add"
+        echo "$DT" >>"$W/t/$1-del"
+        echo $((a + DT)) >>"$W/t/$1-both"
+    fi
+}
+for ((i = 0; i < 5; i++)); do one_full mt w$i 0; one_full ref w$i 0; done # warm-up
+for ((i = 0; i < runs; i++)); do
+    if ((i % 2)); then one_full ref "$i" 1; one_full mt "$i" 1; else one_full mt "$i" 1; one_full ref "$i" 1; fi
+done
+header "full plugin (one container)"
+row "ADD" "$W/t/mt-add" "$W/t/ref-add"
+row "DEL" "$W/t/mt-del" "$W/t/ref-del"
+row "ADD+DEL" "$W/t/mt-both" "$W/t/ref-both"
+
+# ---------------------------------------------------------------- 2. concurrency
+# conc_run mt|ref N TAG: N concurrent ADDs (ns c1..cN), then N concurrent DELs.
+# Sets CADD/CDEL (wall us) and COK (successful ADDs), CDUP (duplicate addresses).
+conc_run() {
+    local bin=$MT conf=$W/mt.json i t0 t1
+    [[ $1 == ref ]] && { bin=$REF; conf=$W/ref.json; }
+    local d=$W/conc-$1-$3
+    mkdir -p "$d"
+    t0=${EPOCHREALTIME/./}
+    for ((i = 1; i <= $2; i++)); do
+        CNI_COMMAND=ADD CNI_CONTAINERID=$P-k$3-$i CNI_NETNS=/run/netns/$P-c$i CNI_IFNAME=eth0 \
+            "$bin" <"$conf" >"$d/add-$i" 2>&1 &
+    done
+    wait
+    t1=${EPOCHREALTIME/./}
+    CADD=$((t1 - t0))
+    COK=0
+    for ((i = 1; i <= $2; i++)); do
+        jq -e '.ips[0].address' "$d/add-$i" >/dev/null 2>&1 && COK=$((COK + 1))
+    done
+    CDUP=$(cat "$d"/add-* | jq -r '.ips[0].address? // empty' 2>/dev/null | sort | uniq -d | wc -l)
+    t0=${EPOCHREALTIME/./}
+    for ((i = 1; i <= $2; i++)); do
+        CNI_COMMAND=DEL CNI_CONTAINERID=$P-k$3-$i CNI_NETNS=/run/netns/$P-c$i CNI_IFNAME=eth0 \
+            "$bin" <"$conf" >"$d/del-$i" 2>&1 &
+    done
+    wait
+    t1=${EPOCHREALTIME/./}
+    CDEL=$((t1 - t0))
+}
+creps=$((runs >= 50 ? 5 : 3))
+for f in mt-cadd mt-cdel ref-cadd ref-cdel; do : >"$W/t/$f"; done
+cfail_mt=0 cfail_ref=0 cdup=0
+for ((r = 0; r < creps; r++)); do
+    for who in mt ref; do
+        conc_run "$who" "$conc" "$r$who"
+        echo "$CADD" >>"$W/t/$who-cadd"
+        echo "$CDEL" >>"$W/t/$who-cdel"
+        [[ $who == mt ]] && cfail_mt=$((cfail_mt + conc - COK)) || cfail_ref=$((cfail_ref + conc - COK))
+        cdup=$((cdup + CDUP))
+    done
+done
+header "$conc concurrent (wall, $creps reps)"
+row "$conc ADDs at once" "$W/t/mt-cadd" "$W/t/ref-cadd"
+row "$conc DELs at once" "$W/t/mt-cdel" "$W/t/ref-cdel"
+echo "   failed ADDs: mactrunk $cfail_mt, reference $cfail_ref of $((creps * conc)) each; duplicate addresses: $cdup"
+conc_run mt 64 x64mt
+ok64=$COK dup64=$CDUP wall64=$CADD
+conc_run ref 64 x64ref
+echo "   64 concurrent ADDs: mactrunk $ok64/64 ok in $(awk -v v="$wall64" 'BEGIN{printf "%.1f", v/1000}') ms" \
+    "(duplicates $dup64); reference $COK/64 ok in $(awk -v v="$CADD" 'BEGIN{printf "%.1f", v/1000}') ms"
+
+# ---------------------------------------------------------------- 3. IPAM alone
+# prefill DIR N WITHINDEX: N allocations 10.78.0.2.. in the host-local layout (+ index)
+prefill() {
+    local d=$1 n=$2 idx=$3 i o ip=""
+    mkdir -p "$d"
+    chmod 700 "$d"
+    ((idx)) && mkdir -m 700 -p "$d/owners" "$d/.tmp"
+    for ((i = 0; i < n; i++)); do
+        o=$((i + 2))
+        ip=10.78.$((o >> 8)).$((o & 255))
+        printf 'mtpfill-%d\r\neth0' "$i" >"$d/$ip"
+        ((idx)) && printf '%s\n' "$ip" >"$d/owners/mtpfill-$i@eth0"
+    done
+    [[ -n $ip ]] && printf '%s' "$ip" >"$d/last_reserved_ip.0"
+    ((idx)) && : >"$d/owners/.complete"
+    return 0
+}
+ipam_conf() { # ipam_conf TYPE DATADIR
+    jq -n --arg t "$1" --arg d "$2" '{cniVersion: "1.0.0", name: "mtpipam", type: "macvlan",
+        ipam: {type: $t, subnet: "10.78.0.0/16", dataDir: $d}}'
+}
+IFS=, read -ra size_list <<<"$BENCH_SIZES"
+header "IPAM alone (/16, stand-alone plugin exec)"
+for n in "${size_list[@]}"; do
+    t0=${EPOCHREALTIME/./}
+    prefill "$W/ipam-mt-$n/mtpipam" "$n" 1
+    prefill "$W/ipam-ref-$n/mtpipam" "$n" 0
+    t1=${EPOCHREALTIME/./}
+    ipam_conf mactrunk-ipam "$W/ipam-mt-$n" >"$W/ipam-mt-$n.json"
+    ipam_conf host-local "$W/ipam-ref-$n" >"$W/ipam-ref-$n.json"
+    for f in add del; do : >"$W/t/imt-$f-$n"; : >"$W/t/iref-$f-$n"; done
+    one_ipam() { # one_ipam mt|ref I RECORD
+        local bin=$MTI conf=$W/ipam-mt-$n.json a arc
+        [[ $1 == ref ]] && { bin=$REFI; conf=$W/ipam-ref-$n.json; }
+        call "$bin" "$conf" ADD "$P-i$1-$2" "$P-c1" "$W/out/i$1-add"
+        a=$DT arc=$CRC
+        call "$bin" "$conf" DEL "$P-i$1-$2" "$P-c1" "$W/out/i$1-del"
+        if (($3 && arc == 0 && CRC == 0)); then
+            echo "$a" >>"$W/t/i$1-add-$n"
+            echo "$DT" >>"$W/t/i$1-del-$n"
+        fi
+    }
+    for ((i = 0; i < 3; i++)); do one_ipam mt w$i 0; one_ipam ref w$i 0; done
+    for ((i = 0; i < ipam_runs; i++)); do
+        if ((i % 2)); then one_ipam ref "$i" 1; one_ipam mt "$i" 1; else one_ipam mt "$i" 1; one_ipam ref "$i" 1; fi
+    done
+    row "IPAM ADD, $n allocated" "$W/t/imt-add-$n" "$W/t/iref-add-$n"
+    row "IPAM DEL, $n allocated" "$W/t/imt-del-$n" "$W/t/iref-del-$n"
+    echo "   (prefill of $n + $n allocations: $(awk -v v=$((t1 - t0)) 'BEGIN{printf "%.1f", v/1e6}') s)" >&2
+    rm -rf "$W/ipam-mt-$n" "$W/ipam-ref-$n"
+done
+
+# ---------------------------------------------------------------- targets
+echo
+get() { awk -F'\t' -v k="$1" -v c="$2" '$1 == k {print $c}' "$SUMMARY"; }
+verdict() { if awk "BEGIN{exit !($1)}"; then echo PASS; else echo MISS; fi; }
+m=$(get ADD+DEL 2) r=$(get ADD+DEL 4)
+echo "$(verdict "$m <= 0.8 * $r") ADD+DEL median $m ms = $(ratio "$m" "$r") x reference ($r ms); target <= 0.8"
+first=${size_list[0]} last=${size_list[${#size_list[@]} - 1]}
+worst=0 list=""
+for n in "${size_list[@]}"; do
+    v=$(get "IPAM ADD, $n allocated" 2)
+    list+="$v@$n "
+    worst=$(awk -v a="$v" -v b="$worst" 'BEGIN{print (a > b) ? a : b}')
+done
+echo "$(verdict "$worst <= 3") IPAM ADD median <= 3 ms at every size: ${list% }"
+m0=$(get "IPAM ADD, $first allocated" 2) mN=$(get "IPAM ADD, $last allocated" 2)
+echo "$(verdict "$mN <= 1.3 * $m0") IPAM ADD flat: median at $last = $(ratio "$mN" "$m0") x median at $first; target <= 1.3"
+echo "$(verdict "$ok64 == 64 && $dup64 == 0") 64 concurrent ADDs all succeed: $ok64/64, $dup64 duplicate addresses"
+if ((FAILS)); then
+    echo "bench.sh: $FAILS plugin calls failed during the sequential runs (first ones above)" >&2
+fi
+exit 0
