@@ -8,7 +8,8 @@
 #   2. cargo clippy --all-targets -- -D warnings
 #   3. cargo test --release                 (unit tests + root integration tests)
 #   4. cargo build --release, then netns-tests/run.sh --bin-dir target/release [-j N] [CASE...]
-#   5. VLAN suite in ../shared/tools/vmtest (hook below; runs once netns-tests/vlan/run.sh exists)
+#   5. VLAN suite in ../shared/tools/vmtest (netns-tests/vlan/run.sh)
+#   6. real runtimes: podman (CNI backend) and ctr run --cni (netns-tests/runtimes/run.sh)
 #
 # The last line is "N passed, M failed": fmt and clippy count one each, plus every test
 # cargo test ran, plus every netns case (and VLAN case). Exit status 1 if M > 0.
@@ -88,6 +89,12 @@ else
     step "VLAN suite: not there yet (netns-tests/vlan/run.sh), skipped"
 fi
 # <<< VLAN SUITE HOOK <<<
+
+# ---------------------------------------------------------------- 6. real runtimes
+step "netns-tests/runtimes/run.sh --bin-dir target/release (podman CNI backend, ctr run --cni)"
+netns-tests/runtimes/run.sh --bin-dir target/release 2>&1 | tee "$log"
+read -r p f < <(runner_counts)
+record "runtimes (podman, ctr)" "${p:-0}" "${f:-1}"
 
 step "summary"
 printf '%s\n' "${summary[@]}"

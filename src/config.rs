@@ -100,6 +100,7 @@ impl PluginConfig {
             .ok_or_else(|| CniError::new(code::DECODE, "network config is not a JSON object"))?;
         let cni_version = parse_version(conf)?;
         let name = parse_name(conf)?;
+        opt_string(obj, "type")?;
         let master = opt_string(obj, "master")?.filter(|m| !m.is_empty());
         if let Some(p) = master
             .as_deref()
@@ -199,7 +200,15 @@ impl PluginConfig {
             ipam,
             prev_result,
             log_file: opt_string(obj, "logFile")?,
-            log_level: opt_string(obj, "logLevel")?,
+            log_level: match opt_string(obj, "logLevel")? {
+                Some(l) if crate::log::Level::parse(&l).is_none() => {
+                    return Err(CniError::config(
+                        "logLevel",
+                        format!("unknown level {l:?}: expected error, warn, info or debug"),
+                    ));
+                }
+                other => other,
+            },
         })
     }
 }
@@ -424,6 +433,8 @@ mod tests {
             ("dns", json!("8.8.8.8"), 7),
             ("ipam", json!([]), 7),
             ("logFile", json!(false), 7),
+            ("logLevel", json!("loud"), 7),
+            ("type", json!(5), 7),
         ];
         for (key, val, want) in cases {
             let err = parse(with(key, val.clone())).unwrap_err();

@@ -16,3 +16,4 @@ pub mod standalone_ipam;
 pub mod store;
 pub mod sysctl;
 pub mod vlan;
+pub mod vlan_registry;

@@ -3,6 +3,7 @@
 //! `sysctl` and `announce`; addresses through `ipam` or a delegate.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ipnetwork::IpNetwork;
@@ -17,7 +18,9 @@ use crate::log::Level;
 use crate::netns::{self, NetNs, NetnsError};
 use crate::skel::{Plugin, Request};
 use crate::store::Owner;
-use crate::{delegate, log_at, sysctl};
+use crate::vlan::VlanParent;
+use crate::vlan_registry::{self, VlanUser, VlanWant};
+use crate::{delegate, log_at, sysctl, vlan};
 
 /// How long ADD waits for IPv6 DAD with `ipv6Dad: "wait"`.
 const DAD_TIMEOUT: Duration = Duration::from_secs(5);
@@ -54,8 +57,13 @@ impl Plugin for Macvlan {
     fn gc(&self, req: &Request) -> Result<(), CniError> {
         init_log_raw(&req.conf);
         let valid = valid_attachments(&req.conf)?;
+        // VLAN parents first (no list: nothing is released, as for addresses).
+        let vlan_result = match &valid {
+            Some(v) => vlan_gc(req, v),
+            None => Ok(()),
+        };
         let kind = crate::config::parse_ipam_kind(obj(&req.conf)?)?;
-        match kind {
+        let ipam_result = match kind {
             IpamKind::None => Ok(()),
             IpamKind::InProcess => {
                 let loc = StoreLocation::from_netconf(&req.conf)?;
@@ -66,7 +74,8 @@ impl Plugin for Macvlan {
             IpamKind::Delegate(t) => {
                 delegate::exec(&t, &req.args.path, Command::Gc, &req.raw).map(|_| ())
             }
-        }
+        };
+        vlan_result.and(ipam_result)
     }
 
     fn status(&self, req: &Request) -> Result<(), CniError> {
@@ -76,8 +85,9 @@ impl Plugin for Macvlan {
             let rt = runtime()?;
             rt.block_on(async {
                 let host = Netlink::open()?;
-                let parent = resolve_master(&host, &conf, "host network namespace").await;
-                parent.map_err(|e| CniError::new(code::NOT_AVAILABLE, e.msg))
+                let parent = resolve_parent(&host, &conf, "host network namespace").await;
+                let parent = parent.map_err(|e| CniError::new(code::NOT_AVAILABLE, e.msg))?;
+                vlan_status(req, &parent)
             })?;
         }
         match &conf.ipam {
@@ -221,6 +231,175 @@ async fn resolve_master(
     })
 }
 
+/// The link the macvlan sits on, as the config names it.
+#[derive(Debug)]
+enum Parent {
+    /// An existing link, used as it is (`master`, or the default route's link).
+    Plain(LinkInfo),
+    /// A VLAN sub-interface of `lower` that mactrunk creates when `link` is
+    /// None (`master` + `vlan`, or a dotted `master` naming no link).
+    Vlan {
+        want: VlanWant,
+        lower: LinkInfo,
+        link: Option<LinkInfo>,
+    },
+}
+
+/// Resolve `master` / `vlan` in the namespace `nl` is bound to. A dotted
+/// `master` that names an existing link is that link, as before; only when
+/// no such link exists is it read as `<lower>.<vid>`.
+async fn resolve_parent(
+    nl: &Netlink,
+    conf: &PluginConfig,
+    where_: &str,
+) -> Result<Parent, CniError> {
+    if let Some(v) = &conf.vlan {
+        if conf.link_in_container {
+            return Err(CniError::config(
+                "vlan",
+                "VLAN parents are not supported with linkInContainer (create the VLAN link in that namespace and name it in master)",
+            ));
+        }
+        let lower = resolve_master(nl, conf, where_).await?;
+        let parent = VlanParent::new(&lower.name, v.id);
+        let link = nl.link_by_name(&parent.link_name).await?;
+        return Ok(Parent::Vlan {
+            want: VlanWant {
+                parent,
+                protocol: v.protocol,
+                key: "vlan",
+            },
+            lower,
+            link,
+        });
+    }
+    if let Some(m) = conf.master.as_deref()
+        && !conf.link_in_container
+        && let Some((lower_name, vid)) = vlan::split_dotted(m)
+    {
+        if let Some(existing) = nl.link_by_name(m).await? {
+            return Ok(Parent::Plain(existing));
+        }
+        let lower = nl.link_by_name(lower_name).await?.ok_or_else(|| {
+            CniError::config(
+                "master",
+                format!(
+                    "interface {m:?} not found in the {where_}, and neither is {lower_name:?} to create it as VLAN {vid} on"
+                ),
+            )
+        })?;
+        let parent = VlanParent::new(&lower.name, vid);
+        let link = nl.link_by_name(&parent.link_name).await?;
+        return Ok(Parent::Vlan {
+            want: VlanWant {
+                parent,
+                protocol: crate::link::VlanProtocol::Dot1Q,
+                key: "master",
+            },
+            lower,
+            link,
+        });
+    }
+    resolve_master(nl, conf, where_).await.map(Parent::Plain)
+}
+
+/// Where the VLAN registry lives: the dataDir of the IPAM store
+/// (`ipam.dataDir`, default /var/lib/cni/networks), and its lock timeout.
+fn vlan_registry_location(conf: &Value) -> Result<(PathBuf, Duration), CniError> {
+    let loc = StoreLocation::from_netconf(conf)?;
+    let data_dir = loc
+        .dir
+        .parent()
+        .map(|p| p.to_path_buf())
+        .ok_or_else(|| CniError::internal("the IPAM store directory has no parent"))?;
+    Ok((data_dir, loc.lock_timeout))
+}
+
+fn vlan_user(req: &Request) -> VlanUser {
+    VlanUser::new(&req.name, &owner(req))
+}
+
+/// DEL / rollback: this attachment no longer uses a VLAN parent; deletes the
+/// ones mactrunk created that nobody else uses. Config-independent beyond
+/// the dataDir.
+fn vlan_release(req: &Request) -> Result<(), CniError> {
+    let (data_dir, timeout) = match vlan_registry_location(&req.conf) {
+        Ok(l) => l,
+        Err(e) => {
+            log_at!(Level::Debug, "no VLAN registry to look at: {e}");
+            return Ok(());
+        }
+    };
+    if !vlan_registry::dir_in(&data_dir).is_dir() {
+        return Ok(());
+    }
+    let rt = runtime()?;
+    let _enter = rt.enter();
+    let user = vlan_user(req);
+    rt.block_on(vlan_registry::release(
+        || Netlink::open().map_err(CniError::from),
+        &data_dir,
+        timeout,
+        &user,
+    ))
+}
+
+fn vlan_gc(req: &Request, valid: &[Owner]) -> Result<(), CniError> {
+    // Lenient like DEL: a config whose ipam.dataDir is not ours to read (a
+    // delegated IPAM) has no VLAN registry, and must not make GC fail.
+    let (data_dir, timeout) = match vlan_registry_location(&req.conf) {
+        Ok(l) => l,
+        Err(e) => {
+            log_at!(Level::Debug, "no VLAN registry to look at: {e}");
+            return Ok(());
+        }
+    };
+    let rt = runtime()?;
+    let _enter = rt.enter();
+    let deleted = rt.block_on(vlan_registry::gc(
+        || Netlink::open().map_err(CniError::from),
+        &data_dir,
+        timeout,
+        &req.name,
+        valid,
+    ))?;
+    if deleted > 0 {
+        log_at!(
+            Level::Info,
+            "GC network={} deleted {deleted} unused VLAN parent(s)",
+            req.name
+        );
+    }
+    Ok(())
+}
+
+/// STATUS for a VLAN parent: a conflicting link is 50; a VLAN link
+/// mactrunk created that is down is 51. A missing one is fine (ADD creates it).
+fn vlan_status(req: &Request, parent: &Parent) -> Result<(), CniError> {
+    let Parent::Vlan { want, lower, link } = parent else {
+        return Ok(());
+    };
+    let Some(link) = link else {
+        return Ok(());
+    };
+    if let Some(why) = vlan::mismatch(&want.parent, want.protocol, lower.index, link) {
+        return Err(CniError::new(code::NOT_AVAILABLE, why));
+    }
+    if !link.up {
+        let owned = vlan_registry_location(&req.conf)
+            .ok()
+            .and_then(|(d, _)| vlan_registry::peek(&d, &link.name))
+            .is_some_and(|r| r.ifindex.is_none_or(|i| i == link.index));
+        if owned {
+            return Err(CniError::new(
+                code::LIMITED_CONNECTIVITY,
+                format!("VLAN parent {:?} (created by mactrunk) is down", link.name),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Addresses from whichever IPAM the config names.
 fn ipam_add(req: &Request, conf: &PluginConfig) -> Result<CniOutput, CniError> {
     match &conf.ipam {
@@ -292,32 +471,71 @@ fn add(req: &Request, conf: &PluginConfig) -> Result<CniOutput, CniError> {
     let container = open_netlink_in(&rt, &netns)?;
 
     // Everything that can fail without side effects comes first.
-    let (master, master_nl) = if conf.link_in_container {
+    let (parent, master_nl) = if conf.link_in_container {
         let where_ = "container network namespace";
         (
-            rt.block_on(resolve_master(&container, conf, where_))?,
+            rt.block_on(resolve_parent(&container, conf, where_))?,
             &container,
         )
     } else {
         let where_ = "host network namespace";
-        (rt.block_on(resolve_master(&host, conf, where_))?, &host)
+        (rt.block_on(resolve_parent(&host, conf, where_))?, &host)
+    };
+    // The MTU the macvlan's parent has (or, for a VLAN link still to be
+    // created, will inherit from its lower link).
+    let (parent_mtu, parent_name) = match &parent {
+        Parent::Plain(l) => (l.mtu, format!("master {:?}", l.name)),
+        Parent::Vlan { want, lower, link } => {
+            if let Some(l) = link
+                && let Some(why) = vlan::mismatch(&want.parent, want.protocol, lower.index, l)
+            {
+                return Err(CniError::config(want.key, why));
+            }
+            let mtu = link.as_ref().map_or(lower.mtu, |l| l.mtu);
+            (mtu, format!("VLAN parent {:?}", want.parent.link_name))
+        }
     };
     if let Some(mtu) = conf.mtu
-        && mtu > master.mtu
+        && mtu > parent_mtu
     {
         return Err(CniError::config(
             "mtu",
-            format!(
-                "{mtu} is larger than the MTU {} of master {:?}",
-                master.mtu, master.name
-            ),
+            format!("{mtu} is larger than the MTU {parent_mtu} of {parent_name}"),
         ));
     }
+    let vlan_loc = match &parent {
+        Parent::Vlan { .. } => Some(vlan_registry_location(&req.conf)?),
+        Parent::Plain(_) => None,
+    };
     if rt.block_on(container.link_by_name(ifname))?.is_some() {
         return Err(ifname_taken(req));
     }
 
     let ipam_out = ipam_add(req, conf)?;
+    // The VLAN parent, now that the addresses are there (undone with them).
+    let mut vlan_user_added = false;
+    let master = match parent {
+        Parent::Plain(l) => l,
+        Parent::Vlan { want, .. } => {
+            let (data_dir, timeout) = vlan_loc.expect("computed for VLAN parents");
+            let user = vlan_user(req);
+            match rt.block_on(vlan_registry::ensure(
+                &host, &data_dir, timeout, &want, &user,
+            )) {
+                Ok(e) => {
+                    vlan_user_added = e.owned;
+                    vlan_registry::crash_point("after-vlan");
+                    e.link
+                }
+                Err(e) => {
+                    if let Err(re) = ipam_del(req) {
+                        log_at!(Level::Warn, "rollback: releasing addresses failed: {re}");
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    };
     let attachment = Attachment {
         req,
         conf,
@@ -334,6 +552,12 @@ fn add(req: &Request, conf: &PluginConfig) -> Result<CniOutput, CniError> {
             // Undo in reverse: the link (only if this ADD made it), then the addresses.
             if created && let Err(de) = rt.block_on(delete_macvlan(&container, ifname)) {
                 log_at!(Level::Warn, "rollback: deleting {ifname} failed: {de}");
+            }
+            if vlan_user_added && let Err(ve) = vlan_release(req) {
+                log_at!(
+                    Level::Warn,
+                    "rollback: releasing the VLAN parent failed: {ve}"
+                );
             }
             if let Err(re) = ipam_del(req) {
                 log_at!(Level::Warn, "rollback: releasing addresses failed: {re}");
@@ -404,13 +628,18 @@ impl Attachment<'_> {
             container.set_up(link.index).await?;
             for route in &ipam_out.routes {
                 let gw = route.gw.or_else(|| family_gateway(ipam_out, route.dst));
-                container
-                    .add_route(link.index, route, gw)
-                    .await
-                    .map_err(|e| {
+                match container.add_route(link.index, route, gw).await {
+                    // A second attachment of the same network (eth0, net1) brings
+                    // the same default route: the first one wins, as with the
+                    // reference plugins.
+                    Err(LinkError::Exists(what)) => {
+                        log_at!(Level::Info, "keeping the existing {what}");
+                    }
+                    other => other.map_err(|e| {
                         CniError::from(e)
                             .context(format!("adding route to {} on {ifname}", route.dst))
-                    })?;
+                    })?,
+                }
             }
             if has_v6 && conf.ipv6_dad == DadPolicy::Wait {
                 container.wait_dad(link.index, DAD_TIMEOUT).await?;
@@ -523,10 +752,11 @@ async fn delete_macvlan(nl: &Netlink, name: &str) -> Result<(), CniError> {
 
 fn del(req: &Request) -> Result<(), CniError> {
     let link_result = detach(req);
-    // The address is released even when the link could not be deleted, so a
-    // DEL never strands an address; the link error is still reported.
+    // The VLAN parent and the address are released even when the link could
+    // not be deleted, so a DEL never strands them; the error is still reported.
+    let vlan_result = vlan_release(req);
     let ipam_result = ipam_del(req);
-    link_result.and(ipam_result)
+    link_result.and(vlan_result).and(ipam_result)
 }
 
 /// Remove the container's link. A missing netns, a path that is no longer a
@@ -556,6 +786,7 @@ fn detach(req: &Request) -> Result<(), CniError> {
 }
 
 fn check(req: &Request, conf: &PluginConfig) -> Result<(), CniError> {
+    let netns = open_container_netns(req)?;
     let prev = conf.prev_result.as_ref().ok_or_else(|| {
         CniError::config("prevResult", "CHECK needs the ADD result in prevResult")
     })?;
@@ -593,7 +824,6 @@ fn check(req: &Request, conf: &PluginConfig) -> Result<(), CniError> {
             delegate::exec(t, &req.args.path, Command::Check, &req.raw)?;
         }
     }
-    let netns = open_container_netns(req)?;
     let rt = runtime()?;
     let _enter = rt.enter();
     let host = Netlink::open()?;
@@ -610,7 +840,27 @@ fn check(req: &Request, conf: &PluginConfig) -> Result<(), CniError> {
         } else {
             &host
         };
-        let master = resolve_master(master_nl, conf, "network namespace of the master").await?;
+        let master = match resolve_parent(master_nl, conf, "network namespace of the master")
+            .await?
+        {
+            Parent::Plain(l) => l,
+            Parent::Vlan { want, lower, link } => {
+                let name = &want.parent.link_name;
+                let link = link.ok_or_else(|| {
+                    CniError::new(
+                        code::CHECK_FAILED,
+                        format!("VLAN parent {name:?} of {ifname} is missing"),
+                    )
+                })?;
+                if let Some(why) = vlan::mismatch(&want.parent, want.protocol, lower.index, &link) {
+                    return Err(CniError::new(
+                        code::CHECK_FAILED,
+                        format!("VLAN parent of {ifname}: {why}"),
+                    ));
+                }
+                link
+            }
+        };
         let link = container
             .link_by_name(ifname)
             .await?
@@ -646,7 +896,7 @@ fn check(req: &Request, conf: &PluginConfig) -> Result<(), CniError> {
                 return Err(mismatch(format!("address {} is missing", ip.address)));
             }
         }
-        let have_routes = container.routes(link.index).await?;
+        let have_routes = container.all_routes().await?;
         for r in &prev.routes {
             let fam_ok = expected
                 .iter()

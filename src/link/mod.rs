@@ -822,11 +822,11 @@ impl Netlink {
                 _ => format!("route {}", route.dst),
             }
         };
+        // No NLM_F_EXCL: a route to the same destination via another link
+        // (a second attachment's default route) is added next to the existing
+        // one, as the reference plugins do; only an identical route is EEXIST.
         match self
-            .ack(
-                RouteNetlinkMessage::NewRoute(msg),
-                NLM_F_CREATE | NLM_F_EXCL,
-            )
+            .ack(RouteNetlinkMessage::NewRoute(msg), NLM_F_CREATE)
             .await
         {
             Ok(()) => Ok(()),
@@ -839,6 +839,24 @@ impl Netlink {
                 }
             }
         }
+    }
+
+    /// The unicast routes out of any link of this namespace, in every table
+    /// but `local` (CHECK: a route another interface already holds counts).
+    pub async fn all_routes(&self) -> Result<Vec<cni::Route>, LinkError> {
+        let mut out = Vec::new();
+        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+            out.extend(
+                self.route_entries(family)
+                    .await?
+                    .into_iter()
+                    .filter(|e| {
+                        e.kind == RouteType::Unicast && e.route.table != Some(RT_TABLE_LOCAL)
+                    })
+                    .map(|e| e.route),
+            );
+        }
+        Ok(out)
     }
 
     /// The unicast routes out of link `index` in every table but `local`

@@ -10,11 +10,13 @@
 //!   .tmp/                     temp files; anything left there is a crash leftover
 //! ```
 //!
-//! Write order of a reservation: index (temp + fsync + rename), then the IP
-//! record (temp + fsync + `link()`: atomic and never clobbers), then the hint;
-//! `commit` fsyncs `owners/` and the store directory. A crash therefore leaves
-//! at worst an index entry without record (ignored: readers check the record)
-//! or a `.tmp/` file (removed on the next open). Nothing is opened through a
+//! Write order of a reservation: index (temp + rename), then the IP record
+//! (temp + fsync + `link()`: atomic and never clobbers), then the hint
+//! (overwritten in place); `commit` fsyncs the store directory. A kill -9
+//! therefore leaves at worst an index entry without record (ignored: readers
+//! check the record) or a `.tmp/` file (removed on the next open); a power
+//! loss can also lose an index entry, and the owner's retry or GC then finds
+//! the record by itself. Nothing is opened through a
 //! symlink: a symlink where the store expects its own file is an error.
 
 use std::collections::BTreeMap;
@@ -101,7 +103,7 @@ fn mkdir_0700(path: &Path) -> Result<(), StoreError> {
 }
 
 /// Ensure `path` is a real directory (created 0700 if missing).
-fn ensure_dir(path: &Path) -> Result<(), StoreError> {
+pub(crate) fn ensure_dir(path: &Path) -> Result<(), StoreError> {
     match kind(path)? {
         Kind::Dir => Ok(()),
         Kind::Missing => {
@@ -122,7 +124,7 @@ fn ensure_dir(path: &Path) -> Result<(), StoreError> {
     }
 }
 
-fn fsync_dir(path: &Path) -> Result<(), StoreError> {
+pub(crate) fn fsync_dir(path: &Path) -> Result<(), StoreError> {
     let d = OpenOptions::new()
         .read(true)
         .custom_flags(nofollow_flags() | libc::O_DIRECTORY)
@@ -177,7 +179,7 @@ fn parse_index(content: &str) -> Vec<IpAddr> {
     out
 }
 
-fn lock_file(dir: &Path, timeout: Duration) -> Result<File, StoreError> {
+pub(crate) fn lock_file(dir: &Path, timeout: Duration) -> Result<File, StoreError> {
     let path = dir.join(LOCK);
     let f = match OpenOptions::new()
         .read(true)
@@ -435,10 +437,14 @@ impl FileStore {
             content.push_str(&ip.to_string());
             content.push('\n');
         }
+        // Not fsynced: the index is a lookup aid that readers check against
+        // the records. rename() keeps it whole across kill -9; after a power
+        // loss a missing or empty index only means the owner's retry or GC
+        // finds the record by itself. The records are what is fsynced.
         let tmp = self.write_tmp(
             &format!("index.{}", std::process::id()),
             content.as_bytes(),
-            true,
+            false,
         )?;
         fs::rename(&tmp, &dst).map_err(|e| StoreError::io("rename", &dst, e))
     }
@@ -620,12 +626,37 @@ impl Store for FileStore {
             .and_then(|c| c.trim().parse().ok()))
     }
 
+    /// Overwritten in place, not replaced by rename: ext4 (auto_da_alloc)
+    /// flushes a file renamed over an existing one, which cost as much as an
+    /// fsync per ADD. A torn write leaves an unparsable hint, read as absent.
     fn set_last_reserved(&mut self, set: usize, ip: IpAddr) -> Result<(), StoreError> {
-        let name = format!("{LAST_RESERVED}{set}");
-        let tmp = self.write_tmp(&name, ip.to_string().as_bytes(), false)?;
-        let dst = self.dir.join(name);
+        let dst = self.dir.join(format!("{LAST_RESERVED}{set}"));
+        let content = ip.to_string();
+        let open = || {
+            OpenOptions::new()
+                .write(true)
+                .create(true)
+                .mode(0o600)
+                .custom_flags(nofollow_flags())
+                .open(&dst)
+        };
+        let f = match open() {
+            Ok(f) => f,
+            // A planted symlink is replaced, never followed.
+            Err(e) if is_eloop(&e) => {
+                fs::remove_file(&dst).map_err(|e| StoreError::io("remove", &dst, e))?;
+                open().map_err(|e| StoreError::io("create", &dst, e))?
+            }
+            Err(e) => return Err(StoreError::io("create", &dst, e)),
+        };
+        use std::os::unix::fs::FileExt;
+        // Shrinking to a non-zero length does not trigger the flush that a
+        // truncation to zero would.
+        f.write_all_at(content.as_bytes(), 0)
+            .and_then(|()| f.set_len(content.len() as u64))
+            .map_err(|e| StoreError::io("write", &dst, e))?;
         self.dirty = true;
-        fs::rename(&tmp, &dst).map_err(|e| StoreError::io("rename", dst, e))
+        Ok(())
     }
 
     fn all(&mut self) -> Result<Vec<Allocation>, StoreError> {
@@ -719,7 +750,8 @@ impl Store for FileStore {
 
     fn commit(&mut self) -> Result<(), StoreError> {
         if self.dirty {
-            fsync_dir(&self.owners)?;
+            // The records' directory entries; owners/ holds only the index,
+            // which is not made durable (see write_index).
             fsync_dir(&self.dir)?;
             self.dirty = false;
         }

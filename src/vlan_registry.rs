@@ -1,0 +1,939 @@
+//! Ownership and reference counts of the VLAN links mactrunk creates.
+//!
+//! ```text
+//! <dataDir>/.mactrunk-vlans/       host-wide: networks sharing eth0.50 share one count
+//!   lock                           flock (the IPAM store's lock helper), bounded wait -> code 11
+//!   eth0.50.json                   one record per VLAN link mactrunk created (see VlanRecord)
+//!   .tmp.<link>.<pid>              temp files; anything left there is a crash leftover
+//!   <link>.json.corrupt-<secs>     a record that did not parse, moved aside (never trusted)
+//! ```
+//!
+//! A network name never starts with '.', so the directory cannot clash with a
+//! network's IPAM store next to it.
+//!
+//! Crash safety: ADD writes the record (with its user, `ifindex: null`) before
+//! it creates the link, then records the ifindex. Writes are temp + fsync +
+//! rename + fsync(dir). So after a crash at any point the link is either
+//! absent or covered by a record, and the user that was being added is in it:
+//! that attachment's DEL (or GC) removes the link. A link without a record
+//! is never deleted.
+//!
+//! The files are small JSON documents meant to be read by humans (`cat`).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::cni::{CniError, code};
+use crate::link::{LinkError, LinkInfo, Netlink, VlanProtocol};
+use crate::log::Level;
+use crate::log_at;
+use crate::store::{Owner, StoreError, ensure_dir, fsync_dir, lock_file};
+use crate::vlan::{self, Ownership, Plan, VlanParent};
+
+/// The registry directory's name under the dataDir.
+pub const DIR_NAME: &str = ".mactrunk-vlans";
+const SUFFIX: &str = ".json";
+const TMP_PREFIX: &str = ".tmp.";
+/// A record with thousands of users is still far below this.
+const MAX_RECORD: u64 = 4 << 20;
+
+/// One attachment using a VLAN link.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct VlanUser {
+    pub network: String,
+    #[serde(rename = "containerID")]
+    pub container_id: String,
+    pub ifname: String,
+}
+
+impl VlanUser {
+    pub fn new(network: &str, owner: &Owner) -> VlanUser {
+        VlanUser {
+            network: network.to_string(),
+            container_id: owner.container_id.clone(),
+            ifname: owner.ifname.clone(),
+        }
+    }
+
+    fn owner(&self) -> Owner {
+        Owner::new(self.container_id.clone(), self.ifname.clone())
+    }
+}
+
+/// The record of one VLAN link mactrunk created: `<link>.json`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct VlanRecord {
+    /// The VLAN link's name (`eth0.50`, or the short form of a long name).
+    pub link: String,
+    pub lower: String,
+    pub vid: u16,
+    /// `802.1Q` or `802.1ad`.
+    pub protocol: String,
+    /// The link's ifindex once it was created; `null` between writing the
+    /// record and the creation. Guards against deleting a link of the same
+    /// name that somebody else made after ours was gone.
+    #[serde(default)]
+    pub ifindex: Option<u32>,
+    /// When mactrunk created it (RFC 3339, UTC).
+    #[serde(default)]
+    pub created: String,
+    pub users: Vec<VlanUser>,
+}
+
+impl VlanRecord {
+    pub fn new(parent: &VlanParent, protocol: VlanProtocol) -> VlanRecord {
+        VlanRecord {
+            link: parent.link_name.clone(),
+            lower: parent.lower.clone(),
+            vid: parent.vid,
+            protocol: protocol.to_string(),
+            ifindex: None,
+            created: rfc3339(SystemTime::now()),
+            users: Vec::new(),
+        }
+    }
+
+    pub fn ownership(&self) -> Ownership {
+        match self.ifindex {
+            Some(i) => Ownership::Created(i),
+            None => Ownership::Pending,
+        }
+    }
+
+    pub fn parent(&self) -> VlanParent {
+        VlanParent {
+            lower: self.lower.clone(),
+            vid: self.vid,
+            link_name: self.link.clone(),
+        }
+    }
+
+    pub fn protocol(&self) -> VlanProtocol {
+        self.protocol.parse().unwrap_or_default()
+    }
+
+    /// Add `user` unless it is there already; true if the record changed.
+    pub fn add_user(&mut self, user: &VlanUser) -> bool {
+        if self.users.contains(user) {
+            return false;
+        }
+        self.users.push(user.clone());
+        true
+    }
+
+    /// Remove `user`; true if it was there.
+    pub fn remove_user(&mut self, user: &VlanUser) -> bool {
+        let before = self.users.len();
+        self.users.retain(|u| u != user);
+        self.users.len() != before
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ`.
+fn rfc3339(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// `<dataDir>/.mactrunk-vlans`.
+pub fn dir_in(data_dir: &Path) -> PathBuf {
+    data_dir.join(DIR_NAME)
+}
+
+fn record_file(dir: &Path, link: &str) -> Result<PathBuf, StoreError> {
+    if let Some(p) = crate::cni::env::interface_name_problem(link) {
+        return Err(StoreError::Corrupt {
+            path: dir.to_path_buf(),
+            problem: format!("VLAN link name {link:?} {p}"),
+        });
+    }
+    Ok(dir.join(format!("{link}{SUFFIX}")))
+}
+
+/// Read a record file without following symlinks. None if missing.
+fn read_record(path: &Path) -> Result<Option<VlanRecord>, StoreError> {
+    let f = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(StoreError::io("open", path, e)),
+    };
+    let meta = f.metadata().map_err(|e| StoreError::io("stat", path, e))?;
+    if !meta.is_file() {
+        return Err(StoreError::Unsafe {
+            path: path.to_path_buf(),
+            problem: "is not a regular file".into(),
+        });
+    }
+    let mut buf = Vec::new();
+    f.take(MAX_RECORD)
+        .read_to_end(&mut buf)
+        .map_err(|e| StoreError::io("read", path, e))?;
+    serde_json::from_slice(&buf)
+        .map(Some)
+        .map_err(|e| StoreError::Corrupt {
+            path: path.to_path_buf(),
+            problem: e.to_string(),
+        })
+}
+
+/// The link names of the records that list `user`, read without the lock
+/// (records are replaced atomically). Empty when there is no registry.
+pub fn records_with_user(data_dir: &Path, user: &VlanUser) -> Vec<String> {
+    let dir = dir_in(data_dir);
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(link) = name.to_str().and_then(|n| n.strip_suffix(SUFFIX)) else {
+            continue;
+        };
+        if link.starts_with('.') {
+            continue;
+        }
+        if let Ok(Some(r)) = read_record(&e.path())
+            && r.users.contains(user)
+        {
+            out.push(link.to_string());
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Read one record without taking the lock (STATUS). None if there is none
+/// or it cannot be read.
+pub fn peek(data_dir: &Path, link: &str) -> Option<VlanRecord> {
+    let path = record_file(&dir_in(data_dir), link).ok()?;
+    read_record(&path).ok().flatten()
+}
+
+/// The locked registry directory; the lock is released on drop.
+#[derive(Debug)]
+pub struct Registry {
+    dir: PathBuf,
+    _lock: File,
+}
+
+impl Registry {
+    /// Create (0700) and lock `<dataDir>/.mactrunk-vlans`, waiting at most
+    /// `timeout`; removes temp files a crash left behind.
+    pub fn open(data_dir: &Path, timeout: Duration) -> Result<Registry, StoreError> {
+        if !data_dir.exists() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(data_dir)
+                .map_err(|e| StoreError::io("create directory", data_dir, e))?;
+        }
+        let dir = dir_in(data_dir);
+        ensure_dir(&dir)?;
+        let lock = lock_file(&dir, timeout)?;
+        let reg = Registry { dir, _lock: lock };
+        reg.clean_tmp()?;
+        Ok(reg)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn clean_tmp(&self) -> Result<(), StoreError> {
+        let entries = fs::read_dir(&self.dir).map_err(|e| StoreError::io("list", &self.dir, e))?;
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
+                let p = e.path();
+                log_at!(
+                    Level::Info,
+                    "VLAN registry: removing crash leftover {}",
+                    p.display()
+                );
+                let _ = fs::remove_file(&p);
+            }
+        }
+        Ok(())
+    }
+
+    /// The record of `link`. A record that does not parse is moved aside
+    /// (`.corrupt-<secs>`) and reported as missing: mactrunk then treats the
+    /// link as one it did not create, so it is never deleted on a guess.
+    pub fn load(&self, link: &str) -> Result<Option<VlanRecord>, StoreError> {
+        let path = record_file(&self.dir, link)?;
+        match read_record(&path) {
+            Ok(Some(r)) if r.link == link => Ok(Some(r)),
+            Ok(Some(r)) => {
+                self.quarantine(&path, &format!("names link {:?}", r.link));
+                Ok(None)
+            }
+            Ok(None) => Ok(None),
+            Err(StoreError::Corrupt { problem, .. }) => {
+                self.quarantine(&path, &problem);
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn quarantine(&self, path: &Path, problem: &str) {
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let aside = PathBuf::from(format!("{}.corrupt-{secs}", path.display()));
+        log_at!(
+            Level::Warn,
+            "VLAN registry: {} is unreadable ({problem}); moved to {}; its link is treated as not created by mactrunk",
+            path.display(),
+            aside.display()
+        );
+        let _ = fs::rename(path, &aside);
+    }
+
+    /// Every readable record (unreadable ones are moved aside, see `load`).
+    pub fn records(&self) -> Result<Vec<VlanRecord>, StoreError> {
+        let entries = fs::read_dir(&self.dir).map_err(|e| StoreError::io("list", &self.dir, e))?;
+        let mut names: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| {
+                let n = e.file_name().to_str()?.strip_suffix(SUFFIX)?.to_string();
+                (!n.starts_with('.')).then_some(n)
+            })
+            .collect();
+        names.sort();
+        let mut out = Vec::new();
+        for n in names {
+            if let Some(r) = self.load(&n)? {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Write `rec` durably: temp file + fsync + rename + fsync(dir).
+    pub fn save(&self, rec: &VlanRecord) -> Result<(), StoreError> {
+        let dst = record_file(&self.dir, &rec.link)?;
+        let tmp = self
+            .dir
+            .join(format!("{TMP_PREFIX}{}.{}", rec.link, std::process::id()));
+        let mut content = serde_json::to_vec_pretty(rec).map_err(|e| StoreError::Corrupt {
+            path: dst.clone(),
+            problem: e.to_string(),
+        })?;
+        content.push(b'\n');
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp)
+            .map_err(|e| StoreError::io("create", &tmp, e))?;
+        f.write_all(&content)
+            .and_then(|()| f.sync_all())
+            .map_err(|e| {
+                let _ = fs::remove_file(&tmp);
+                StoreError::io("write", &tmp, e)
+            })?;
+        fs::rename(&tmp, &dst).map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            StoreError::io("rename", &dst, e)
+        })?;
+        fsync_dir(&self.dir)
+    }
+
+    /// Remove the record of `link` (missing is fine).
+    pub fn remove(&self, link: &str) -> Result<(), StoreError> {
+        let path = record_file(&self.dir, link)?;
+        match fs::remove_file(&path) {
+            Ok(()) => fsync_dir(&self.dir),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io("remove", path, e)),
+        }
+    }
+}
+
+/// Registry errors as CNI errors; the lock timeout names the registry.
+fn cni(e: StoreError) -> CniError {
+    match e {
+        StoreError::LockTimeout { dir, waited } => CniError::new(
+            code::TRY_AGAIN_LATER,
+            format!(
+                "VLAN registry {} is locked by another process (waited {} ms); try again later",
+                dir.display(),
+                waited.as_millis()
+            ),
+        ),
+        e => CniError::from(e),
+    }
+}
+
+/// Test hook: `MACTRUNK_TEST_CRASH_AT=<point>` makes the process SIGKILL
+/// itself at that point, so the VM suite can check what a crash leaves
+/// behind deterministically. Points: `after-record` (record written, link
+/// not created), `after-create` (link created, ifindex not yet recorded),
+/// `after-vlan` (VLAN parent ready, macvlan not created; addresses already
+/// allocated). Inert unless that variable is set; CNI runtimes never set it.
+pub fn crash_point(point: &str) {
+    if std::env::var_os("MACTRUNK_TEST_CRASH_AT").is_some_and(|v| v == point) {
+        // SAFETY: plain syscalls on our own pid.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
+    }
+}
+
+/// What ADD wants as parent: the VLAN, its protocol, and the config key it
+/// came from (`vlan` or `master`, for error messages).
+#[derive(Debug, Clone)]
+pub struct VlanWant {
+    pub parent: VlanParent,
+    pub protocol: VlanProtocol,
+    pub key: &'static str,
+}
+
+/// The VLAN parent ADD got from [`ensure`].
+#[derive(Debug)]
+pub struct Ensured {
+    pub link: LinkInfo,
+    /// mactrunk created it (now or earlier): the attachment is a user of it.
+    pub owned: bool,
+    /// This call created it.
+    pub created: bool,
+}
+
+fn kernel(e: LinkError, what: impl std::fmt::Display) -> CniError {
+    CniError::from(e).context(what)
+}
+
+/// Make sure the VLAN link exists, is the right VLAN and, when mactrunk owns
+/// it, is up; record `user` as a user when it is owned. All under the
+/// registry lock, so concurrent ADDs of the same VLAN serialize here.
+pub async fn ensure(
+    host: &Netlink,
+    data_dir: &Path,
+    timeout: Duration,
+    want: &VlanWant,
+    user: &VlanUser,
+) -> Result<Ensured, CniError> {
+    let reg = Registry::open(data_dir, timeout).map_err(cni)?;
+    let name = &want.parent.link_name;
+    let lower = host.link_by_name(&want.parent.lower).await?.ok_or_else(|| {
+        CniError::config(
+            "master",
+            format!(
+                "interface {:?} (lower link of VLAN {}) not found in the host network namespace",
+                want.parent.lower, want.parent.vid
+            ),
+        )
+    })?;
+    let link = host.link_by_name(name).await?;
+    let record = reg.load(name).map_err(cni)?;
+    let owned = record
+        .as_ref()
+        .map_or(Ownership::None, VlanRecord::ownership);
+    match vlan::plan(
+        &want.parent,
+        want.protocol,
+        lower.index,
+        link.as_ref(),
+        owned,
+    ) {
+        Plan::Conflict(why) => Err(CniError::config(want.key, why)),
+        Plan::UseForeign { stale_record } => {
+            let link = link.expect("plan saw a link");
+            if stale_record {
+                log_at!(
+                    Level::Warn,
+                    "VLAN registry: {name} was replaced by a link mactrunk did not create (ifindex {}); dropping the stale record",
+                    link.index
+                );
+                reg.remove(name).map_err(cni)?;
+            }
+            if !link.up {
+                log_at!(
+                    Level::Warn,
+                    "VLAN parent {name} was not created by mactrunk and is down; leaving it as it is"
+                );
+            }
+            Ok(Ensured {
+                link,
+                owned: false,
+                created: false,
+            })
+        }
+        Plan::UseOwned { set_up } => {
+            let mut link = link.expect("plan saw a link");
+            let mut rec = record.expect("owned means recorded");
+            if set_up {
+                host.set_up(link.index)
+                    .await
+                    .map_err(|e| kernel(e, format!("setting VLAN parent {name} up")))?;
+                link.up = true;
+            }
+            let mut changed = rec.add_user(user);
+            if rec.ifindex.is_none() {
+                rec.ifindex = Some(link.index);
+                changed = true;
+            }
+            if changed {
+                reg.save(&rec).map_err(cni)?;
+            }
+            Ok(Ensured {
+                link,
+                owned: true,
+                created: false,
+            })
+        }
+        Plan::Create => {
+            let previous = record.clone();
+            let mut rec = match record {
+                Some(mut r) => {
+                    // Our link vanished (deleted by hand, or the lower link
+                    // went and came back): its users' macvlans went with it.
+                    log_at!(
+                        Level::Warn,
+                        "VLAN registry: {name} is recorded but missing; creating it again"
+                    );
+                    r.ifindex = None;
+                    r
+                }
+                None => VlanRecord::new(&want.parent, want.protocol),
+            };
+            rec.add_user(user);
+            // Ownership first: a crash after the creation must leave a record.
+            reg.save(&rec).map_err(cni)?;
+            crash_point("after-record");
+            let restore = |reg: &Registry| {
+                let r = match &previous {
+                    Some(p) => reg.save(p),
+                    None => reg.remove(name),
+                };
+                if let Err(e) = r {
+                    log_at!(Level::Warn, "VLAN registry: restoring {name}: {e}");
+                }
+            };
+            match host
+                .create_vlan(name, lower.index, want.parent.vid, want.protocol)
+                .await
+            {
+                Ok(()) => {}
+                Err(LinkError::Exists(_)) => {
+                    // Created by someone outside this registry meanwhile.
+                    restore(&reg);
+                    let link = host.link_by_name(name).await?;
+                    return match link {
+                        Some(l) => {
+                            match vlan::mismatch(&want.parent, want.protocol, lower.index, &l) {
+                                None => Ok(Ensured {
+                                    link: l,
+                                    owned: false,
+                                    created: false,
+                                }),
+                                Some(why) => Err(CniError::config(want.key, why)),
+                            }
+                        }
+                        None => Err(CniError::kernel(format!(
+                            "creating VLAN {name}: the name was taken, then vanished; try again"
+                        ))),
+                    };
+                }
+                Err(e) => {
+                    restore(&reg);
+                    return Err(kernel(
+                        e,
+                        format!(
+                            "creating VLAN {name} (id {}, {}) on {:?}",
+                            want.parent.vid, want.protocol, want.parent.lower
+                        ),
+                    ));
+                }
+            }
+            crash_point("after-create");
+            let undo = |e: CniError| async {
+                if let Ok(Some(l)) = host.link_by_name(name).await
+                    && let Err(de) = host.delete(l.index).await
+                {
+                    log_at!(Level::Warn, "rollback: deleting VLAN {name}: {de}");
+                }
+                e
+            };
+            let mut link = match host.link_by_name(name).await {
+                Ok(Some(l)) => l,
+                Ok(None) => {
+                    restore(&reg);
+                    return Err(CniError::kernel(format!(
+                        "VLAN {name} vanished right after its creation"
+                    )));
+                }
+                Err(e) => {
+                    let e = undo(e.into()).await;
+                    restore(&reg);
+                    return Err(e);
+                }
+            };
+            if let Err(e) = host.set_up(link.index).await {
+                let e = undo(kernel(e, format!("setting VLAN parent {name} up"))).await;
+                restore(&reg);
+                return Err(e);
+            }
+            link.up = true;
+            rec.ifindex = Some(link.index);
+            if let Err(e) = reg.save(&rec) {
+                // The pending record still covers the link; DEL cleans up.
+                let e = undo(cni(e)).await;
+                restore(&reg);
+                return Err(e);
+            }
+            log_at!(
+                Level::Info,
+                "created VLAN parent {name} (id {}, {}) on {} for {} {} {}",
+                want.parent.vid,
+                want.protocol,
+                want.parent.lower,
+                user.network,
+                user.container_id,
+                user.ifname
+            );
+            Ok(Ensured {
+                link,
+                owned: true,
+                created: true,
+            })
+        }
+    }
+}
+
+/// Delete the link of `rec` if it is still the one mactrunk created
+/// (NotFound is fine). Never deletes anything else.
+async fn delete_owned(host: &Netlink, rec: &VlanRecord) -> Result<(), CniError> {
+    let Some(link) = host.link_by_name(&rec.link).await? else {
+        return Ok(());
+    };
+    let lower = host.link_by_name(&rec.lower).await?.map(|l| l.index);
+    if !vlan::may_delete(&rec.parent(), rec.protocol(), lower, &link, rec.ownership()) {
+        log_at!(
+            Level::Warn,
+            "not deleting {}: it is no longer the VLAN link mactrunk created",
+            rec.link
+        );
+        return Ok(());
+    }
+    match host.delete(link.index).await {
+        Ok(()) | Err(LinkError::NotFound(_)) => {
+            log_at!(
+                Level::Info,
+                "deleted VLAN parent {} (no users left)",
+                rec.link
+            );
+            Ok(())
+        }
+        Err(e) => Err(kernel(e, format!("deleting VLAN parent {}", rec.link))),
+    }
+}
+
+/// Drop `user` from the records that list it (at most a few: one per VLAN
+/// the attachment sat on) and delete links that have no user left. Needs no
+/// config beyond the dataDir, and works when the lower link is gone.
+/// `host` is opened only when a record lists the user.
+pub async fn release(
+    open_host: impl FnOnce() -> Result<Netlink, CniError>,
+    data_dir: &Path,
+    timeout: Duration,
+    user: &VlanUser,
+) -> Result<(), CniError> {
+    let candidates = records_with_user(data_dir, user);
+    if candidates.is_empty() {
+        return Ok(());
+    }
+    let host = open_host()?;
+    let reg = Registry::open(data_dir, timeout).map_err(cni)?;
+    let mut first_err = None;
+    for name in candidates {
+        let Some(mut rec) = reg.load(&name).map_err(cni)? else {
+            continue;
+        };
+        if !rec.remove_user(user) {
+            continue;
+        }
+        let r = if rec.users.is_empty() {
+            match delete_owned(&host, &rec).await {
+                Ok(()) => reg.remove(&name).map_err(cni),
+                Err(e) => {
+                    // Keep the record (without this user) so GC can retry.
+                    let _ = reg.save(&rec);
+                    Err(e)
+                }
+            }
+        } else {
+            reg.save(&rec).map_err(cni)
+        };
+        if let Err(e) = r {
+            first_err.get_or_insert(e);
+        }
+    }
+    first_err.map_or(Ok(()), Err)
+}
+
+/// GC: drop the users of `network` that are not in `valid`, then delete the
+/// owned links nobody uses.
+pub async fn gc(
+    open_host: impl FnOnce() -> Result<Netlink, CniError>,
+    data_dir: &Path,
+    timeout: Duration,
+    network: &str,
+    valid: &[Owner],
+) -> Result<usize, CniError> {
+    if !dir_in(data_dir).is_dir() {
+        return Ok(0);
+    }
+    let reg = Registry::open(data_dir, timeout).map_err(cni)?;
+    let records = reg.records().map_err(cni)?;
+    if records.is_empty() {
+        return Ok(0);
+    }
+    let host = open_host()?;
+    let mut deleted = 0;
+    let mut first_err = None;
+    for mut rec in records {
+        let before = rec.users.len();
+        rec.users
+            .retain(|u| u.network != network || valid.contains(&u.owner()));
+        let r = if rec.users.is_empty() {
+            match delete_owned(&host, &rec).await {
+                Ok(()) => {
+                    deleted += 1;
+                    reg.remove(&rec.link).map_err(cni)
+                }
+                Err(e) => Err(e),
+            }
+        } else if rec.users.len() != before {
+            reg.save(&rec).map_err(cni)
+        } else {
+            Ok(())
+        };
+        if let Err(e) = r {
+            first_err.get_or_insert(e);
+        }
+    }
+    first_err.map_or(Ok(deleted), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(n: &str, c: &str) -> VlanUser {
+        VlanUser {
+            network: n.into(),
+            container_id: c.into(),
+            ifname: "eth0".into(),
+        }
+    }
+
+    fn rec(link: &str) -> VlanRecord {
+        let mut r = VlanRecord::new(&VlanParent::new("eth0", 50), VlanProtocol::Dot1Q);
+        r.link = link.into();
+        r
+    }
+
+    #[test]
+    fn record_format_is_plain_json() {
+        let d = tempfile::tempdir().unwrap();
+        let reg = Registry::open(d.path(), Duration::from_secs(1)).unwrap();
+        let mut r = rec("eth0.50");
+        r.ifindex = Some(7);
+        r.add_user(&user("net1", "c1"));
+        reg.save(&r).unwrap();
+        let text = fs::read_to_string(d.path().join(".mactrunk-vlans/eth0.50.json")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["link"], "eth0.50");
+        assert_eq!(v["lower"], "eth0");
+        assert_eq!(v["vid"], 50);
+        assert_eq!(v["protocol"], "802.1Q");
+        assert_eq!(v["ifindex"], 7);
+        assert_eq!(
+            v["users"],
+            serde_json::json!([{"network": "net1", "containerID": "c1", "ifname": "eth0"}])
+        );
+        assert!(v["created"].as_str().unwrap().ends_with('Z'));
+        assert!(text.contains('\n'), "pretty, for humans");
+        assert_eq!(reg.load("eth0.50").unwrap(), Some(r));
+        let mode = fs::metadata(d.path().join(".mactrunk-vlans"))
+            .unwrap()
+            .permissions();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(mode.mode() & 0o777, 0o700);
+    }
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + Duration::from_secs(1_709_251_199)),
+            "2024-02-29T23:59:59Z"
+        );
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "2000-02-29T00:00:00Z"
+        );
+    }
+
+    #[test]
+    fn users_are_a_set() {
+        let mut r = rec("eth0.50");
+        assert!(r.add_user(&user("a", "c1")));
+        assert!(!r.add_user(&user("a", "c1")));
+        assert!(r.add_user(&user("b", "c1")), "other network, other user");
+        assert!(r.remove_user(&user("a", "c1")));
+        assert!(!r.remove_user(&user("a", "c1")));
+        assert_eq!(r.users, vec![user("b", "c1")]);
+    }
+
+    #[test]
+    fn crash_leftovers() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join(DIR_NAME);
+        fs::create_dir_all(&dir).unwrap();
+        // A temp file of a write that never got renamed, and a torn record.
+        fs::write(dir.join(".tmp.eth0.50.1234"), b"{\"link\": \"eth0.5").unwrap();
+        fs::write(dir.join("eth0.60.json"), b"{\"link\": ").unwrap();
+        // A record that names another link than its file.
+        let mut other = rec("eth0.70");
+        other.link = "eth9.70".into();
+        fs::write(
+            dir.join("eth0.70.json"),
+            serde_json::to_vec(&other).unwrap(),
+        )
+        .unwrap();
+        let reg = Registry::open(d.path(), Duration::from_secs(1)).unwrap();
+        assert!(!dir.join(".tmp.eth0.50.1234").exists());
+        assert_eq!(
+            reg.load("eth0.60").unwrap(),
+            None,
+            "unreadable: not trusted"
+        );
+        assert!(!dir.join("eth0.60.json").exists());
+        let aside: Vec<String> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".corrupt-"))
+            .collect();
+        assert_eq!(aside.len(), 1, "{aside:?}");
+        assert!(reg.records().unwrap().is_empty());
+        assert!(!dir.join("eth0.70.json").exists());
+        // A pending record (crash between the record and the creation) is kept.
+        let mut p = rec("eth0.50");
+        p.add_user(&user("n", "c"));
+        reg.save(&p).unwrap();
+        drop(reg);
+        let reg = Registry::open(d.path(), Duration::from_secs(1)).unwrap();
+        assert_eq!(
+            reg.load("eth0.50").unwrap().unwrap().ownership(),
+            Ownership::Pending
+        );
+    }
+
+    #[test]
+    fn unlocked_lookup_of_a_user() {
+        let d = tempfile::tempdir().unwrap();
+        assert!(records_with_user(d.path(), &user("n", "c1")).is_empty());
+        let reg = Registry::open(d.path(), Duration::from_secs(1)).unwrap();
+        for (l, c) in [("eth0.50", "c1"), ("eth0.51", "c2"), ("eth1.50", "c1")] {
+            let mut r = rec(l);
+            r.add_user(&user("n", c));
+            reg.save(&r).unwrap();
+        }
+        assert_eq!(
+            records_with_user(d.path(), &user("n", "c1")),
+            vec!["eth0.50", "eth1.50"]
+        );
+        assert!(records_with_user(d.path(), &user("other", "c1")).is_empty());
+        assert_eq!(
+            peek(d.path(), "eth0.51").unwrap().users,
+            vec![user("n", "c2")]
+        );
+        assert!(peek(d.path(), "eth9.1").is_none());
+        assert!(peek(d.path(), "../x").is_none());
+    }
+
+    #[test]
+    fn lock_is_bounded_and_code_11() {
+        let d = tempfile::tempdir().unwrap();
+        let _held = Registry::open(d.path(), Duration::from_secs(1)).unwrap();
+        let e = Registry::open(d.path(), Duration::from_millis(30)).unwrap_err();
+        let e = cni(e);
+        assert_eq!(e.code, code::TRY_AGAIN_LATER);
+        assert!(e.msg.contains(".mactrunk-vlans"), "{}", e.msg);
+    }
+
+    #[test]
+    fn concurrent_users_keep_an_exact_count() {
+        // 8 processes' worth of read-modify-write under the lock, from threads
+        // (flock is per open file description, so threads exclude each other).
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().to_path_buf();
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    for j in 0..20 {
+                        let reg = Registry::open(&path, Duration::from_secs(10)).unwrap();
+                        let mut r = reg
+                            .load("eth0.50")
+                            .unwrap()
+                            .unwrap_or_else(|| rec("eth0.50"));
+                        r.add_user(&user("n", &format!("c{i}-{j}")));
+                        reg.save(&r).unwrap();
+                    }
+                    for j in (0..20).step_by(2) {
+                        let reg = Registry::open(&path, Duration::from_secs(10)).unwrap();
+                        let mut r = reg.load("eth0.50").unwrap().unwrap();
+                        assert!(r.remove_user(&user("n", &format!("c{i}-{j}"))));
+                        reg.save(&r).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let reg = Registry::open(&path, Duration::from_secs(1)).unwrap();
+        assert_eq!(reg.load("eth0.50").unwrap().unwrap().users.len(), 8 * 10);
+        let leftovers = fs::read_dir(reg.dir())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(TMP_PREFIX)
+            })
+            .count();
+        assert_eq!(leftovers, 0);
+    }
+}
