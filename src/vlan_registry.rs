@@ -21,7 +21,7 @@
 //! The files are small JSON documents meant to be read by humans (`cat`).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -32,7 +32,7 @@ use crate::cni::{CniError, code};
 use crate::link::{LinkError, LinkInfo, Netlink, VlanProtocol};
 use crate::log::Level;
 use crate::log_at;
-use crate::store::{Owner, StoreError, ensure_dir, fsync_dir, lock_file};
+use crate::store::{Owner, StoreError, ensure_dir, fsync_dir, lock_file, read_regular};
 use crate::vlan::{self, Ownership, Plan, VlanParent};
 
 /// The registry directory's name under the dataDir.
@@ -93,7 +93,7 @@ impl VlanRecord {
             vid: parent.vid,
             protocol: protocol.to_string(),
             ifindex: None,
-            created: rfc3339(SystemTime::now()),
+            created: crate::log::rfc3339_seconds(SystemTime::now()),
             users: Vec::new(),
         }
     }
@@ -134,28 +134,6 @@ impl VlanRecord {
     }
 }
 
-/// `YYYY-MM-DDTHH:MM:SSZ`.
-fn rfc3339(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
-}
-
 /// `<dataDir>/.mactrunk-vlans`.
 pub fn dir_in(data_dir: &Path) -> PathBuf {
     data_dir.join(DIR_NAME)
@@ -173,26 +151,9 @@ fn record_file(dir: &Path, link: &str) -> Result<PathBuf, StoreError> {
 
 /// Read a record file without following symlinks. None if missing.
 fn read_record(path: &Path) -> Result<Option<VlanRecord>, StoreError> {
-    let f = match OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(StoreError::io("open", path, e)),
+    let Some(buf) = read_regular(path, MAX_RECORD)? else {
+        return Ok(None);
     };
-    let meta = f.metadata().map_err(|e| StoreError::io("stat", path, e))?;
-    if !meta.is_file() {
-        return Err(StoreError::Unsafe {
-            path: path.to_path_buf(),
-            problem: "is not a regular file".into(),
-        });
-    }
-    let mut buf = Vec::new();
-    f.take(MAX_RECORD)
-        .read_to_end(&mut buf)
-        .map_err(|e| StoreError::io("read", path, e))?;
     serde_json::from_slice(&buf)
         .map(Some)
         .map_err(|e| StoreError::Corrupt {
@@ -792,13 +753,16 @@ mod tests {
 
     #[test]
     fn timestamps() {
-        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
         assert_eq!(
-            rfc3339(UNIX_EPOCH + Duration::from_secs(1_709_251_199)),
+            crate::log::rfc3339_seconds(UNIX_EPOCH),
+            "1970-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            crate::log::rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(1_709_251_199)),
             "2024-02-29T23:59:59Z"
         );
         assert_eq!(
-            rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            crate::log::rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(951_782_400)),
             "2000-02-29T00:00:00Z"
         );
     }

@@ -134,8 +134,9 @@ pub(crate) fn fsync_dir(path: &Path) -> Result<(), StoreError> {
         .map_err(|e| StoreError::io("fsync directory", path, e))
 }
 
-/// Read a small regular file without following symlinks. `None` if missing.
-fn read_small(path: &Path) -> Result<Option<String>, StoreError> {
+/// Read at most `limit` bytes of a regular file without following a symlink
+/// or blocking on a FIFO. None if it does not exist.
+pub(crate) fn read_regular(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, StoreError> {
     let f = match OpenOptions::new()
         .read(true)
         // O_NONBLOCK: a FIFO planted here must not hang us.
@@ -155,10 +156,15 @@ fn read_small(path: &Path) -> Result<Option<String>, StoreError> {
         });
     }
     let mut buf = Vec::new();
-    f.take(MAX_RECORD)
+    f.take(limit)
         .read_to_end(&mut buf)
         .map_err(|e| StoreError::io("read", path, e))?;
-    Ok(Some(String::from_utf8_lossy(&buf).into_owned()))
+    Ok(Some(buf))
+}
+
+/// Read a small regular file without following symlinks. `None` if missing.
+fn read_small(path: &Path) -> Result<Option<String>, StoreError> {
+    Ok(read_regular(path, MAX_RECORD)?.map(|b| String::from_utf8_lossy(&b).into_owned()))
 }
 
 /// Parse a directory entry name as an address record name (canonical form only).

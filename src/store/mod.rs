@@ -20,7 +20,7 @@ use crate::cni::{CniError, code};
 
 pub use file::FileStore;
 /// The flock-with-timeout, directory and fsync helpers, shared with the VLAN registry.
-pub(crate) use file::{ensure_dir, fsync_dir, lock_file};
+pub(crate) use file::{ensure_dir, fsync_dir, lock_file, read_regular};
 
 /// One attachment: the key every allocation is recorded under.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
