@@ -722,23 +722,26 @@ impl Netlink {
     /// Set IFF_UP.
     pub async fn set_up(&self, index: u32) -> Result<(), LinkError> {
         let msg = RouteNetlinkMessage::NewLink(build::set_up_message(index));
-        match self.ack(msg, 0).await {
-            Ok(()) => Ok(()),
-            Err(f) if f.errno() == libc::ENODEV => Err(LinkError::NotFound(format!(
-                "link index {index}{}",
-                self.at()
-            ))),
-            Err(f) => {
-                let name = self.describe(index).await;
-                Err(self.error(format!("set {name} up{}", self.at()), f))
-            }
-        }
+        self.link_request(index, msg, |name| format!("set {name} up"))
+            .await
     }
 
     /// Delete a link; ENODEV is [`LinkError::NotFound`] (callers doing DEL
     /// ignore it).
     pub async fn delete(&self, index: u32) -> Result<(), LinkError> {
         let msg = RouteNetlinkMessage::DelLink(build::index_message(index));
+        self.link_request(index, msg, |name| format!("delete {name}"))
+            .await
+    }
+
+    /// Send a request about link `index`: ENODEV is [`LinkError::NotFound`];
+    /// any other failure is described by `op` with the link's current name.
+    async fn link_request(
+        &self,
+        index: u32,
+        msg: RouteNetlinkMessage,
+        op: impl FnOnce(&str) -> String,
+    ) -> Result<(), LinkError> {
         match self.ack(msg, 0).await {
             Ok(()) => Ok(()),
             Err(f) if f.errno() == libc::ENODEV => Err(LinkError::NotFound(format!(
@@ -747,7 +750,7 @@ impl Netlink {
             ))),
             Err(f) => {
                 let name = self.describe(index).await;
-                Err(self.error(format!("delete {name}{}", self.at()), f))
+                Err(self.error(format!("{}{}", op(&name), self.at()), f))
             }
         }
     }
