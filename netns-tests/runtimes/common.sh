@@ -1,9 +1,9 @@
 # shellcheck shell=bash
 # netns-tests/runtimes/common.sh: helpers for the runtime end-to-end tests (podman.sh, ctr.sh).
 #
-# Sourced by a test script that has set: here (this dir), root (repo root), bin_dir, keep.
-# Provides: rt_preflight TOOL..., rt_private_mount_ns (re-execs the script in a private
-# mount namespace), rt_setup NAME (work dir, private /run/netns and /var/lib/cni, a
+# Sourced by a test script that has set: here (this dir), root (repo root).
+# Provides: rt_parse_args "$@" (sets bin_dir, keep), rt_preflight TOOL...,
+# rt_private_mount_ns (re-execs the script in a private mount namespace), rt_setup NAME (work dir, private /run/netns and /var/lib/cni, a
 # throwaway host netns $RT_HOSTNS with the veth parent $RT_PARENT, a busybox rootfs
 # $ROOTFS, $BIN with the binaries under test), step/log/check, in_range, store_empty,
 # rt_finish (prints "N passed, M failed" and exits). A script may define rt_cleanup_hook.
@@ -14,6 +14,22 @@ RT_PASSED=0
 RT_FAILED=0
 RT_FAILURES=()
 RT_STARTED=$(date +%s.%N)
+
+# The options every runtime test takes: --bin-dir DIR, --keep, --help.
+rt_parse_args() {
+    bin_dir=""
+    keep=0
+    while (($#)); do
+        case $1 in
+            --bin-dir) bin_dir=${2:?--bin-dir needs a directory}; shift ;;
+            --bin-dir=*) bin_dir=${1#*=} ;;
+            --keep) keep=1 ;;
+            -h | --help) sed -n '2,/^set -uo/{/^set -uo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
+            *) echo "$(basename "$0"): unknown argument $1" >&2; exit 2 ;;
+        esac
+        shift
+    done
+}
 
 log() { printf '# %s\n' "$*" >&2; }
 step() { printf '\n== %s\n' "$*" >&2; }

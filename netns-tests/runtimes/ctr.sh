@@ -20,21 +20,9 @@ set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-bin_dir=""
-keep=0
-while (($#)); do
-    case $1 in
-        --bin-dir) bin_dir=${2:?--bin-dir needs a directory}; shift ;;
-        --bin-dir=*) bin_dir=${1#*=} ;;
-        --keep) keep=1 ;;
-        -h | --help) sed -n '2,/^set -uo/{/^set -uo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
-        *) echo "ctr.sh: unknown argument $1" >&2; exit 2 ;;
-    esac
-    shift
-done
-
 # shellcheck source=runtimes/common.sh
 source "$here/common.sh"
+rt_parse_args "$@"
 rt_preflight ctr containerd containerd-shim-runc-v2 runc busybox nsenter || exit 1
 rt_private_mount_ns "$@"
 # /run: containerd's shims put their sockets in /run/containerd/s (fixed path); /etc/cni and
