@@ -128,7 +128,10 @@ pub fn is_valid_name(s: &str) -> bool {
     chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
-/// Linux interface name rules: 1..=15 bytes, not `.`/`..`, no `/`, `:` or whitespace.
+/// Linux interface name rules (the kernel's `dev_valid_name`): 1..=15 bytes,
+/// not `.`/`..`, no `/`, `:` or whitespace. Also no `%`: the kernel reads a
+/// name with `%d` as a template and picks a free number itself (`eth%d` ->
+/// `eth0`), so the link would not carry the name we asked for.
 pub fn interface_name_problem(name: &str) -> Option<&'static str> {
     if name.is_empty() {
         Some("is empty")
@@ -136,6 +139,8 @@ pub fn interface_name_problem(name: &str) -> Option<&'static str> {
         Some("is longer than 15 bytes")
     } else if name == "." || name == ".." {
         Some("must not be \".\" or \"..\"")
+    } else if name.contains('%') {
+        Some("must not contain '%' (the kernel reads it as a name template)")
     } else if name
         .chars()
         .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control())
@@ -261,6 +266,8 @@ mod tests {
             "a\tb",
             "0123456789abcdef",
             "a\nb",
+            "eth%d",
+            "%",
         ] {
             assert!(interface_name_problem(bad).is_some(), "{bad:?} accepted");
         }

@@ -23,24 +23,16 @@ use rtnetlink::packet_route::route::{
 use super::{AddrFlags, LinkError, LinkInfo, MacvlanMode, VlanProtocol};
 use crate::cni::Route;
 
-/// Longest interface name the kernel accepts (IFNAMSIZ - 1).
-pub const IFNAME_MAX: usize = 15;
-
-/// Reject names the kernel would refuse (`dev_valid_name`), before asking it.
+/// Reject names the kernel would refuse (`dev_valid_name`) or read as a
+/// template (`%d`), before asking it; the rule is the CNI layer's.
 pub fn check_ifname(name: &str) -> Result<(), LinkError> {
-    let bad = name.is_empty()
-        || name.len() > IFNAME_MAX
-        || name == "."
-        || name == ".."
-        || name
-            .chars()
-            .any(|c| c == '/' || c == ':' || c.is_whitespace() || c == '\0');
-    if bad {
-        return Err(LinkError::Invalid(format!(
-            "invalid interface name {name:?}: 1-{IFNAME_MAX} bytes, no '/', ':' or whitespace"
-        )));
+    match crate::cni::env::interface_name_problem(name) {
+        None => Ok(()),
+        Some(problem) => Err(LinkError::Invalid(format!(
+            "invalid interface name {:?}: {problem}",
+            name.escape_debug().to_string()
+        ))),
     }
-    Ok(())
 }
 
 /// What a new macvlan link looks like. `netns_fd` is `IFLA_NET_NS_FD`: the
@@ -98,12 +90,19 @@ pub fn vlan_message(name: &str, parent: u32, vid: u16, protocol: VlanProtocol) -
     msg
 }
 
-/// RTM_NEWLINK (no CREATE) body renaming link `index`.
-pub fn rename_message(index: u32, new_name: &str) -> LinkMessage {
+/// RTM_NEWLINK (no CREATE) body giving link `index` a new name and/or an
+/// alias (IFLA_IFALIAS): one request, so a link renamed from its temporary
+/// name is tagged in the same step.
+pub fn rename_message(index: u32, new_name: Option<&str>, alias: Option<&str>) -> LinkMessage {
     let mut msg = LinkMessage::default();
     msg.header.index = index;
-    msg.attributes
-        .push(LinkAttribute::IfName(new_name.to_string()));
+    if let Some(name) = new_name {
+        msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+    }
+    if let Some(alias) = alias {
+        msg.attributes
+            .push(LinkAttribute::IfAlias(alias.to_string()));
+    }
     msg
 }
 
@@ -602,9 +601,19 @@ mod tests {
 
     #[test]
     fn rename_up_messages() {
-        let m = rename_message(4, "eth0");
+        let m = rename_message(4, Some("eth0"), None);
         assert_eq!(m.header.index, 4);
         assert_eq!(m.attributes, vec![LinkAttribute::IfName("eth0".into())]);
+        let m = rename_message(4, Some("eth0"), Some("mactrunk tag"));
+        assert_eq!(
+            m.attributes,
+            vec![
+                LinkAttribute::IfName("eth0".into()),
+                LinkAttribute::IfAlias("mactrunk tag".into())
+            ]
+        );
+        let m = rename_message(4, None, Some("t"));
+        assert_eq!(m.attributes, vec![LinkAttribute::IfAlias("t".into())]);
         let m = set_up_message(4);
         assert_eq!(m.header.index, 4);
         assert_eq!(m.header.flags, LinkFlags::Up);
@@ -662,6 +671,7 @@ mod tests {
             "a:b",
             "a b",
             "a\tb",
+            "eth%d",
         ] {
             assert!(
                 matches!(check_ifname(bad), Err(LinkError::Invalid(_))),
