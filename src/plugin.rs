@@ -416,8 +416,16 @@ fn ipam_add(req: &Request, conf: &PluginConfig) -> Result<CniOutput, CniError> {
                         format!("ipam plugin {t:?} ADD printed no result"),
                     )
                 })?;
-            CniOutput::from_json(&out, conf.cni_version)
-                .map_err(|e| e.context(format!("ipam plugin {t:?} result")))
+            let out = CniOutput::from_json(&out, conf.cni_version)
+                .map_err(|e| e.context(format!("ipam plugin {t:?} result")))?;
+            if let Err(e) = out.check_expressible(conf.cni_version) {
+                // The delegate allocated: give the addresses back.
+                if let Err(de) = delegate::exec(t, &req.args.path, Command::Del, &req.raw) {
+                    log_at!(Level::Warn, "rollback: ipam plugin {t:?} DEL failed: {de}");
+                }
+                return Err(e.context(format!("ipam plugin {t:?} result")));
+            }
+            Ok(out)
         }
     }
 }
@@ -545,13 +553,17 @@ fn add(req: &Request, conf: &PluginConfig) -> Result<CniOutput, CniError> {
         master_nl,
         master,
     };
-    let mut created = false;
+    let mut created = None;
     match attachment.attach(&ipam_out, &mut created) {
         Ok(attached) => Ok(build_result(req, conf, ipam_out, attached)),
         Err(e) => {
-            // Undo in reverse: the link (only if this ADD made it), then the addresses.
-            if created && let Err(de) = rt.block_on(delete_macvlan(&container, ifname)) {
-                log_at!(Level::Warn, "rollback: deleting {ifname} failed: {de}");
+            // Undo in reverse: the link (by the ifindex this ADD created, never
+            // by name), then the addresses.
+            if let Some(index) = created {
+                match rt.block_on(container.delete(index)) {
+                    Ok(()) | Err(LinkError::NotFound(_)) => {}
+                    Err(de) => log_at!(Level::Warn, "rollback: deleting {ifname} failed: {de}"),
+                }
             }
             if vlan_user_added && let Err(ve) = vlan_release(req) {
                 log_at!(
@@ -568,13 +580,16 @@ fn add(req: &Request, conf: &PluginConfig) -> Result<CniOutput, CniError> {
 }
 
 impl Attachment<'_> {
-    /// Create and configure the container's link. `created` tells the caller
-    /// whether there is a link to roll back.
-    fn attach(&self, ipam_out: &CniOutput, created: &mut bool) -> Result<Attached, CniError> {
+    /// Create and configure the container's link. `created` is set to the
+    /// link's ifindex in the container as soon as it exists, so the caller
+    /// rolls back exactly that link (never whatever carries the name).
+    fn attach(
+        &self,
+        ipam_out: &CniOutput,
+        created: &mut Option<u32>,
+    ) -> Result<Attached, CniError> {
         let (req, conf, rt, container) = (self.req, self.conf, self.rt, self.container);
         let ifname = req.args.ifname.as_str();
-        // Born inside the container under its final name: the kernel checks
-        // the name there, not on the host, and a rename would cost 0.2-5 ms.
         let spec = MacvlanSpec {
             name: ifname,
             parent: self.master.index,
@@ -588,21 +603,15 @@ impl Attachment<'_> {
                 Some(self.netns)
             },
         };
-        rt.block_on(self.master_nl.create_macvlan(&spec))
+        let tag = link_tag(&req.name, &req.args.container_id);
+        let index = rt
+            .block_on(create_tagged(self.master_nl, container, &spec, &tag))
             .map_err(|e| match e {
                 LinkError::Exists(_) => ifname_taken(req),
                 other => CniError::from(other)
                     .context(format!("creating macvlan on {:?}", self.master.name)),
             })?;
-        *created = true;
-        let link = rt
-            .block_on(container.link_by_name(ifname))?
-            .ok_or_else(|| {
-                CniError::kernel(format!(
-                    "macvlan {ifname} vanished from {} after creation",
-                    req.args.netns
-                ))
-            })?;
+        *created = Some(index);
 
         let has_v4 = ipam_out.ips.iter().any(|ip| ip.address.is_ipv4());
         let has_v6 = ipam_out.ips.iter().any(|ip| ip.address.is_ipv6());
@@ -619,16 +628,16 @@ impl Attachment<'_> {
             // them (arp_notify); routes after, since a gateway route needs it up.
             for ip in &ipam_out.ips {
                 container
-                    .add_address(link.index, ip.address, flags)
+                    .add_address(index, ip.address, flags)
                     .await
                     .map_err(|e| {
                         CniError::from(e).context(format!("adding {} to {ifname}", ip.address))
                     })?;
             }
-            container.set_up(link.index).await?;
+            container.set_up(index).await?;
             for route in &ipam_out.routes {
                 let gw = route.gw.or_else(|| family_gateway(ipam_out, route.dst));
-                match container.add_route(link.index, route, gw).await {
+                match container.add_route(index, route, gw).await {
                     // A second attachment of the same network (eth0, net1) brings
                     // the same default route: the first one wins, as with the
                     // reference plugins.
@@ -642,12 +651,12 @@ impl Attachment<'_> {
                 }
             }
             if has_v6 && conf.ipv6_dad == DadPolicy::Wait {
-                container.wait_dad(link.index, DAD_TIMEOUT).await?;
+                container.wait_dad(index, DAD_TIMEOUT).await?;
             }
             Ok::<(), CniError>(())
         })?;
         let info = rt
-            .block_on(container.link_by_index(link.index))?
+            .block_on(container.link_by_index(index))?
             .ok_or_else(|| {
                 CniError::kernel(format!("{ifname} vanished from {}", req.args.netns))
             })?;
@@ -656,6 +665,138 @@ impl Attachment<'_> {
             mtu: info.mtu,
         })
     }
+}
+
+/// Attempts at a free temporary name (a clash needs a host link that happens
+/// to carry one of our random names).
+const TEMP_NAME_ATTEMPTS: usize = 4;
+
+/// Create the container's macvlan under `spec.name`, tag it, and return its
+/// ifindex in the container.
+///
+/// The link is created directly inside the container netns (IFLA_NET_NS_FD):
+/// that is 10x cheaper than creating it on the host and moving it. But
+/// kernels before ~6.14 check IFLA_IFNAME in the *sender's* netns as well,
+/// so on Debian 12, Ubuntu and RHEL a host link called like CNI_IFNAME (the
+/// host's own eth0) makes the create fail with EEXIST though the container
+/// has no such link. Then, and only then, the link is created under a random
+/// temporary name and renamed inside the container, where only the
+/// container's names count. A new kernel, or a host without such a name,
+/// takes the direct path. The tag goes with the rename (or right after the
+/// direct create), before anything else touches the link.
+async fn create_tagged(
+    master_nl: &Netlink,
+    container: &Netlink,
+    spec: &MacvlanSpec<'_>,
+    tag: &str,
+) -> Result<u32, LinkError> {
+    let name = spec.name;
+    match master_nl.create_macvlan(spec).await {
+        Ok(()) => {
+            let index = created_index(container, name).await?;
+            if let Err(e) = container.rename(index, None, Some(tag)).await {
+                discard(container, index).await;
+                return Err(e);
+            }
+            return Ok(index);
+        }
+        // Created in the master's own netns (linkInContainer): a real clash.
+        Err(e @ LinkError::Exists(_)) if spec.netns.is_none() => return Err(e),
+        // The container has the name: a real clash.
+        Err(LinkError::Exists(what)) if container.link_by_name(name).await?.is_some() => {
+            return Err(LinkError::Exists(what));
+        }
+        Err(LinkError::Exists(_)) => {
+            log_at!(
+                Level::Debug,
+                "{name} exists in the sender's netns (kernel before 6.14): creating under a temporary name"
+            );
+        }
+        Err(e) => return Err(e),
+    }
+    let mut last = None;
+    for _ in 0..TEMP_NAME_ATTEMPTS {
+        let temp = temp_link_name();
+        let temp_spec = MacvlanSpec {
+            name: &temp,
+            ..spec.clone()
+        };
+        match master_nl.create_macvlan(&temp_spec).await {
+            Ok(()) => {
+                let index = created_index(container, &temp).await?;
+                return match container.rename(index, Some(name), Some(tag)).await {
+                    Ok(()) => Ok(index),
+                    Err(e) => {
+                        discard(container, index).await;
+                        Err(e)
+                    }
+                };
+            }
+            Err(e @ LinkError::Exists(_)) => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| LinkError::Exists(name.to_string())))
+}
+
+/// The ifindex of the link we just created as `name` in the container.
+async fn created_index(container: &Netlink, name: &str) -> Result<u32, LinkError> {
+    match container.link_by_name(name).await? {
+        Some(l) => Ok(l.index),
+        None => Err(LinkError::NotFound(format!(
+            "macvlan {name} right after its creation"
+        ))),
+    }
+}
+
+/// Best-effort removal of a link this ADD created and could not finish.
+async fn discard(nl: &Netlink, index: u32) {
+    if let Err(e) = nl.delete(index).await
+        && !e.is_not_found()
+    {
+        log_at!(
+            Level::Warn,
+            "rollback: deleting link index {index} failed: {e}"
+        );
+    }
+}
+
+/// `mt` + 8 random hex digits: never a name a runtime or host would use.
+fn temp_link_name() -> String {
+    let mut buf = [0u8; 4];
+    // SAFETY: getrandom writes at most buf.len() bytes into buf.
+    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), libc::GRND_NONBLOCK) };
+    let mut v = u32::from_ne_bytes(buf);
+    if n != buf.len() as isize {
+        // No entropy yet (early boot): pid and clock are unique enough for
+        // a name that only has to differ from the host's links.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        v = nanos ^ std::process::id().rotate_left(16);
+    }
+    format!("mt{v:08x}")
+}
+
+/// IFALIASZ - 1: the longest alias the kernel keeps.
+const MAX_TAG: usize = 255;
+
+/// The tag (IFLA_IFALIAS) of the container link of one attachment:
+/// `mactrunk:<network>:<containerID>`. DEL and CHECK act only on a link that
+/// carries it, so one network never deletes another network's (or another
+/// plugin's) interface of the same name. Too long for the kernel's 255
+/// bytes, it becomes `mactrunk:#` + a 64-bit FNV-1a hash of both.
+pub fn link_tag(network: &str, container_id: &str) -> String {
+    let full = format!("mactrunk:{network}:{container_id}");
+    if full.len() <= MAX_TAG {
+        return full;
+    }
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in network.bytes().chain([0]).chain(container_id.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("mactrunk:#{h:016x}")
 }
 
 /// The gateway of the first address in the route's family, as the reference
@@ -730,23 +871,36 @@ fn build_result(
     out
 }
 
-/// Delete `name` in the namespace of `nl` if it is a macvlan; anything else of
-/// that name is not ours to delete.
-async fn delete_macvlan(nl: &Netlink, name: &str) -> Result<(), CniError> {
+/// Delete `name` in the namespace of `nl` if this attachment created it: a
+/// macvlan carrying the attachment's tag. A link of that name made by
+/// anyone else (another network's ADD into the same netns, another plugin,
+/// the runtime) is not ours to delete.
+async fn delete_own_link(nl: &Netlink, name: &str, tag: &str) -> Result<(), CniError> {
     let Some(link) = nl.link_by_name(name).await? else {
         return Ok(());
     };
-    if link.kind.as_deref() != Some("macvlan") {
-        log_at!(
-            Level::Warn,
-            "not deleting {name}: it is a {} link, not a macvlan mactrunk created",
-            link.kind.as_deref().unwrap_or("unknown")
-        );
+    if let Some(why) = not_ours(&link, tag) {
+        log_at!(Level::Info, "not deleting {name}: {why}");
         return Ok(());
     }
     match nl.delete(link.index).await {
         Ok(()) | Err(LinkError::NotFound(_)) => Ok(()),
         Err(e) => Err(CniError::from(e).context(format!("deleting {name}"))),
+    }
+}
+
+/// Why `link` is not the link this attachment created (None: it is).
+fn not_ours(link: &LinkInfo, tag: &str) -> Option<String> {
+    if link.kind.as_deref() != Some("macvlan") {
+        return Some(format!(
+            "it is a {} link, not a macvlan mactrunk created",
+            link.kind.as_deref().unwrap_or("physical or unknown")
+        ));
+    }
+    match link.alias.as_deref() {
+        Some(a) if a == tag => None,
+        Some(a) => Some(format!("its tag {a:?} is not {tag:?}")),
+        None => Some(format!("it carries no mactrunk tag ({tag:?} expected)")),
     }
 }
 
@@ -782,7 +936,8 @@ fn detach(req: &Request) -> Result<(), CniError> {
     let rt = runtime()?;
     let _enter = rt.enter();
     let container = open_netlink_in(&rt, &netns)?;
-    rt.block_on(delete_macvlan(&container, &req.args.ifname))
+    let tag = link_tag(&req.name, &req.args.container_id);
+    rt.block_on(delete_own_link(&container, &req.args.ifname, &tag))
 }
 
 fn check(req: &Request, conf: &PluginConfig) -> Result<(), CniError> {
@@ -865,10 +1020,9 @@ fn check(req: &Request, conf: &PluginConfig) -> Result<(), CniError> {
             .link_by_name(ifname)
             .await?
             .ok_or_else(|| mismatch("interface not found".into()))?;
-        if link.kind.as_deref() != Some("macvlan") {
+        if let Some(why) = not_ours(&link, &link_tag(&req.name, &req.args.container_id)) {
             return Err(mismatch(format!(
-                "is a {:?} link, not a macvlan",
-                link.kind
+                "not the link this attachment created: {why}"
             )));
         }
         if link.macvlan_mode != Some(conf.mode) {
@@ -973,6 +1127,48 @@ mod tests {
             "{}",
             e.msg
         );
+    }
+
+    #[test]
+    fn link_tags_name_network_and_container() {
+        assert_eq!(link_tag("lan", "abc"), "mactrunk:lan:abc");
+        assert_ne!(link_tag("lan", "abc"), link_tag("lan2", "abc"));
+        let long = "x".repeat(300);
+        let t = link_tag("lan", &long);
+        assert!(t.len() <= MAX_TAG && t.starts_with("mactrunk:#"), "{t}");
+        assert_eq!(t, link_tag("lan", &long), "deterministic");
+        assert_ne!(t, link_tag("lan2", &long));
+        // The separator keeps (a, bc) and (ab, c) apart.
+        assert_ne!(link_tag("a", &format!("b{long}")), link_tag("ab", &long));
+    }
+
+    #[test]
+    fn only_a_tagged_macvlan_is_ours() {
+        let tag = link_tag("lan", "abc");
+        let mut l = LinkInfo {
+            kind: Some("macvlan".into()),
+            alias: Some(tag.clone()),
+            ..LinkInfo::default()
+        };
+        assert_eq!(not_ours(&l, &tag), None);
+        l.alias = Some(link_tag("other", "abc"));
+        assert!(not_ours(&l, &tag).unwrap().contains("mactrunk:other:abc"));
+        l.alias = None;
+        assert!(not_ours(&l, &tag).unwrap().contains("no mactrunk tag"));
+        l.alias = Some(tag.clone());
+        l.kind = Some("veth".into());
+        assert!(not_ours(&l, &tag).unwrap().contains("veth"));
+    }
+
+    #[test]
+    fn temp_names_are_valid_and_distinct() {
+        let a = temp_link_name();
+        let b = temp_link_name();
+        assert_ne!(a, b);
+        for n in [&a, &b] {
+            assert!(crate::cni::env::interface_name_problem(n).is_none(), "{n}");
+            assert!(n.starts_with("mt") && n.len() == 10, "{n}");
+        }
     }
 
     #[test]

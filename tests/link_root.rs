@@ -215,7 +215,9 @@ fn macvlan_born_in_container_full_lifecycle() {
             assert!(l.parent_netnsid.is_some(), "parent is in another netns");
             assert!(!l.up);
 
-            cnl.rename(l.index, "eth0").await.expect("rename");
+            cnl.rename(l.index, Some("eth0"), None)
+                .await
+                .expect("rename");
             assert_eq!(cnl.link_by_name("mtltmp0").await.unwrap(), None);
             let l = cnl.link_by_name("eth0").await.unwrap().expect("renamed");
             assert_eq!(
@@ -341,15 +343,18 @@ fn rename_to_taken_name_is_exists() {
             .await
             .unwrap();
         let m = nl.link_by_name("mtlm0").await.unwrap().unwrap();
-        let e = nl.rename(m.index, &peer.name).await.unwrap_err();
+        let e = nl
+            .rename(m.index, Some(&peer.name), None)
+            .await
+            .unwrap_err();
         assert!(e.is_exists(), "{e}");
         assert!(e.to_string().contains("mtlv1"), "{e}");
         let e = nl
-            .rename(m.index, "this-name-is-too-long")
+            .rename(m.index, Some("this-name-is-too-long"), None)
             .await
             .unwrap_err();
         assert!(matches!(e, LinkError::Invalid(_)), "{e}");
-        let e = nl.rename(999_999, "mtlx").await.unwrap_err();
+        let e = nl.rename(999_999, Some("mtlx"), None).await.unwrap_err();
         assert!(e.is_not_found(), "{e}");
     });
 }
@@ -770,7 +775,7 @@ fn netlink_opened_in_run_in_on_main_runtime_stays_in_container() {
             .unwrap()
             .expect("seen from container");
         assert_eq!(nl.link_by_name("mtlm0").await.unwrap(), None);
-        cnl.rename(l.index, "eth0").await.unwrap();
+        cnl.rename(l.index, Some("eth0"), None).await.unwrap();
         cnl.set_up(l.index).await.unwrap();
         cnl.add_address(l.index, net("10.1.0.2/24"), AddrFlags::default())
             .await
@@ -811,29 +816,48 @@ fn large_address_dump_is_complete() {
 }
 
 #[test]
-fn name_taken_on_host_is_free_in_target_netns() {
+fn name_taken_on_host_depends_on_the_kernel() {
     if !root() {
         return;
     }
-    // IFLA_NET_NS_FD creates the link directly in the target namespace, so a
-    // name used on the host (even the parent's own) does not collide: the
-    // final CNI_IFNAME can be used without a temporary name and rename.
+    // IFLA_NET_NS_FD creates the link directly in the target namespace. From
+    // ~6.14 only the target's names count; before, the kernel also looks the
+    // name up in the sender's netns, so a name the host uses (even the
+    // parent's own) is EEXIST although the target has no such link. The
+    // plugin takes a temporary name and renames in that case; this pins the
+    // two behaviours the plugin is written for (and nothing else happens:
+    // no link appears on the host, none half-made in the target).
     let (_h, rt, nl) = host();
     let (parent, _) = veth(&rt, &nl, "mtlv0", "mtlv1");
     let cont = new_netns();
-    rt.block_on(nl.create_macvlan(&spec("mtlv0", parent.index, Some(&cont))))
-        .expect("same name as the host parent");
-    rt.block_on(nl.create_macvlan(&spec("mtlv1", parent.index, Some(&cont))))
-        .expect("same name as another host link");
-    let names = in_ns(&cont, |rt, cnl| {
-        rt.block_on(async {
-            let a = cnl.link_by_name("mtlv0").await.unwrap().unwrap();
-            let b = cnl.link_by_name("mtlv1").await.unwrap().unwrap();
-            (a.kind, b.kind)
-        })
-    });
-    assert_eq!(names.0.as_deref(), Some("macvlan"));
-    assert_eq!(names.1.as_deref(), Some("macvlan"));
+    let host_links = rt.block_on(nl.link_by_name("mtlv0")).unwrap().unwrap();
+    for name in ["mtlv0", "mtlv1"] {
+        match rt.block_on(nl.create_macvlan(&spec(name, parent.index, Some(&cont)))) {
+            Ok(()) => {
+                let kind = in_ns(&cont, |rt, cnl| {
+                    rt.block_on(cnl.link_by_name(name)).unwrap().map(|l| l.kind)
+                });
+                assert_eq!(kind, Some(Some("macvlan".into())), "{name} in the target");
+            }
+            Err(LinkError::Exists(what)) => {
+                assert!(what.contains(name), "{what}");
+                let found = in_ns(&cont, |rt, cnl| {
+                    rt.block_on(cnl.link_by_name(name)).unwrap()
+                });
+                assert_eq!(
+                    found, None,
+                    "EEXIST from an old kernel leaves nothing in the target"
+                );
+            }
+            Err(e) => panic!("{name}: neither created nor EEXIST: {e}"),
+        }
+    }
+    let after = rt.block_on(nl.link_by_name("mtlv0")).unwrap().unwrap();
+    assert_eq!(
+        after.index, host_links.index,
+        "the host's link is untouched"
+    );
+    assert_eq!(after.kind.as_deref(), Some("veth"));
 }
 
 #[test]

@@ -699,21 +699,37 @@ impl Netlink {
         }
     }
 
-    /// Rename a (down) link. EEXIST is [`LinkError::Exists`] naming `new_name`.
-    pub async fn rename(&self, index: u32, new_name: &str) -> Result<(), LinkError> {
-        build::check_ifname(new_name)?;
-        let msg = RouteNetlinkMessage::NewLink(build::rename_message(index, new_name));
+    /// Rename a (down) link and/or set its alias (IFLA_IFALIAS), in one
+    /// request. EEXIST is [`LinkError::Exists`] naming `new_name`.
+    pub async fn rename(
+        &self,
+        index: u32,
+        new_name: Option<&str>,
+        alias: Option<&str>,
+    ) -> Result<(), LinkError> {
+        if let Some(name) = new_name {
+            build::check_ifname(name)?;
+        }
+        let msg = RouteNetlinkMessage::NewLink(build::rename_message(index, new_name, alias));
         match self.ack(msg, 0).await {
             Ok(()) => Ok(()),
             Err(f) => match f.errno() {
-                libc::EEXIST => Err(LinkError::Exists(format!("link {new_name}{}", self.at()))),
+                libc::EEXIST => Err(LinkError::Exists(format!(
+                    "link {}{}",
+                    new_name.unwrap_or_default(),
+                    self.at()
+                ))),
                 libc::ENODEV => Err(LinkError::NotFound(format!(
                     "link index {index}{}",
                     self.at()
                 ))),
                 _ => {
                     let old = self.describe(index).await;
-                    Err(self.error(format!("rename {old} to {new_name}{}", self.at()), f))
+                    let what = match new_name {
+                        Some(n) => format!("rename {old} to {n}"),
+                        None => format!("set the alias of {old}"),
+                    };
+                    Err(self.error(format!("{what}{}", self.at()), f))
                 }
             },
         }
