@@ -6,6 +6,7 @@ pub mod cni;
 pub mod config;
 pub mod delegate;
 pub mod entry;
+pub mod fs_safe;
 pub mod ipam;
 pub mod link;
 pub mod log;

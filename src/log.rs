@@ -1,10 +1,13 @@
 //! A small line logger: stderr or an append-only file, never stdout (stdout
-//! carries the one CNI result document).
+//! carries the one CNI result document). Every line is one line: control
+//! characters in anything logged (config values, CNI_NETNS, error texts) are
+//! escaped, so a config cannot forge log lines or terminal escapes.
 
+use std::borrow::Cow;
 use std::fmt;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -57,18 +60,12 @@ pub fn init(config_level: Option<&str>, file: Option<&str>, env_level: Option<&s
         .and_then(Level::parse)
         .or_else(|| config_level.and_then(Level::parse))
         .unwrap_or(default);
-    let file = file.and_then(|path| {
-        match OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(path)
-        {
-            Ok(f) => Some(Mutex::new(f)),
-            Err(e) => {
-                eprintln!("mactrunk: cannot open logFile {path}: {e}; logging to stderr");
-                None
-            }
+    let file = file.and_then(|path| match crate::fs_safe::open_append(Path::new(path)) {
+        Ok(f) => Some(Mutex::new(f)),
+        Err(e) => {
+            let line = format!("mactrunk: ignoring logFile {path}: {e}; logging to stderr\n");
+            let _ = std::io::stderr().write_all(escape_controls(&line).as_bytes());
+            None
         }
     });
     let _ = LOGGER.set(Logger { level, file });
@@ -80,26 +77,68 @@ pub fn enabled(level: Level) -> bool {
 }
 
 pub fn write(level: Level, args: fmt::Arguments<'_>) {
-    if !enabled(level) {
-        return;
+    match LOGGER.get() {
+        Some(l) => l.write(level, args),
+        None => Logger {
+            level: Level::Warn,
+            file: None,
+        }
+        .write(level, args),
     }
-    let line = format!(
-        "{} mactrunk[{}] {} {}\n",
-        timestamp(SystemTime::now()),
-        std::process::id(),
-        level.as_str(),
-        args
-    );
-    match LOGGER.get().and_then(|l| l.file.as_ref()) {
-        Some(f) => {
-            if let Ok(mut f) = f.lock() {
-                let _ = f.write_all(line.as_bytes());
+}
+
+impl Logger {
+    fn write(&self, level: Level, args: fmt::Arguments<'_>) {
+        if level > self.level {
+            return;
+        }
+        let msg = args.to_string();
+        let line = format!(
+            "{} mactrunk[{}] {} {}\n",
+            timestamp(SystemTime::now()),
+            std::process::id(),
+            level.as_str(),
+            escape_controls(&msg)
+        );
+        match &self.file {
+            Some(f) => {
+                if let Ok(mut f) = f.lock() {
+                    let _ = f.write_all(line.as_bytes());
+                }
+            }
+            None => {
+                let _ = std::io::stderr().write_all(line.as_bytes());
             }
         }
-        None => {
-            let _ = std::io::stderr().write_all(line.as_bytes());
+    }
+}
+
+/// `s` with every control character (and the Unicode line separators and
+/// bidi overrides that reorder a terminal line) written as a Rust escape:
+/// `\n`, `\u{1b}`, ... Text without them is returned as it is.
+pub fn escape_controls(s: &str) -> Cow<'_, str> {
+    let bad = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    // The trailing newline of a finished line stays a newline.
+    let (body, nl) = match s.strip_suffix('\n') {
+        Some(b) => (b, "\n"),
+        None => (s, ""),
+    };
+    if !body.chars().any(bad) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in body.chars() {
+        if bad(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
         }
     }
+    out.push_str(nl);
+    Cow::Owned(out)
 }
 
 #[macro_export]
@@ -156,6 +195,38 @@ mod tests {
         assert_eq!(timestamp(t), "2026-11-23T12:00:00.123Z");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(timestamp(leap), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(escape_controls("plain text"), "plain text");
+        assert!(matches!(escape_controls("plain\n"), Cow::Borrowed(_)));
+        assert_eq!(
+            escape_controls("a\nFAKE LINE\r\u{1b}[31m\u{202e}x"),
+            "a\\nFAKE LINE\\r\\u{1b}[31m\\u{202e}x"
+        );
+        assert_eq!(escape_controls("line\tx\n"), "line\\tx\n");
+    }
+
+    #[test]
+    fn file_lines_are_single_lines() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("log");
+        let file = crate::fs_safe::open_append(&p).unwrap();
+        let logger = Logger {
+            level: Level::Info,
+            file: Some(Mutex::new(file)),
+        };
+        logger.write(
+            Level::Info,
+            format_args!(
+                "resolvConf {}",
+                "/x\n2026-01-01T00:00:00Z mactrunk[1] ERROR forged"
+            ),
+        );
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(text.contains("/x\\n2026"), "{text}");
     }
 
     #[test]
