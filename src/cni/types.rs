@@ -181,6 +181,31 @@ impl CniOutput {
     }
 
     /// 0.1.0 / 0.2.0: `{ip4:{ip,gateway,routes}, ip6:{...}, dns}`, first address per family.
+    /// Can `version` express this result? 0.1.0/0.2.0 results hold one IPv4
+    /// and one IPv6 address (`ip4`/`ip6`); more would be dropped silently, so
+    /// they are refused (code 1), as the reference host-local refuses them.
+    pub fn check_expressible(&self, version: Version) -> Result<(), CniError> {
+        if !version.is_legacy_result() {
+            return Ok(());
+        }
+        for (fam, v4) in [("IPv4", true), ("IPv6", false)] {
+            let n = self
+                .ips
+                .iter()
+                .filter(|ip| ip.address.is_ipv4() == v4)
+                .count();
+            if n > 1 {
+                return Err(legacy_version_error(
+                    version,
+                    fam,
+                    n,
+                    "addresses in the result",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn to_json_020(&self, version: Version) -> Value {
         let mut out = Map::new();
         out.insert("cniVersion".into(), version.as_str().into());
@@ -292,8 +317,41 @@ struct RawResult {
     routes: Vec<Route>,
 }
 
+/// The error for a 0.1.0/0.2.0 config that needs more than one address of a
+/// family: `n` `what` (range sets, addresses in the result) of family `fam`.
+pub fn legacy_version_error(version: Version, fam: &str, n: usize, what: &str) -> CniError {
+    CniError::new(
+        code::INCOMPATIBLE_VERSION,
+        format!(
+            "cniVersion: {version} results hold one IPv4 and one IPv6 address, but there are {n} {fam} {what}; use cniVersion 0.3.0 or later"
+        ),
+    )
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn legacy_versions_hold_one_address_per_family() {
+        let two_v4 = CniOutput::from_json(
+            &json!({"cniVersion": "1.0.0", "ips": [{"address": "10.0.0.2/24"}, {"address": "10.1.0.2/24"}, {"address": "fd00::2/64"}]}),
+            Version::V1_0_0,
+        )
+        .unwrap();
+        for v in [Version::V0_1_0, Version::V0_2_0] {
+            let e = two_v4.check_expressible(v).unwrap_err();
+            assert_eq!(e.code, code::INCOMPATIBLE_VERSION);
+            assert!(
+                e.msg.starts_with("cniVersion: ") && e.msg.contains("2 IPv4"),
+                "{}",
+                e.msg
+            );
+        }
+        two_v4.check_expressible(Version::V0_3_0).unwrap();
+        let mut one_each = two_v4.clone();
+        one_each.ips.remove(1);
+        one_each.check_expressible(Version::V0_2_0).unwrap();
+    }
+
     use super::*;
 
     fn sample() -> CniOutput {

@@ -1,5 +1,6 @@
 //! The `ipam` section (plus `name`, `runtimeConfig` and `args`) parsed into a
-//! validated [`IpamConfig`]. Every error is code 7 and starts with the key path.
+//! validated [`IpamConfig`]. Every error starts with the key path; all are code
+//! 7 except a cniVersion that cannot express the range sets (code 1).
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -10,7 +11,8 @@ use serde_json::{Map, Value};
 
 use super::range::{Exclusions, RangeSet, canonicalize};
 use crate::cni::env::{CniArgs, is_valid_name};
-use crate::cni::{CniError, Dns, Route};
+use crate::cni::types::legacy_version_error;
+use crate::cni::{CniError, Dns, Route, Version};
 
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/cni/networks";
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_millis(10_000);
@@ -123,6 +125,8 @@ impl IpamConfig {
                 }
             }
         }
+
+        check_legacy_version(top, &range_sets)?;
 
         let exclude = parse_exclude(ipam)?;
         let exclusions = Exclusions::new(&exclude);
@@ -272,6 +276,28 @@ impl IpamConfig {
             .collect();
         parts.join("; ")
     }
+}
+
+/// A 0.1.0/0.2.0 result holds one IPv4 and one IPv6 address; each range set
+/// yields one. Refused before anything is allocated.
+fn check_legacy_version(top: &Map<String, Value>, sets: &[RangeSet]) -> Result<(), CniError> {
+    let Some(version) = top
+        .get("cniVersion")
+        .and_then(Value::as_str)
+        .and_then(|v| Version::parse(v).ok())
+    else {
+        return Ok(());
+    };
+    if !version.is_legacy_result() {
+        return Ok(());
+    }
+    for (fam, v4) in [("IPv4", true), ("IPv6", false)] {
+        let n = sets.iter().filter(|s| s.is_ipv4() == v4).count();
+        if n > 1 {
+            return Err(legacy_version_error(version, fam, n, "range sets"));
+        }
+    }
+    Ok(())
 }
 
 fn network_name(top: &Map<String, Value>) -> Result<&str, CniError> {
