@@ -1,7 +1,7 @@
 # Names that could leave the dataDir or corrupt a record: a network name with "..", "/" or
 # a leading dot, a container ID like ../../x or with control characters, CNI_IFNAME "..",
 # "." , "a/b", over 15 bytes, with control characters or whitespace, and an ID too long for
-# an index file name. Each is refused with a clean JSON error (code 7 for the config key,
+# an index file name (its DEL succeeds: it holds nothing). Each is refused with a clean JSON error (code 7 for the config key,
 # code 4 for the environment), for ADD and DEL, by the main plugin and by mactrunk-ipam
 # alone; nothing is created outside <dataDir>/<name>/, no link appears anywhere.
 base=$(fixture 10-mactrunk-bridge.conf '.ipam.dataDir = $data + "/dd"')
@@ -37,12 +37,18 @@ for bin in main ipam; do
     done
     # container IDs
     long=$(printf 'a%.0s' {1..251}) # 251 + 1 + "eth0" = 256 bytes: too long for an index file name
-    for cid in '../../x' '..' '.x' '-x' 'a/b' $'a\x07b' $'a\nb' $'a\rb' $'a\tb' 'a b' 'a@b' 'é' "$long"; do
+    for cid in '../../x' '..' '.x' '-x' 'a/b' $'a\x07b' $'a\nb' $'a\rb' $'a\tb' 'a b' 'a@b' 'é'; do
         for cmd in ADD DEL; do
             cni $cmd "$base" cid="$cid" ns="$C" "${b[@]}"
             _refused 4 'CNI_CONTAINERID' "$cmd with container ID $(printf '%q' "${cid:0:40}")"
         done
     done
+    # too long for the store: ADD is refused; the DEL of what could never be added
+    # succeeds (see 29-del-long-container-id)
+    cni ADD "$base" cid="$long" ns="$C" "${b[@]}"
+    _refused 4 'CNI_CONTAINERID' "ADD with a 251-byte container ID"
+    cni DEL "$base" cid="$long" ns="$C" "${b[@]}"
+    assert_ok_empty "DEL with a 251-byte container ID"
     # interface names
     for ifn in '..' '.' 'a/b' '0123456789abcdef' $'eth\x01' $'eth0\n' 'a b' 'a:b' $'a\tb'; do
         for cmd in ADD DEL; do

@@ -90,7 +90,11 @@ pub fn add(conf: &IpamConfig, owner: &Owner) -> Result<CniOutput, CniError> {
 
 /// DEL: release everything `owner` holds. Idempotent; a missing store is fine.
 pub fn del(loc: &StoreLocation, owner: &Owner) -> Result<(), CniError> {
-    owner.validate()?;
+    if owner.validate().is_err() {
+        // ADD refuses such an owner (an over-long container ID), so it holds
+        // nothing; failing its DEL would make the runtime retry forever.
+        return Ok(());
+    }
     if !store_exists(&loc.dir)? {
         return Ok(());
     }
