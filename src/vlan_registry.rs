@@ -353,12 +353,14 @@ fn cni(e: StoreError) -> CniError {
     }
 }
 
-/// Test hook: `MACTRUNK_TEST_CRASH_AT=<point>` makes the process SIGKILL
-/// itself at that point, so the VM suite can check what a crash leaves
-/// behind deterministically. Points: `after-record` (record written, link
-/// not created), `after-create` (link created, ifindex not yet recorded),
-/// `after-vlan` (VLAN parent ready, macvlan not created; addresses already
-/// allocated). Inert unless that variable is set; CNI runtimes never set it.
+/// Test hook, compiled only with the `fault-injection` feature (release
+/// builds and `install.sh` leave it out): `MACTRUNK_TEST_CRASH_AT=<point>`
+/// makes the process SIGKILL itself at that point, so the VM suite can check
+/// what a crash leaves behind deterministically. Points: `after-record`
+/// (record written, link not created), `after-create` (link created, ifindex
+/// not yet recorded), `after-vlan` (VLAN parent ready, macvlan not created;
+/// addresses already allocated).
+#[cfg(feature = "fault-injection")]
 pub fn crash_point(point: &str) {
     if std::env::var_os("MACTRUNK_TEST_CRASH_AT").is_some_and(|v| v == point) {
         // SAFETY: plain syscalls on our own pid.
@@ -367,6 +369,11 @@ pub fn crash_point(point: &str) {
         }
     }
 }
+
+/// Without the `fault-injection` feature the hook does not exist.
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub fn crash_point(_point: &str) {}
 
 /// What ADD wants as parent: the VLAN, its protocol, and the config key it
 /// came from (`vlan` or `master`, for error messages).
