@@ -874,14 +874,27 @@ fn build_result(
 /// Delete `name` in the namespace of `nl` if this attachment created it: a
 /// macvlan carrying the attachment's tag. A link of that name made by
 /// anyone else (another network's ADD into the same netns, another plugin,
-/// the runtime) is not ours to delete.
+/// the runtime) is not ours to delete. One exception: an ADD killed between
+/// creating the link and tagging it (a few netlink round trips) leaves an
+/// untagged macvlan that is still down and has no address; nobody can be
+/// using such a link, and only DEL can clear the name for the retried ADD.
 async fn delete_own_link(nl: &Netlink, name: &str, tag: &str) -> Result<(), CniError> {
     let Some(link) = nl.link_by_name(name).await? else {
         return Ok(());
     };
     if let Some(why) = not_ours(&link, tag) {
-        log_at!(Level::Info, "not deleting {name}: {why}");
-        return Ok(());
+        let blank = link.kind.as_deref() == Some("macvlan")
+            && link.alias.is_none()
+            && !link.up
+            && nl.addresses(link.index).await?.is_empty();
+        if !blank {
+            log_at!(Level::Info, "not deleting {name}: {why}");
+            return Ok(());
+        }
+        log_at!(
+            Level::Info,
+            "deleting {name}: an untagged, down macvlan without addresses (left by a killed ADD)"
+        );
     }
     match nl.delete(link.index).await {
         Ok(()) | Err(LinkError::NotFound(_)) => Ok(()),

@@ -36,3 +36,27 @@ cni DEL "$confA" cid=mt-own-c ns="$C"
 assert_ok_empty "DEL network A"
 assert_no_link "$C" eth0
 assert_store_empty net-a
+
+# the one untagged macvlan a DEL removes: down and without addresses, as an ADD killed
+# between creating the link and tagging it leaves it (the retried ADD needs the name)
+make_container_ns E
+ip -n "$HOSTNS" link add link "$PARENT" name mtblank type macvlan mode bridge
+ip -n "$HOSTNS" link set mtblank netns "$E"
+ip -n "$E" link set mtblank name eth0
+cni DEL "$confA" cid=mt-own-e ns="$E"
+assert_ok_empty "DEL with a blank untagged macvlan eth0"
+assert_no_link "$E" eth0
+# but not once it is up or has an address
+for how in up addr; do
+    ip -n "$HOSTNS" link add link "$PARENT" name mtblank type macvlan mode bridge
+    ip -n "$HOSTNS" link set mtblank netns "$E"
+    ip -n "$E" link set mtblank name eth0
+    case $how in
+        up) ip -n "$E" link set eth0 up ;;
+        addr) ip -n "$E" addr add 192.168.50.250/24 dev eth0 ;;
+    esac
+    cni DEL "$confA" cid=mt-own-e ns="$E"
+    assert_ok_empty "DEL with an untagged macvlan eth0 ($how)"
+    assert_link "$E" eth0
+    ip -n "$E" link del eth0
+done
