@@ -608,6 +608,8 @@ impl Attachment<'_> {
             .block_on(create_tagged(self.master_nl, container, &spec, &tag))
             .map_err(|e| match e {
                 LinkError::Exists(_) => ifname_taken(req),
+                // Names the config key already.
+                e @ LinkError::Invalid(_) => CniError::from(e),
                 other => CniError::from(other)
                     .context(format!("creating macvlan on {:?}", self.master.name)),
             })?;
@@ -693,7 +695,7 @@ async fn create_tagged(
     let name = spec.name;
     match master_nl.create_macvlan(spec).await {
         Ok(()) => {
-            let index = created_index(container, name).await?;
+            let index = created_index(container, name, spec).await?;
             if let Err(e) = container.rename(index, None, Some(tag)).await {
                 discard(container, index).await;
                 return Err(e);
@@ -723,7 +725,7 @@ async fn create_tagged(
         };
         match master_nl.create_macvlan(&temp_spec).await {
             Ok(()) => {
-                let index = created_index(container, &temp).await?;
+                let index = created_index(container, &temp, spec).await?;
                 return match container.rename(index, Some(name), Some(tag)).await {
                     Ok(()) => Ok(index),
                     Err(e) => {
@@ -739,13 +741,34 @@ async fn create_tagged(
     Err(last.unwrap_or_else(|| LinkError::Exists(name.to_string())))
 }
 
-/// The ifindex of the link we just created as `name` in the container.
-async fn created_index(container: &Netlink, name: &str) -> Result<u32, LinkError> {
-    match container.link_by_name(name).await? {
-        Some(l) => Ok(l.index),
-        None => Err(LinkError::NotFound(format!(
+/// The ifindex of the link we just created as `name` in the container,
+/// once it is clear that the kernel did what `spec` asked.
+async fn created_index(
+    container: &Netlink,
+    name: &str,
+    spec: &MacvlanSpec<'_>,
+) -> Result<u32, LinkError> {
+    let Some(link) = container.link_by_name(name).await? else {
+        return Err(LinkError::NotFound(format!(
             "macvlan {name} right after its creation"
-        ))),
+        )));
+    };
+    if let Some(why) = ignored_by_kernel(spec, &link) {
+        discard(container, link.index).await;
+        return Err(LinkError::Invalid(why));
+    }
+    Ok(link.index)
+}
+
+/// An attribute of `spec` that the kernel silently dropped (older kernels
+/// skip attributes they do not know), as a message naming the config key.
+fn ignored_by_kernel(spec: &MacvlanSpec<'_>, created: &LinkInfo) -> Option<String> {
+    match spec.bcqueuelen {
+        Some(want) if created.macvlan_bcqueuelen != Some(want) => Some(format!(
+            "bcqueuelen: the running kernel ({}) ignored it: the macvlan broadcast queue length needs Linux 5.11 or later",
+            crate::sysctl::kernel_release()
+        )),
+        _ => None,
     }
 }
 
@@ -1171,6 +1194,37 @@ mod tests {
         l.alias = Some(tag.clone());
         l.kind = Some("veth".into());
         assert!(not_ours(&l, &tag).unwrap().contains("veth"));
+    }
+
+    #[test]
+    fn a_dropped_bcqueuelen_is_a_config_error() {
+        let spec = MacvlanSpec {
+            name: "eth0",
+            parent: 2,
+            mode: crate::link::MacvlanMode::Bridge,
+            mtu: None,
+            mac: None,
+            bcqueuelen: Some(2000),
+            netns: None,
+        };
+        let mut made = LinkInfo {
+            macvlan_bcqueuelen: Some(2000),
+            ..LinkInfo::default()
+        };
+        assert_eq!(ignored_by_kernel(&spec, &made), None);
+        made.macvlan_bcqueuelen = None; // a kernel before 5.11
+        let why = ignored_by_kernel(&spec, &made).unwrap();
+        assert!(
+            why.starts_with("bcqueuelen: ") && why.contains("5.11"),
+            "{why}"
+        );
+        let e = CniError::from(LinkError::Invalid(why));
+        assert_eq!(e.code, code::INVALID_CONFIG);
+        let plain = MacvlanSpec {
+            bcqueuelen: None,
+            ..spec
+        };
+        assert_eq!(ignored_by_kernel(&plain, &made), None);
     }
 
     #[test]

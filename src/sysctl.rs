@@ -57,6 +57,17 @@ pub fn write_if_different(path: &str, value: &str) -> io::Result<bool> {
     }
 }
 
+/// The running kernel's release (`uname -r`), for messages about features
+/// an older kernel lacks; "unknown" if /proc cannot tell.
+pub fn kernel_release() -> String {
+    read("/proc/sys/kernel/osrelease")
+        .ok()
+        .flatten()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}
+
 fn with_path(e: io::Error, path: &str, op: &str) -> io::Error {
     io::Error::new(e.kind(), format!("{op} {path}: {e}"))
 }

@@ -288,8 +288,14 @@ pub fn parse_link(msg: &LinkMessage) -> LinkInfo {
                         NlLinkInfo::Kind(k) => info.kind = Some(k.to_string()),
                         NlLinkInfo::Data(InfoData::MacVlan(data)) => {
                             for d in data {
-                                if let InfoMacVlan::Mode(m) = d {
-                                    info.macvlan_mode = MacvlanMode::from_nl(*m);
+                                match d {
+                                    InfoMacVlan::Mode(m) => {
+                                        info.macvlan_mode = MacvlanMode::from_nl(*m)
+                                    }
+                                    InfoMacVlan::BcQueueLen(n) => {
+                                        info.macvlan_bcqueuelen = Some(*n)
+                                    }
+                                    _ => {}
                                 }
                             }
                         }
@@ -629,7 +635,7 @@ mod tests {
             mode: MacvlanMode::Private,
             mtu: Some(9000),
             mac: Some([2, 1, 2, 3, 4, 5]),
-            bcqueuelen: None,
+            bcqueuelen: Some(2000),
             netns_fd: None,
         };
         let mut msg = macvlan_message(&p);
@@ -649,6 +655,7 @@ mod tests {
                 parent_index: Some(12),
                 parent_netnsid: Some(0),
                 macvlan_mode: Some(MacvlanMode::Private),
+                macvlan_bcqueuelen: Some(2000),
                 vlan_id: None,
                 vlan_protocol: None,
                 up: true,

@@ -148,6 +148,9 @@ pub struct LinkInfo {
     /// IFLA_LINK_NETNSID: the parent lives in another namespace.
     pub parent_netnsid: Option<i32>,
     pub macvlan_mode: Option<MacvlanMode>,
+    /// IFLA_MACVLAN_BC_QUEUE_LEN as requested at creation; kernels before
+    /// 5.11 neither know nor report it.
+    pub macvlan_bcqueuelen: Option<u32>,
     pub vlan_id: Option<u16>,
     pub vlan_protocol: Option<VlanProtocol>,
     /// IFF_UP (administratively up).
