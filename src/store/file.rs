@@ -514,6 +514,67 @@ impl FileStore {
     }
 }
 
+/// Open a small file of the store for an in-place rewrite (no rename, so no
+/// ext4 auto_da_alloc flush and no change to the directory's mtime), creating
+/// it 0600 if missing. Whatever sits at `path` and is not a regular file with
+/// exactly one link (a planted symlink, hard link, FIFO, device node) is
+/// unlinked first: removing our name never touches the other name's content,
+/// and no device or FIFO is ever opened. A directory there is an error.
+fn open_in_place(path: &Path) -> Result<File, StoreError> {
+    use std::os::unix::fs::MetadataExt;
+    let ours = |m: &fs::Metadata| m.file_type().is_file() && m.nlink() == 1;
+    match fs::symlink_metadata(path) {
+        Ok(m) if ours(&m) => {}
+        Ok(m) if m.is_dir() => {
+            return Err(StoreError::Unsafe {
+                path: path.to_path_buf(),
+                problem: "is a directory, not a regular file".into(),
+            });
+        }
+        Ok(_) => match fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::io("remove", path, e)),
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(StoreError::io("stat", path, e)),
+    }
+    let f = match OpenOptions::new()
+        .write(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(nofollow_flags() | libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if is_eloop(&e) => return Err(symlink_error(path)),
+        Err(e) => return Err(StoreError::io("create", path, e)),
+    };
+    // Checked again on the descriptor: something swapped in since the stat
+    // above is refused, never written.
+    let m = f.metadata().map_err(|e| StoreError::io("stat", path, e))?;
+    if !ours(&m) {
+        return Err(StoreError::Unsafe {
+            path: path.to_path_buf(),
+            problem: "changed while being opened: not a regular file with a single link".into(),
+        });
+    }
+    Ok(f)
+}
+
+/// Overwrite the content of `f` (see [`open_in_place`]). Shrinking to a
+/// non-zero length does not trigger the flush that a truncation to zero would.
+fn overwrite(f: &File, path: &Path, content: &[u8]) -> Result<(), StoreError> {
+    use std::os::unix::fs::FileExt;
+    f.write_all_at(content, 0)
+        .and_then(|()| f.set_len(content.len() as u64))
+        .map_err(|e| StoreError::io("write", path, e))
+}
+
+fn write_in_place(path: &Path, content: &[u8]) -> Result<(), StoreError> {
+    overwrite(&open_in_place(path)?, path, content)
+}
+
 /// Write a new file that must not exist yet (O_EXCL), fsynced.
 fn create_exclusive(path: &Path, content: &[u8]) -> io::Result<()> {
     let mut f = OpenOptions::new()
@@ -635,32 +696,10 @@ impl Store for FileStore {
     /// Overwritten in place, not replaced by rename: ext4 (auto_da_alloc)
     /// flushes a file renamed over an existing one, which cost as much as an
     /// fsync per ADD. A torn write leaves an unparsable hint, read as absent.
+    /// Never written through a symlink or a hard link (see [`write_in_place`]).
     fn set_last_reserved(&mut self, set: usize, ip: IpAddr) -> Result<(), StoreError> {
         let dst = self.dir.join(format!("{LAST_RESERVED}{set}"));
-        let content = ip.to_string();
-        let open = || {
-            OpenOptions::new()
-                .write(true)
-                .create(true)
-                .mode(0o600)
-                .custom_flags(nofollow_flags())
-                .open(&dst)
-        };
-        let f = match open() {
-            Ok(f) => f,
-            // A planted symlink is replaced, never followed.
-            Err(e) if is_eloop(&e) => {
-                fs::remove_file(&dst).map_err(|e| StoreError::io("remove", &dst, e))?;
-                open().map_err(|e| StoreError::io("create", &dst, e))?
-            }
-            Err(e) => return Err(StoreError::io("create", &dst, e)),
-        };
-        use std::os::unix::fs::FileExt;
-        // Shrinking to a non-zero length does not trigger the flush that a
-        // truncation to zero would.
-        f.write_all_at(content.as_bytes(), 0)
-            .and_then(|()| f.set_len(content.len() as u64))
-            .map_err(|e| StoreError::io("write", &dst, e))?;
+        write_in_place(&dst, ip.to_string().as_bytes())?;
         self.dirty = true;
         Ok(())
     }

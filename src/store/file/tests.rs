@@ -286,6 +286,35 @@ fn symlinks_are_refused() {
     assert_eq!(read(d.join("last_reserved_ip.0")), "10.0.0.3");
 }
 
+/// A hard link planted as a file the store rewrites in place (the round-robin
+/// hint) must not get its target overwritten: the name is replaced by a fresh
+/// file. A FIFO planted there neither hangs the ADD nor makes it fail.
+#[test]
+fn hard_links_and_fifos_planted_as_the_hint_are_replaced() {
+    use std::os::unix::fs::FileTypeExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let c = conf(tmp.path(), "10.0.0.0/24");
+    let d = tmp.path().join("net");
+    let victim = tmp.path().join("victim");
+    fs::write(&victim, "precious").unwrap();
+    assert_eq!(add_ip(&c, "a"), "10.0.0.2");
+    let hint = d.join("last_reserved_ip.0");
+    fs::remove_file(&hint).unwrap();
+    fs::hard_link(&victim, &hint).unwrap();
+    assert_eq!(add_ip(&c, "b"), "10.0.0.3");
+    assert_eq!(read(&victim), "precious", "written through a hard link");
+    assert_eq!(fs::metadata(&victim).unwrap().nlink(), 1);
+    assert_eq!(read(&hint), "10.0.0.3");
+    assert_eq!(fs::symlink_metadata(&hint).unwrap().nlink(), 1);
+
+    fs::remove_file(&hint).unwrap();
+    nix::unistd::mkfifo(&hint, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    assert_eq!(add_ip(&c, "c"), "10.0.0.4");
+    let t = fs::symlink_metadata(&hint).unwrap().file_type();
+    assert!(t.is_file() && !t.is_fifo());
+    assert_eq!(read(&hint), "10.0.0.4");
+}
+
 #[test]
 fn shared_or_symlinked_data_dirs_are_refused() {
     use std::os::unix::fs::PermissionsExt;
