@@ -11,8 +11,11 @@
 //! Exit status: 0 success, 1 failure (message on stderr), 2 usage error.
 //!
 //! The stores are the ones the plugins write (`<dataDir>/<network>/`, the
-//! reference host-local layout); every command takes the store's lock, so it
-//! is safe to run next to a runtime that is adding and deleting containers.
+//! reference host-local layout). `release` and `gc` take the store's lock,
+//! so they are safe next to a runtime that is adding and deleting
+//! containers; the read-only commands (`list`, `usage`, `gc --dry-run`) open
+//! stores with [`StoreReader`]: shared lock if the store has a lock file,
+//! and nothing created or written, whatever directory they are pointed at.
 //! Parsing ([`parse_args`]) and rendering ([`Report::render_table`],
 //! [`Report::to_json`]) are pure; [`run`] does the I/O.
 
@@ -28,7 +31,7 @@ use serde_json::{Map, Value, json};
 use crate::cni::env::{CniArgs, is_valid_name};
 use crate::ipam::config::{DEFAULT_DATA_DIR, DEFAULT_LOCK_TIMEOUT};
 use crate::ipam::{self, IpamConfig, RangeSetUsage, StoreLocation};
-use crate::store::{Allocation, FileStore, Owner, Store, StoreError};
+use crate::store::{Allocation, FileStore, Owner, Store, StoreError, StoreReader};
 
 /// Where runtimes look for network configs.
 pub const DEFAULT_CONF_DIR: &str = "/etc/cni/net.d";
@@ -204,7 +207,9 @@ mactrunk-ipam list [--data-dir DIR] [NETWORK] [--json]
 List the networks in DIR (default /var/lib/cni/networks) and their allocations:
 IP, container ID, interface, and since when (the record's mtime, UTC). With NETWORK,
 only that network (exit 1 if it has no store). Legacy records written without an
-interface show '-' (JSON: \"ifname\": null).
+interface show '-' (JSON: \"ifname\": null). A store that cannot be read (unsafe
+permissions, locked, unreadable) is reported on an 'error:' line (JSON: \"errors\")
+and the exit status is 1; the others are still listed. Writes nothing, anywhere.
 ";
 
 pub const HELP_USAGE: &str = "\
@@ -490,6 +495,14 @@ pub struct NetworkListing {
     pub problems: Vec<String>,
 }
 
+/// A store `list` could not read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreFailure {
+    pub name: String,
+    pub dir: PathBuf,
+    pub error: String,
+}
+
 /// One config's usage.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetworkUsage {
@@ -518,6 +531,9 @@ pub enum Report {
     List {
         data_dir: PathBuf,
         networks: Vec<NetworkListing>,
+        /// Stores that could not be read (unsafe, locked, unreadable): the
+        /// others are still listed; the exit status is 1.
+        errors: Vec<StoreFailure>,
     },
     Usage {
         networks: Vec<NetworkUsage>,
@@ -623,9 +639,20 @@ impl Report {
     /// The human rendering (stdout).
     pub fn render_table(&self) -> String {
         match self {
-            Report::List { data_dir, networks } => {
+            Report::List {
+                data_dir,
+                networks,
+                errors,
+            } => {
+                let failures: String = errors
+                    .iter()
+                    .map(|f| format!("error: {}: {}\n", f.name, f.error))
+                    .collect();
                 if networks.is_empty() {
-                    return format!("no IPAM stores in {}\n", data_dir.display());
+                    if errors.is_empty() {
+                        return format!("no IPAM stores in {}\n", data_dir.display());
+                    }
+                    return failures;
                 }
                 let mut rows = Vec::new();
                 for n in networks {
@@ -653,6 +680,7 @@ impl Report {
                         out.push_str(&format!("warning: {}: {p}\n", n.name));
                     }
                 }
+                out.push_str(&failures);
                 out
             }
             Report::Usage { networks, errors } => {
@@ -759,13 +787,22 @@ impl Report {
     /// The `--json` rendering.
     pub fn to_json(&self) -> Value {
         match self {
-            Report::List { data_dir, networks } => json!({
+            Report::List {
+                data_dir,
+                networks,
+                errors,
+            } => json!({
                 "dataDir": data_dir.display().to_string(),
                 "networks": networks.iter().map(|n| json!({
                     "name": n.name,
                     "dir": n.dir.display().to_string(),
                     "allocations": n.allocations.iter().map(alloc_json).collect::<Vec<_>>(),
                     "problems": n.problems,
+                })).collect::<Vec<_>>(),
+                "errors": errors.iter().map(|f| json!({
+                    "name": f.name,
+                    "dir": f.dir.display().to_string(),
+                    "error": f.error,
                 })).collect::<Vec<_>>(),
             }),
             Report::Usage { networks, errors } => json!({
@@ -830,9 +867,10 @@ impl Report {
     /// Did the command partly fail (exit 1 even though there is a report)?
     pub fn failed(&self) -> bool {
         match self {
+            Report::List { errors, .. } => !errors.is_empty(),
             Report::Usage { errors, .. } => !errors.is_empty(),
             Report::Gc { errors, .. } => !errors.is_empty(),
-            _ => false,
+            Report::Release { .. } => false,
         }
     }
 }
@@ -884,8 +922,9 @@ fn open(dir: &Path) -> Result<FileStore, Failure> {
     Ok(FileStore::open(dir, DEFAULT_LOCK_TIMEOUT)?)
 }
 
+/// Read-only: see [`StoreReader`] (nothing is created or written, whatever DIR is).
 fn list_one(name: &str, dir: &Path) -> Result<NetworkListing, Failure> {
-    let mut store = open(dir)?;
+    let store = StoreReader::open(dir, DEFAULT_LOCK_TIMEOUT)?;
     let (allocations, problems) = store.scan()?;
     Ok(NetworkListing {
         name: name.to_string(),
@@ -897,9 +936,10 @@ fn list_one(name: &str, dir: &Path) -> Result<NetworkListing, Failure> {
 
 pub fn list(data_dir: &Path, network: Option<&str>) -> Result<Report, Failure> {
     let mut networks = Vec::new();
-    if let Some(n) = network {
-        let dir = existing_store(data_dir, n)?;
-        networks.push(list_one(n, &dir)?);
+    let mut errors = Vec::new();
+    let names = if let Some(n) = network {
+        existing_store(data_dir, n)?;
+        vec![n.to_string()]
     } else {
         let entries = match std::fs::read_dir(data_dir) {
             Ok(e) => e,
@@ -907,6 +947,7 @@ pub fn list(data_dir: &Path, network: Option<&str>) -> Result<Report, Failure> {
                 return Ok(Report::List {
                     data_dir: data_dir.to_path_buf(),
                     networks,
+                    errors,
                 });
             }
             Err(e) => return Err(Failure(format!("cannot list {}: {e}", data_dir.display()))),
@@ -918,13 +959,24 @@ pub fn list(data_dir: &Path, network: Option<&str>) -> Result<Report, Failure> {
             .filter(|n| is_valid_name(n))
             .collect();
         names.sort();
-        for n in names {
-            networks.push(list_one(&n, &data_dir.join(&n))?);
+        names
+    };
+    // One store that cannot be read does not hide the others.
+    for n in names {
+        let dir = data_dir.join(&n);
+        match list_one(&n, &dir) {
+            Ok(l) => networks.push(l),
+            Err(Failure(error)) => errors.push(StoreFailure {
+                name: n,
+                dir,
+                error,
+            }),
         }
     }
     Ok(Report::List {
         data_dir: data_dir.to_path_buf(),
         networks,
+        errors,
     })
 }
 
@@ -1100,32 +1152,44 @@ pub fn release(data_dir: &Path, network: &str, target: &ReleaseTarget) -> Result
 
 pub fn gc(data_dir: &Path, network: &str, keep: &[Keep], dry_run: bool) -> Result<Report, Failure> {
     let dir = existing_store(data_dir, network)?;
-    let mut store = open(&dir)?;
-    let (all, problems) = store.scan()?;
-    let mut errors: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    let kept_by = |a: &Allocation| keep.iter().any(|k| k.keeps(&a.owner));
     let mut released = Vec::new();
     let mut kept = 0;
-    for a in all {
-        if keep.iter().any(|k| k.keeps(&a.owner)) {
-            kept += 1;
-        } else if dry_run {
-            released.push(a);
-        } else {
-            match store.unreserve(&a.owner, a.ip) {
-                Ok(_) => released.push(a),
-                Err(e) => errors.push(format!("release {}: {e}", a.ip)),
+    let mut index_entries_dropped = 0;
+    let errors: Vec<String>;
+    if dry_run {
+        // Read-only: nothing is created, cleaned or re-indexed.
+        let (all, problems) = StoreReader::open(&dir, DEFAULT_LOCK_TIMEOUT)?.scan()?;
+        errors = problems.iter().map(ToString::to_string).collect();
+        for a in all {
+            if kept_by(&a) {
+                kept += 1;
+            } else {
+                released.push(a);
             }
         }
-    }
-    let mut index_entries_dropped = 0;
-    if !dry_run {
+    } else {
+        let mut store = open(&dir)?;
+        let (all, problems) = store.scan()?;
+        let mut errs: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        for a in all {
+            if kept_by(&a) {
+                kept += 1;
+                continue;
+            }
+            match store.unreserve(&a.owner, a.ip) {
+                Ok(_) => released.push(a),
+                Err(e) => errs.push(format!("release {}: {e}", a.ip)),
+            }
+        }
         match store.clean_index() {
             Ok(n) => index_entries_dropped = n,
-            Err(e) => errors.push(e.to_string()),
+            Err(e) => errs.push(e.to_string()),
         }
         if let Err(e) = store.commit() {
-            errors.push(e.to_string());
+            errs.push(e.to_string());
         }
+        errors = errs;
     }
     Ok(Report::Gc {
         network: network.to_string(),
@@ -1496,6 +1560,11 @@ mod tests {
                     problems: vec!["bad entry".into()],
                 },
             ],
+            errors: vec![StoreFailure {
+                name: "open".into(),
+                dir: "/d/open".into(),
+                error: "mode 0777".into(),
+            }],
         };
         assert_eq!(
             r.render_table(),
@@ -1504,7 +1573,13 @@ mod tests {
              blue     10.0.0.3  c2         -       -\n\
              empty    -         -          -       -\n\
              2 allocations in 2 networks (/d)\n\
-             warning: empty: bad entry\n"
+             warning: empty: bad entry\n\
+             error: open: mode 0777\n"
+        );
+        assert!(r.failed());
+        assert_eq!(
+            r.to_json()["errors"],
+            json!([{"name": "open", "dir": "/d/open", "error": "mode 0777"}])
         );
         let j = r.to_json();
         assert_eq!(j["dataDir"], "/d");
@@ -1520,9 +1595,12 @@ mod tests {
         let none = Report::List {
             data_dir: "/d".into(),
             networks: vec![],
+            errors: vec![],
         };
         assert_eq!(none.render_table(), "no IPAM stores in /d\n");
         assert_eq!(none.to_json()["networks"], json!([]));
+        assert_eq!(none.to_json()["errors"], json!([]));
+        assert!(!none.failed());
     }
 
     #[test]
@@ -1639,6 +1717,126 @@ mod tests {
         assert_eq!(j["errors"][0]["error"], "not valid JSON");
         assert_eq!(big(u128::MAX), json!(u128::MAX.to_string()));
         assert_eq!(big(7), json!(7));
+    }
+
+    /// Every file and directory under `root`: path, kind, mode, size, mtime
+    /// and ctime (ns), content of files.
+    fn tree(root: &Path) -> Vec<String> {
+        use std::os::unix::fs::MetadataExt;
+        let mut out = Vec::new();
+        let mut todo = vec![root.to_path_buf()];
+        while let Some(p) = todo.pop() {
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let content = if m.is_file() {
+                format!("{:?}", std::fs::read(&p).unwrap())
+            } else {
+                String::new()
+            };
+            out.push(format!(
+                "{} {:o} {} {}.{} {}.{} {content}",
+                p.display(),
+                m.mode(),
+                m.size(),
+                m.mtime(),
+                m.mtime_nsec(),
+                m.ctime(),
+                m.ctime_nsec()
+            ));
+            if m.is_dir() {
+                for e in std::fs::read_dir(&p).unwrap() {
+                    todo.push(e.unwrap().path());
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    fn run_args(a: &[&str]) -> (i32, String, String) {
+        let a: Vec<String> = a.iter().map(|s| s.to_string()).collect();
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        let rc = run(&a, &mut out, &mut err);
+        (
+            rc,
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(err).unwrap(),
+        )
+    }
+
+    /// Issue 8, finding 10: the read-only commands (list, usage, gc
+    /// --dry-run) write nothing anywhere: not in our stores, not in stores
+    /// of the reference host-local, not in unrelated directories. One unsafe
+    /// store does not hide the others: it is reported, exit status 1.
+    #[test]
+    fn read_only_commands_write_nothing_and_report_unsafe_stores() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        let ipc = IpamConfig::from_netconf(&conf_json("blue", &data), &CniArgs::default()).unwrap();
+        ipam::add(&ipc, &Owner::new("c1", "eth0")).unwrap();
+        // a store as the reference host-local leaves it
+        let hl = data.join("hl");
+        std::fs::create_dir(&hl).unwrap();
+        std::fs::write(hl.join("10.9.0.2"), "h1\r\neth0").unwrap();
+        std::fs::write(hl.join("last_reserved_ip.0"), "10.9.0.2").unwrap();
+        std::fs::write(hl.join("lock"), "").unwrap();
+        // an unrelated directory (think /etc)
+        std::fs::create_dir(data.join("etcish")).unwrap();
+        std::fs::write(data.join("etcish/passwd"), "root:x:0:0").unwrap();
+        // a store anyone may write to
+        let bad = data.join("bad");
+        std::fs::create_dir(&bad).unwrap();
+        std::fs::write(bad.join("10.9.0.3"), "b1\r\neth0").unwrap();
+        std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let hl_conf = tmp.path().join("hl.conf");
+        std::fs::write(
+            &hl_conf,
+            json!({"cniVersion": "1.0.0", "name": "hl", "type": "macvlan",
+                   "ipam": {"type": "host-local", "subnet": "10.9.0.0/29", "dataDir": data}})
+            .to_string(),
+        )
+        .unwrap();
+        let before = tree(tmp.path());
+        let dd = data.to_str().unwrap();
+
+        let (rc, out, err) = run_args(&["list", "--data-dir", dd]);
+        assert_eq!(rc, 1, "an unsafe store is a failure: {out} {err}");
+        assert!(out.contains("blue     10.9.0.2  c1         eth0"), "{out}");
+        assert!(out.contains("hl       10.9.0.2  h1         eth0"), "{out}");
+        assert!(out.contains("etcish   -"), "{out}");
+        assert!(
+            out.contains("error: bad: ") && out.contains("must be private"),
+            "{out}"
+        );
+        assert!(!out.contains("b1"), "{out}");
+        let (rc, out, _) = run_args(&["list", "--data-dir", dd, "--json"]);
+        assert_eq!(rc, 1);
+        let j: Value = serde_json::from_str(&out).unwrap();
+        let names: Vec<&str> = j["networks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["blue", "etcish", "hl"]);
+        assert_eq!(j["errors"][0]["name"], "bad");
+        assert!(
+            j["errors"][0]["error"]
+                .as_str()
+                .unwrap()
+                .contains("must be private")
+        );
+        let (rc, _, _) = run_args(&["list", "--data-dir", dd, "bad", "--json"]);
+        assert_eq!(rc, 1);
+        let (rc, out, _) = run_args(&["list", "--data-dir", dd, "hl"]);
+        assert_eq!(rc, 0, "{out}");
+        let (rc, out, _) = run_args(&["gc", "--data-dir", dd, "hl", "--keep", "x", "--dry-run"]);
+        assert_eq!(rc, 0, "{out}");
+        assert!(out.contains("would release 1 allocation, kept 0"), "{out}");
+        let (rc, out, _) = run_args(&["usage", "--config", hl_conf.to_str().unwrap()]);
+        assert_eq!(rc, 0, "{out}");
+        assert_eq!(tree(tmp.path()), before, "a read-only command wrote");
     }
 
     /// The commands against a real store filled by real IPAM ADDs.

@@ -13,7 +13,7 @@ use std::path::Path;
 use ipnetwork::IpNetwork;
 
 use crate::cni::{CniError, CniOutput, Dns, IpConfig, code};
-use crate::store::{Allocation, FileStore, Owner, Store, StoreError};
+use crate::store::{Allocation, FileStore, Owner, Store, StoreError, StoreReader};
 
 pub use allocator::{Assigned, allocate};
 pub use config::{IpamConfig, StaticIp, StoreLocation};
@@ -362,13 +362,13 @@ fn access_w(p: &Path) -> Result<(), io::Error> {
     }
 }
 
-/// Every allocation in the store (for the admin CLI). A missing store is empty.
+/// Every allocation in the store (for the admin CLI). A missing store is
+/// empty. Read-only: writes nothing, creates nothing (see [`StoreReader`]).
 pub fn list(loc: &StoreLocation) -> Result<Vec<Allocation>, CniError> {
     if !store_exists(&loc.dir)? {
         return Ok(Vec::new());
     }
-    let mut store = FileStore::open(&loc.dir, loc.lock_timeout)?;
-    Ok(store.all()?)
+    Ok(StoreReader::open(&loc.dir, loc.lock_timeout)?.all()?)
 }
 
 #[cfg(test)]

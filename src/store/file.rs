@@ -66,8 +66,8 @@
 //! - Without a readable /proc the boot id is `unknown`: a power loss is then
 //!   seen only if it left the directory times different from the stamp.
 //!
-//! Read-only users (the admin tool's listings) never write the stamp; they
-//! do not use the index at all.
+//! Read-only users ([`StoreReader`]: the admin tool's listings) never write
+//! the stamp; they do not use the index at all.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, DirBuilder, File, OpenOptions};
@@ -385,10 +385,38 @@ pub(crate) fn lock_file(dir: &Path, timeout: Duration) -> Result<File, StoreErro
         Err(e) if is_eloop(&e) => return Err(symlink_error(&path)),
         Err(e) => return Err(StoreError::io("open", &path, e)),
     };
-    let meta = f.metadata().map_err(|e| StoreError::io("stat", &path, e))?;
+    flock_within(f, &path, dir, libc::LOCK_EX, timeout)
+}
+
+/// A shared lock on an existing `lock` file, opened read-only: creates
+/// nothing. `None` when the directory has no lock file.
+fn shared_lock(dir: &Path, timeout: Duration) -> Result<Option<File>, StoreError> {
+    let path = dir.join(LOCK);
+    let f = match OpenOptions::new()
+        .read(true)
+        .custom_flags(nofollow_flags() | libc::O_NONBLOCK)
+        .open(&path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if is_eloop(&e) => return Err(symlink_error(&path)),
+        Err(e) => return Err(StoreError::io("open", &path, e)),
+    };
+    flock_within(f, &path, dir, libc::LOCK_SH, timeout).map(Some)
+}
+
+/// Take `op` (LOCK_EX or LOCK_SH) on the regular file `f`, waiting at most `timeout`.
+fn flock_within(
+    f: File,
+    path: &Path,
+    dir: &Path,
+    op: libc::c_int,
+    timeout: Duration,
+) -> Result<File, StoreError> {
+    let meta = f.metadata().map_err(|e| StoreError::io("stat", path, e))?;
     if !meta.is_file() {
         return Err(StoreError::Unsafe {
-            path,
+            path: path.to_path_buf(),
             problem: "is not a regular file".into(),
         });
     }
@@ -396,14 +424,14 @@ pub(crate) fn lock_file(dir: &Path, timeout: Duration) -> Result<File, StoreErro
     let mut pause = Duration::from_millis(1);
     loop {
         // SAFETY: flock on a descriptor we own; no memory is passed.
-        let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        let rc = unsafe { libc::flock(f.as_raw_fd(), op | libc::LOCK_NB) };
         if rc == 0 {
             return Ok(f);
         }
         let err = io::Error::last_os_error();
         match err.raw_os_error() {
             Some(libc::EWOULDBLOCK) | Some(libc::EINTR) => {}
-            _ => return Err(StoreError::io("lock", &path, err)),
+            _ => return Err(StoreError::io("lock", path, err)),
         }
         let waited = started.elapsed();
         if waited >= timeout {
@@ -816,6 +844,78 @@ impl FileStore {
     }
 }
 
+/// A store opened for reading only (the admin tool's listings, `gc
+/// --dry-run`, `usage`): it creates nothing (no store directory, `lock`,
+/// `owners/` or `.tmp/`), cleans nothing, builds no index and never writes
+/// the stamp, so it can be pointed at any directory. While it lives it holds
+/// a shared flock on `lock` if that file exists (opened read-only,
+/// non-blocking), so no writer of ours or of host-local changes the store
+/// under it; a directory without one is read as it is. The same safety
+/// checks as [`FileStore::open`] apply: a symlinked, foreign-owned or
+/// group/world-writable store (or dataDir) is refused.
+#[derive(Debug)]
+pub struct StoreReader {
+    dir: PathBuf,
+    _lock: Option<File>,
+}
+
+impl StoreReader {
+    pub fn open(dir: &Path, lock_timeout: Duration) -> Result<StoreReader, StoreError> {
+        check_data_dir(dir)?;
+        match kind(dir)? {
+            Kind::Dir => {}
+            Kind::Missing => {
+                return Err(StoreError::io(
+                    "open",
+                    dir,
+                    io::Error::from(io::ErrorKind::NotFound),
+                ));
+            }
+            Kind::Symlink => return Err(symlink_error(dir)),
+            Kind::File | Kind::Other => {
+                return Err(StoreError::Unsafe {
+                    path: dir.to_path_buf(),
+                    problem: "is not a directory".into(),
+                });
+            }
+        }
+        check_store_dir(dir)?;
+        let lock = shared_lock(dir, lock_timeout)?;
+        Ok(StoreReader {
+            dir: dir.to_path_buf(),
+            _lock: lock,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Every allocation, plus the entries that could not be read.
+    pub fn scan(&self) -> Result<(Vec<Allocation>, Vec<StoreError>), StoreError> {
+        scan_dir(&self.dir, |_| {})
+    }
+
+    /// Every allocation; like [`Store::all`] of a [`FileStore`].
+    pub fn all(&self) -> Result<Vec<Allocation>, StoreError> {
+        all_of(self.scan()?)
+    }
+}
+
+/// Unsafe entries (symlinks, directories named like an address) are not
+/// allocations; anything else unreadable is an error.
+fn all_of(
+    (out, problems): (Vec<Allocation>, Vec<StoreError>),
+) -> Result<Vec<Allocation>, StoreError> {
+    match problems
+        .into_iter()
+        .find(|p| !matches!(p, StoreError::Unsafe { .. }))
+    {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
 /// Open a small file of the store for an in-place rewrite (no rename, so no
 /// ext4 auto_da_alloc flush and no change to the directory's mtime), creating
 /// it 0600 if missing. Whatever sits at `path` and is not a regular file with
@@ -1012,16 +1112,8 @@ impl Store for FileStore {
     }
 
     fn all(&mut self) -> Result<Vec<Allocation>, StoreError> {
-        let (out, problems) = self.scan()?;
-        // Unsafe entries (symlinks, directories named like an address) are
-        // not allocations; anything else unreadable is an error.
-        match problems
-            .into_iter()
-            .find(|p| !matches!(p, StoreError::Unsafe { .. }))
-        {
-            Some(e) => Err(e),
-            None => Ok(out),
-        }
+        let scanned = self.scan()?;
+        all_of(scanned)
     }
 
     fn scan(&mut self) -> Result<(Vec<Allocation>, Vec<StoreError>), StoreError> {

@@ -433,6 +433,58 @@ fn hard_link_planted_as_the_stamp_is_replaced() {
     assert_eq!(FileStore::open(&d, LONG).unwrap().full_scans(), 0);
 }
 
+/// StoreReader creates and writes nothing, takes a shared lock only on an
+/// existing lock file, and excludes writers while it lives.
+#[test]
+fn store_reader_is_read_only_and_shares_the_lock() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = conf(tmp.path(), "10.0.0.0/24");
+    let d = tmp.path().join("net");
+    assert!(StoreReader::open(&d, LONG).is_err());
+    assert!(!d.exists(), "the reader created the store");
+    add_ip(&c, "a");
+    // A stale stamp stays stale: readers neither repair nor stamp.
+    fs::write(d.join("owners/.complete"), "").unwrap();
+    let r1 = StoreReader::open(&d, LONG).unwrap();
+    let r2 = StoreReader::open(&d, LONG).unwrap();
+    assert_eq!(r1.all().unwrap().len(), 1);
+    assert_eq!(r2.scan().unwrap().0[0].owner, owner("a"));
+    let e = FileStore::open(&d, Duration::from_millis(50)).unwrap_err();
+    assert!(matches!(e, StoreError::LockTimeout { .. }), "{e}");
+    drop((r1, r2));
+    assert_eq!(read(d.join("owners/.complete")), "");
+    let w = FileStore::open(&d, LONG).unwrap();
+    assert_eq!(w.full_scans(), 1, "a reader repaired the index");
+    let e = StoreReader::open(&d, Duration::from_millis(50)).unwrap_err();
+    assert!(matches!(e, StoreError::LockTimeout { .. }), "{e}");
+    drop(w);
+    // No lock file (not a store, or never locked): read as it is, no lock created.
+    let plain = tmp.path().join("plain");
+    fs::create_dir(&plain).unwrap();
+    fs::write(plain.join("10.0.0.9"), "p\r\neth0").unwrap();
+    assert_eq!(
+        StoreReader::open(&plain, LONG)
+            .unwrap()
+            .all()
+            .unwrap()
+            .len(),
+        1
+    );
+    let names: Vec<_> = fs::read_dir(&plain)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["10.0.0.9"]);
+    // A symlinked lock is refused, not followed.
+    let victim = tmp.path().join("victim");
+    fs::write(&victim, "").unwrap();
+    symlink(&victim, plain.join("lock")).unwrap();
+    assert!(matches!(
+        StoreReader::open(&plain, LONG).unwrap_err(),
+        StoreError::Unsafe { .. }
+    ));
+}
+
 #[test]
 fn gc_cleans_index_entries_whose_records_are_gone() {
     let tmp = tempfile::tempdir().unwrap();
