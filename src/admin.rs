@@ -48,6 +48,8 @@ pub const EXIT_USAGE: i32 = 2;
 pub enum Cmd {
     /// `--help`: the text to print (top level or one command's).
     Help(&'static str),
+    /// `--version` / `-V`: the same text as the plugins' `--version`.
+    Version,
     List {
         data_dir: PathBuf,
         network: Option<String>,
@@ -192,9 +194,11 @@ Usage:
   mactrunk-ipam release [--data-dir DIR] NETWORK (--ip IP | --container ID [--ifname IF])
   mactrunk-ipam gc      [--data-dir DIR] NETWORK (--keep ID[:IFNAME]... | --keep-file FILE) [--dry-run]
   mactrunk-ipam COMMAND --help
+  mactrunk-ipam --version
 
 Options for every command:
-  --json        one JSON document on stdout instead of a table
+  --json        one JSON document on stdout instead of a table (also for
+                failures: {\"error\": MESSAGE, \"exitStatus\": N})
   -h, --help    help
 
 --data-dir defaults to /var/lib/cni/networks (the plugins' ipam.dataDir default).
@@ -265,6 +269,12 @@ pub fn parse_args(args: &[String]) -> Result<Invocation, UsageError> {
             };
             return Ok(Invocation {
                 cmd: Cmd::Help(topic),
+                json: false,
+            });
+        }
+        "--version" | "-V" | "version" => {
+            return Ok(Invocation {
+                cmd: Cmd::Version,
                 json: false,
             });
         }
@@ -1225,7 +1235,7 @@ fn read_keep_files(files: &[PathBuf]) -> Result<Vec<Keep>, Failure> {
 /// Execute a parsed command.
 pub fn execute(cmd: &Cmd) -> Result<Report, Failure> {
     match cmd {
-        Cmd::Help(_) => Err(Failure("help is not a report".into())),
+        Cmd::Help(_) | Cmd::Version => Err(Failure("help is not a report".into())),
         Cmd::List { data_dir, network } => list(data_dir, network.as_deref()),
         Cmd::Usage { source } => usage(source),
         Cmd::Release {
@@ -1247,19 +1257,45 @@ pub fn execute(cmd: &Cmd) -> Result<Report, Failure> {
     }
 }
 
+/// Was `--json` given (before a `--`)? Looked up in the raw arguments, so
+/// that a usage error, too, is reported as JSON when the caller asked for it.
+fn wants_json<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> bool {
+    args.iter()
+        .map(AsRef::as_ref)
+        .take_while(|a| *a != "--")
+        .any(|a| a == "--json")
+}
+
+/// A failure as the one JSON document on stdout (`--json`).
+fn json_error(out: &mut dyn Write, msg: &str, status: i32) {
+    let _ = writeln!(out, "{}", json!({"error": msg, "exitStatus": status}));
+    let _ = out.flush();
+}
+
 /// Parse, execute, print; returns the exit status.
 pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let json = wants_json(args);
     let inv = match parse_args(args) {
         Ok(i) => i,
         Err(e) => {
             let _ = writeln!(err, "mactrunk-ipam: {}\n", e.msg);
             let _ = write!(err, "{}", e.help);
+            if json {
+                json_error(out, &e.msg, EXIT_USAGE);
+            }
             return EXIT_USAGE;
         }
     };
-    if let Cmd::Help(text) = inv.cmd {
-        let _ = write!(out, "{text}");
-        return EXIT_OK;
+    match inv.cmd {
+        Cmd::Help(text) => {
+            let _ = write!(out, "{text}");
+            return EXIT_OK;
+        }
+        Cmd::Version => {
+            let _ = writeln!(out, "{}", crate::entry::version_text("mactrunk-ipam"));
+            return EXIT_OK;
+        }
+        _ => {}
     }
     match execute(&inv.cmd) {
         Ok(report) => {
@@ -1281,15 +1317,57 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         }
         Err(f) => {
             let _ = writeln!(err, "mactrunk-ipam: {f}");
+            if inv.json {
+                json_error(out, &f.0, EXIT_FAILURE);
+            }
             EXIT_FAILURE
         }
     }
 }
 
-pub fn main(args: &[String]) -> i32 {
+/// [`run`] for the process's raw arguments: one that is not UTF-8 is a usage
+/// error (exit 2), and a panic is a failure (exit 1), never exit 101; with
+/// `--json` each still prints its JSON error on stdout.
+pub fn run_os(args: &[std::ffi::OsString], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let json = wants_json(args);
+    let mut strings = Vec::with_capacity(args.len());
+    for (i, a) in args.iter().enumerate() {
+        match a.to_str() {
+            Some(s) => strings.push(s.to_string()),
+            None => {
+                let msg = format!(
+                    "argument {} is not valid UTF-8: {:?}",
+                    i + 1,
+                    a.to_string_lossy()
+                );
+                let _ = writeln!(err, "mactrunk-ipam: {msg}\n");
+                let _ = write!(err, "{HELP}");
+                if json {
+                    json_error(out, &msg, EXIT_USAGE);
+                }
+                return EXIT_USAGE;
+            }
+        }
+    }
+    let status = {
+        let (o, e) = (&mut *out, &mut *err);
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&strings, o, e)))
+    };
+    status.unwrap_or_else(|_| {
+        // The panic message went to stderr already.
+        let msg = "mactrunk-ipam hit an internal error (see its stderr)";
+        let _ = writeln!(err, "mactrunk-ipam: {msg}");
+        if json {
+            json_error(out, msg, EXIT_FAILURE);
+        }
+        EXIT_FAILURE
+    })
+}
+
+pub fn main(args: &[std::ffi::OsString]) -> i32 {
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
-    run(args, &mut stdout.lock(), &mut stderr.lock())
+    run_os(args, &mut stdout.lock(), &mut stderr.lock())
 }
 
 #[cfg(test)]
@@ -1355,6 +1433,8 @@ mod tests {
         assert_eq!(cmd("release net -h"), Cmd::Help(HELP_RELEASE));
         assert_eq!(cmd("usage --help"), Cmd::Help(HELP_USAGE));
         assert_eq!(cmd("list --help"), Cmd::Help(HELP_LIST));
+        assert_eq!(cmd("--version"), Cmd::Version);
+        assert_eq!(cmd("-V"), Cmd::Version);
         assert_eq!(parse_args(&[]).unwrap_err().help, HELP);
         let e = parse("frobnicate").unwrap_err();
         assert!(e.msg.contains("unknown command"));
@@ -1837,6 +1917,76 @@ mod tests {
         let (rc, out, _) = run_args(&["usage", "--config", hl_conf.to_str().unwrap()]);
         assert_eq!(rc, 0, "{out}");
         assert_eq!(tree(tmp.path()), before, "a read-only command wrote");
+    }
+
+    fn run_raw(a: &[std::ffi::OsString]) -> (i32, String, String) {
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        let rc = run_os(a, &mut out, &mut err);
+        (
+            rc,
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(err).unwrap(),
+        )
+    }
+
+    /// Issue 8, finding 11: arguments that are not UTF-8 are a usage error,
+    /// `--version` prints the version, and with `--json` every failure,
+    /// usage errors included, is one JSON object on stdout.
+    #[test]
+    fn raw_arguments_version_and_json_failures() {
+        use std::ffi::OsString;
+        use std::os::unix::ffi::OsStringExt;
+        let os = |v: &[&[u8]]| -> Vec<OsString> {
+            v.iter().map(|b| OsString::from_vec(b.to_vec())).collect()
+        };
+        let (rc, out, err) = run_raw(&os(&[b"list", b"\xff"]));
+        assert_eq!((rc, out.as_str()), (2, ""));
+        assert!(err.contains("argument 2 is not valid UTF-8"), "{err}");
+        let (rc, out, _) = run_raw(&os(&[b"list", b"--json", b"--data-dir", b"/x\xfe"]));
+        assert_eq!(rc, 2);
+        let j: Value = serde_json::from_str(&out).unwrap();
+        assert!(
+            j["error"]
+                .as_str()
+                .unwrap()
+                .contains("argument 4 is not valid UTF-8")
+        );
+        assert_eq!(j["exitStatus"], 2);
+
+        for v in ["--version", "-V"] {
+            let (rc, out, _) = run_raw(&os(&[v.as_bytes()]));
+            assert_eq!(rc, 0);
+            assert_eq!(
+                out,
+                format!("{}\n", crate::entry::version_text("mactrunk-ipam"))
+            );
+            assert!(out.starts_with("mactrunk-ipam 0.") && out.contains("spec versions"));
+        }
+
+        // usage errors and failures with --json: JSON on stdout, message on stderr
+        for (a, status, needle) in [
+            ("frob --json", 2, "unknown command"),
+            ("list a b --json", 2, "unexpected argument"),
+            ("gc --json net", 2, "--keep"),
+            (
+                "list --json --data-dir /nonexistent-mactrunk nosuch",
+                1,
+                "no IPAM store",
+            ),
+        ] {
+            let (rc, out, err) = run_args(&a.split(' ').collect::<Vec<_>>());
+            assert_eq!(rc, status, "{a}");
+            let j: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{a}: {e}: {out}"));
+            assert!(j["error"].as_str().unwrap().contains(needle), "{a}: {out}");
+            assert_eq!(j["exitStatus"], status);
+            assert!(err.contains(needle), "{a}: {err}");
+        }
+        // without --json, stdout stays empty; after "--", --json is an argument
+        let (rc, out, _) = run_args(&["frob"]);
+        assert_eq!((rc, out.as_str()), (2, ""));
+        let (rc, out, _) = run_args(&["list", "--", "--json"]);
+        assert_eq!((rc, out.as_str()), (2, ""));
     }
 
     /// The commands against a real store filled by real IPAM ADDs.

@@ -6,7 +6,8 @@
 # --keep-file release the rest, the freed addresses are handed out again; a store written
 # by the reference host-local is listed too; list, usage and gc --dry-run write nothing
 # (not even in host-local stores or unrelated directories), and an unsafe store is reported
-# while the others are still listed; usage errors exit 2, failures 1.
+# while the others are still listed; usage errors exit 2 (also for an argument that is not
+# UTF-8), failures 1, both as a JSON object on stdout with --json; --version prints the version.
 [[ $NT_REFERENCE == 1 ]] && skip "mactrunk-only (admin CLI)"
 ADMIN=$NT_BIN_DIR/mactrunk-ipam
 
@@ -195,6 +196,31 @@ for a in "frob" "gc $net" "release $net" "release $net --ip nope" "list a b" "li
     adm $a
     CTX="mactrunk-ipam $a" assert_rc 2 "usage error"
     [[ -z $OUT ]] || CTX="mactrunk-ipam $a" fail "usage error printed on stdout: $OUT"
+done
+# arguments that are not UTF-8, --version, JSON failures (issue 8, finding 11)
+adm list $'\xff'
+assert_rc 2 "a non-UTF-8 argument (was a panic, exit 101)"
+[[ -z $OUT ]] || fail "non-UTF-8 argument: output on stdout: $OUT"
+assert_match "$ERR" "not valid UTF-8" "non-UTF-8 argument message"
+adm list --json $'\xff'
+assert_rc 2 "a non-UTF-8 argument with --json"
+assert_jq '.exitStatus == 2 and (.error | test("not valid UTF-8"))' "JSON usage error for a non-UTF-8 argument"
+adm frob --json
+assert_rc 2 "unknown command with --json"
+assert_jq '.exitStatus == 2 and (.error | test("unknown command"))' "JSON usage error"
+adm list --data-dir "$DATA" mt-nosuch --json
+assert_rc 1 "list --json of a network without a store"
+assert_jq '.exitStatus == 1 and (.error | test("no IPAM store"))' "JSON failure"
+# the plugin binaries' own --version check read the arguments with a panicking API too
+env -i "$NT_BIN_DIR/mactrunk" $'\xff' >"$T/raw.out" 2>/dev/null
+rc=$?
+[[ $rc == 1 ]] || fail "mactrunk with a non-UTF-8 argument: exit status $rc, expected 1 (CNI_COMMAND not set)"
+jq -e '.code == 4' "$T/raw.out" >/dev/null 2>&1 || fail "mactrunk with a non-UTF-8 argument: no CNI error on stdout: $(head -c 200 "$T/raw.out")"
+mtv=$(env -i "$NT_BIN_DIR/mactrunk" --version)
+for v in --version -V; do
+    adm $v
+    assert_rc 0 "mactrunk-ipam $v"
+    assert_eq "$OUT" "mactrunk-ipam ${mtv#mactrunk }" "mactrunk-ipam $v prints the version as mactrunk --version does"
 done
 adm --help
 assert_rc 0 "--help"
