@@ -577,6 +577,34 @@ impl FileStore {
         self.stamp_stale = true;
     }
 
+    /// Can an ADD write here now? Writes, fsyncs and removes a record-sized
+    /// file in `.tmp/`, as a reservation would: a full data area, no free
+    /// inode, a read-only mount or an I/O error show as the error ADD would
+    /// get (blocks reserved for root count when we are root, as they do for
+    /// the ADD). For STATUS, which is rare: not on any hot path.
+    pub fn probe_write(&self) -> Result<(), StoreError> {
+        let p = self.tmp.join(format!("probe.{}", std::process::id()));
+        let res = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(nofollow_flags() | libc::O_NONBLOCK)
+            .open(&p)
+            .map_err(|e| StoreError::io("create", &p, e))
+            .and_then(|mut f| {
+                // A long container ID, CRLF and an interface name.
+                f.write_all(&[b'0'; 96])
+                    .map_err(|e| StoreError::io("write", &p, e))?;
+                f.sync_all().map_err(|e| StoreError::io("fsync", &p, e))
+            });
+        match fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return res.and(Err(StoreError::io("remove", &p, e))),
+        }
+        res
+    }
+
     /// How many full scans of the directory this handle has done (diagnostics
     /// and tests: ADD and DEL on a trusted index do none).
     pub fn full_scans(&self) -> u32 {
