@@ -47,7 +47,7 @@ cni DEL "$conf" bin=ipam cid=mt-mt-1 ns="$C"
 assert_ok_empty "mactrunk-ipam DEL after host-local released it"
 
 # host-local allocates after mactrunk-ipam has used (and indexed) the directory. Running both
-# plugins on one network is not recommended, but the owner index notices a foreign writer (its
+# plugins on one network at once is not recommended, but the owner index notices a foreign writer (its
 # stamp in owners/.complete no longer matches the directory, and host-local rewrites
 # last_reserved_ip.0 on every reservation): the next open scans once and repairs the index, so
 # mactrunk-ipam's DEL releases host-local's allocation, a retried ADD of a host-local owner
