@@ -46,18 +46,26 @@
 //! make the index exact (rewriting only the files that differ) and stamp it.
 //! ADD of a new container, DEL, repeated DEL therefore never scan.
 //!
+//! File times come from a clock that advances once a tick (1-10 ms) on
+//! kernels before 6.13 (no multigrain timestamps): a writer that takes the
+//! lock after us and creates a record within the tick of our last change
+//! would leave the directory times as stamped. So before stamping, a
+//! directory whose mtime is not older than the current tick gets its mtime
+//! set 1 ns before the tick (one `utimensat`): any later change stamps the
+//! tick's time or a later one and shows. As a second signal the stamp
+//! fingerprints the `last_reserved_ip.*` hints, which the reference
+//! host-local rewrites (O_TRUNC, no directory change) on every reservation.
+//!
 //! Residual cases, accepted and documented in the README:
-//! - Timestamps come from a clock that ticks every 1-10 ms on kernels before
-//!   6.13 (no multigrain timestamps) and on filesystems without them. A
-//!   foreign writer that takes the lock after us and creates a record within
-//!   the same tick as our last change leaves the directory times as stamped.
-//!   The reference host-local rewrites `last_reserved_ip.<set>` (O_TRUNC) on
-//!   every reservation, and the stamp fingerprints those hints, so host-local
-//!   is still seen, unless it writes the hint of a range set we never used,
-//!   or writes back the same content. Any other writer (a person, a tool) in
-//!   that window is not seen until the next reboot or change that trips the
-//!   stamp; until then that owner's DEL leaves the record (GC releases it)
-//!   and its retried ADD may take a second address.
+//! - The realtime clock stepped back (NTP step, settimeofday) onto exactly
+//!   the stamped nanosecond, or a filesystem whose time granularity is
+//!   coarser than the tick (1 s on ext4 with 128-byte inodes, FAT) and a
+//!   change within the same granule, not by host-local; or someone who
+//!   changes the store and sets the directory's mtime back to the stamped
+//!   value within the clock tick of the stamp (ctime is then the same too).
+//!   Until the next reboot or change that trips the stamp, that owner's DEL
+//!   leaves the record (GC releases it) and its retried ADD may take a
+//!   second address.
 //! - A record or index file edited in place (same name, new content) does
 //!   not change any directory time: readers still check records, so an
 //!   index entry pointing to someone else's record is ignored, but an owner
@@ -281,6 +289,46 @@ fn dir_identity(path: &Path) -> Result<String, StoreError> {
         m.ctime(),
         m.ctime_nsec()
     ))
+}
+
+/// Make sure that any later change in `dir` moves its mtime away from the
+/// one the stamp records. File times come from a clock that advances once a
+/// tick (1-10 ms) on kernels without multigrain timestamps (before 6.13), so
+/// an entry created after the stamp but within the tick of our last change
+/// would leave the mtime as stamped. If the mtime is not older than the
+/// current tick, it is set to 1 ns before the tick: any later change stamps
+/// the tick's time or a later one, hence a different mtime. One utimensat
+/// when the directory changed within this tick; nothing otherwise. Best
+/// effort: if it cannot be done, only that same-tick window stays open.
+fn settle_mtime(dir: &Path) {
+    use nix::sys::stat::{UtimensatFlags, utimensat};
+    use nix::sys::time::TimeSpec;
+    use std::os::unix::fs::MetadataExt;
+    let Ok(m) = fs::symlink_metadata(dir) else {
+        return;
+    };
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into memory we own.
+    if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut now) } != 0
+        || (m.mtime(), m.mtime_nsec()) < (now.tv_sec, now.tv_nsec)
+    {
+        return;
+    }
+    let before = if now.tv_nsec > 0 {
+        TimeSpec::new(now.tv_sec, now.tv_nsec - 1)
+    } else {
+        TimeSpec::new(now.tv_sec - 1, 999_999_999)
+    };
+    let _ = utimensat(
+        nix::fcntl::AT_FDCWD,
+        dir,
+        &TimeSpec::UTIME_OMIT,
+        &before,
+        UtimensatFlags::NoFollowSymlink,
+    );
 }
 
 /// Hint names the stamp records: `last_reserved_ip.<suffix>` with a short,
@@ -680,6 +728,8 @@ impl FileStore {
         let path = self.owners.join(COMPLETE);
         // Opened (maybe created) first: a creation changes owners/' mtime.
         let f = open_in_place(&path)?;
+        settle_mtime(&self.dir);
+        settle_mtime(&self.owners);
         let content = self.stamp_content()?;
         overwrite(&f, &path, content.as_bytes())?;
         self.stamp_stale = false;
