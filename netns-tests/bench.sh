@@ -23,7 +23,9 @@
 #   3. IPAM alone: mactrunk-ipam vs host-local as stand-alone IPAM plugins (ADD, DEL), with
 #      0 / 1,000 / 20,000 existing allocations in a /16. The stores are prefilled by writing
 #      the files directly: the host-local layout for both, plus mactrunk's owner index
-#      (owners/<cid>@<ifname> holding the IP, owners/.complete) for mactrunk's copy.
+#      (owners/<cid>@<ifname> holding the IP, an empty owners/.complete) for mactrunk's
+#      copy. The empty stamp makes mactrunk's first call at each size scan once and stamp
+#      the index (as after a reboot); that call is one of the unrecorded warm-up rounds.
 # Times are wall clock from bash (fork + exec + wait, $EPOCHREALTIME) around a direct exec
 # of the plugin inside the host netns; the same fork/exec cost (printed as "exec baseline",
 # /bin/true) is in both sides' figures, so the ratios slightly understate our advantage.

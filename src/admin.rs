@@ -11,8 +11,11 @@
 //! Exit status: 0 success, 1 failure (message on stderr), 2 usage error.
 //!
 //! The stores are the ones the plugins write (`<dataDir>/<network>/`, the
-//! reference host-local layout); every command takes the store's lock, so it
-//! is safe to run next to a runtime that is adding and deleting containers.
+//! reference host-local layout). `release` and `gc` take the store's lock,
+//! so they are safe next to a runtime that is adding and deleting
+//! containers; the read-only commands (`list`, `usage`, `gc --dry-run`) open
+//! stores with [`StoreReader`]: shared lock if the store has a lock file,
+//! and nothing created or written, whatever directory they are pointed at.
 //! Parsing ([`parse_args`]) and rendering ([`Report::render_table`],
 //! [`Report::to_json`]) are pure; [`run`] does the I/O.
 
@@ -28,7 +31,7 @@ use serde_json::{Map, Value, json};
 use crate::cni::env::{CniArgs, is_valid_name};
 use crate::ipam::config::{DEFAULT_DATA_DIR, DEFAULT_LOCK_TIMEOUT};
 use crate::ipam::{self, IpamConfig, RangeSetUsage, StoreLocation};
-use crate::store::{Allocation, FileStore, Owner, Store, StoreError};
+use crate::store::{Allocation, FileStore, Owner, Store, StoreError, StoreReader};
 
 /// Where runtimes look for network configs.
 pub const DEFAULT_CONF_DIR: &str = "/etc/cni/net.d";
@@ -45,6 +48,8 @@ pub const EXIT_USAGE: i32 = 2;
 pub enum Cmd {
     /// `--help`: the text to print (top level or one command's).
     Help(&'static str),
+    /// `--version` / `-V`: the same text as the plugins' `--version`.
+    Version,
     List {
         data_dir: PathBuf,
         network: Option<String>,
@@ -189,9 +194,11 @@ Usage:
   mactrunk-ipam release [--data-dir DIR] NETWORK (--ip IP | --container ID [--ifname IF])
   mactrunk-ipam gc      [--data-dir DIR] NETWORK (--keep ID[:IFNAME]... | --keep-file FILE) [--dry-run]
   mactrunk-ipam COMMAND --help
+  mactrunk-ipam --version
 
 Options for every command:
-  --json        one JSON document on stdout instead of a table
+  --json        one JSON document on stdout instead of a table (also for
+                failures: {\"error\": MESSAGE, \"exitStatus\": N})
   -h, --help    help
 
 --data-dir defaults to /var/lib/cni/networks (the plugins' ipam.dataDir default).
@@ -204,7 +211,9 @@ mactrunk-ipam list [--data-dir DIR] [NETWORK] [--json]
 List the networks in DIR (default /var/lib/cni/networks) and their allocations:
 IP, container ID, interface, and since when (the record's mtime, UTC). With NETWORK,
 only that network (exit 1 if it has no store). Legacy records written without an
-interface show '-' (JSON: \"ifname\": null).
+interface show '-' (JSON: \"ifname\": null). A store that cannot be read (unsafe
+permissions, locked, unreadable) is reported on an 'error:' line (JSON: \"errors\")
+and the exit status is 1; the others are still listed. Writes nothing, anywhere.
 ";
 
 pub const HELP_USAGE: &str = "\
@@ -260,6 +269,12 @@ pub fn parse_args(args: &[String]) -> Result<Invocation, UsageError> {
             };
             return Ok(Invocation {
                 cmd: Cmd::Help(topic),
+                json: false,
+            });
+        }
+        "--version" | "-V" | "version" => {
+            return Ok(Invocation {
+                cmd: Cmd::Version,
                 json: false,
             });
         }
@@ -490,6 +505,14 @@ pub struct NetworkListing {
     pub problems: Vec<String>,
 }
 
+/// A store `list` could not read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreFailure {
+    pub name: String,
+    pub dir: PathBuf,
+    pub error: String,
+}
+
 /// One config's usage.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetworkUsage {
@@ -518,6 +541,9 @@ pub enum Report {
     List {
         data_dir: PathBuf,
         networks: Vec<NetworkListing>,
+        /// Stores that could not be read (unsafe, locked, unreadable): the
+        /// others are still listed; the exit status is 1.
+        errors: Vec<StoreFailure>,
     },
     Usage {
         networks: Vec<NetworkUsage>,
@@ -623,9 +649,20 @@ impl Report {
     /// The human rendering (stdout).
     pub fn render_table(&self) -> String {
         match self {
-            Report::List { data_dir, networks } => {
+            Report::List {
+                data_dir,
+                networks,
+                errors,
+            } => {
+                let failures: String = errors
+                    .iter()
+                    .map(|f| format!("error: {}: {}\n", f.name, f.error))
+                    .collect();
                 if networks.is_empty() {
-                    return format!("no IPAM stores in {}\n", data_dir.display());
+                    if errors.is_empty() {
+                        return format!("no IPAM stores in {}\n", data_dir.display());
+                    }
+                    return failures;
                 }
                 let mut rows = Vec::new();
                 for n in networks {
@@ -653,6 +690,7 @@ impl Report {
                         out.push_str(&format!("warning: {}: {p}\n", n.name));
                     }
                 }
+                out.push_str(&failures);
                 out
             }
             Report::Usage { networks, errors } => {
@@ -759,13 +797,22 @@ impl Report {
     /// The `--json` rendering.
     pub fn to_json(&self) -> Value {
         match self {
-            Report::List { data_dir, networks } => json!({
+            Report::List {
+                data_dir,
+                networks,
+                errors,
+            } => json!({
                 "dataDir": data_dir.display().to_string(),
                 "networks": networks.iter().map(|n| json!({
                     "name": n.name,
                     "dir": n.dir.display().to_string(),
                     "allocations": n.allocations.iter().map(alloc_json).collect::<Vec<_>>(),
                     "problems": n.problems,
+                })).collect::<Vec<_>>(),
+                "errors": errors.iter().map(|f| json!({
+                    "name": f.name,
+                    "dir": f.dir.display().to_string(),
+                    "error": f.error,
                 })).collect::<Vec<_>>(),
             }),
             Report::Usage { networks, errors } => json!({
@@ -830,9 +877,10 @@ impl Report {
     /// Did the command partly fail (exit 1 even though there is a report)?
     pub fn failed(&self) -> bool {
         match self {
+            Report::List { errors, .. } => !errors.is_empty(),
             Report::Usage { errors, .. } => !errors.is_empty(),
             Report::Gc { errors, .. } => !errors.is_empty(),
-            _ => false,
+            Report::Release { .. } => false,
         }
     }
 }
@@ -884,8 +932,9 @@ fn open(dir: &Path) -> Result<FileStore, Failure> {
     Ok(FileStore::open(dir, DEFAULT_LOCK_TIMEOUT)?)
 }
 
+/// Read-only: see [`StoreReader`] (nothing is created or written, whatever DIR is).
 fn list_one(name: &str, dir: &Path) -> Result<NetworkListing, Failure> {
-    let mut store = open(dir)?;
+    let store = StoreReader::open(dir, DEFAULT_LOCK_TIMEOUT)?;
     let (allocations, problems) = store.scan()?;
     Ok(NetworkListing {
         name: name.to_string(),
@@ -897,9 +946,10 @@ fn list_one(name: &str, dir: &Path) -> Result<NetworkListing, Failure> {
 
 pub fn list(data_dir: &Path, network: Option<&str>) -> Result<Report, Failure> {
     let mut networks = Vec::new();
-    if let Some(n) = network {
-        let dir = existing_store(data_dir, n)?;
-        networks.push(list_one(n, &dir)?);
+    let mut errors = Vec::new();
+    let names = if let Some(n) = network {
+        existing_store(data_dir, n)?;
+        vec![n.to_string()]
     } else {
         let entries = match std::fs::read_dir(data_dir) {
             Ok(e) => e,
@@ -907,6 +957,7 @@ pub fn list(data_dir: &Path, network: Option<&str>) -> Result<Report, Failure> {
                 return Ok(Report::List {
                     data_dir: data_dir.to_path_buf(),
                     networks,
+                    errors,
                 });
             }
             Err(e) => return Err(Failure(format!("cannot list {}: {e}", data_dir.display()))),
@@ -918,13 +969,24 @@ pub fn list(data_dir: &Path, network: Option<&str>) -> Result<Report, Failure> {
             .filter(|n| is_valid_name(n))
             .collect();
         names.sort();
-        for n in names {
-            networks.push(list_one(&n, &data_dir.join(&n))?);
+        names
+    };
+    // One store that cannot be read does not hide the others.
+    for n in names {
+        let dir = data_dir.join(&n);
+        match list_one(&n, &dir) {
+            Ok(l) => networks.push(l),
+            Err(Failure(error)) => errors.push(StoreFailure {
+                name: n,
+                dir,
+                error,
+            }),
         }
     }
     Ok(Report::List {
         data_dir: data_dir.to_path_buf(),
         networks,
+        errors,
     })
 }
 
@@ -1100,32 +1162,44 @@ pub fn release(data_dir: &Path, network: &str, target: &ReleaseTarget) -> Result
 
 pub fn gc(data_dir: &Path, network: &str, keep: &[Keep], dry_run: bool) -> Result<Report, Failure> {
     let dir = existing_store(data_dir, network)?;
-    let mut store = open(&dir)?;
-    let (all, problems) = store.scan()?;
-    let mut errors: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    let kept_by = |a: &Allocation| keep.iter().any(|k| k.keeps(&a.owner));
     let mut released = Vec::new();
     let mut kept = 0;
-    for a in all {
-        if keep.iter().any(|k| k.keeps(&a.owner)) {
-            kept += 1;
-        } else if dry_run {
-            released.push(a);
-        } else {
-            match store.unreserve(&a.owner, a.ip) {
-                Ok(_) => released.push(a),
-                Err(e) => errors.push(format!("release {}: {e}", a.ip)),
+    let mut index_entries_dropped = 0;
+    let errors: Vec<String>;
+    if dry_run {
+        // Read-only: nothing is created, cleaned or re-indexed.
+        let (all, problems) = StoreReader::open(&dir, DEFAULT_LOCK_TIMEOUT)?.scan()?;
+        errors = problems.iter().map(ToString::to_string).collect();
+        for a in all {
+            if kept_by(&a) {
+                kept += 1;
+            } else {
+                released.push(a);
             }
         }
-    }
-    let mut index_entries_dropped = 0;
-    if !dry_run {
+    } else {
+        let mut store = open(&dir)?;
+        let (all, problems) = store.scan()?;
+        let mut errs: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        for a in all {
+            if kept_by(&a) {
+                kept += 1;
+                continue;
+            }
+            match store.unreserve(&a.owner, a.ip) {
+                Ok(_) => released.push(a),
+                Err(e) => errs.push(format!("release {}: {e}", a.ip)),
+            }
+        }
         match store.clean_index() {
             Ok(n) => index_entries_dropped = n,
-            Err(e) => errors.push(e.to_string()),
+            Err(e) => errs.push(e.to_string()),
         }
         if let Err(e) = store.commit() {
-            errors.push(e.to_string());
+            errs.push(e.to_string());
         }
+        errors = errs;
     }
     Ok(Report::Gc {
         network: network.to_string(),
@@ -1161,7 +1235,7 @@ fn read_keep_files(files: &[PathBuf]) -> Result<Vec<Keep>, Failure> {
 /// Execute a parsed command.
 pub fn execute(cmd: &Cmd) -> Result<Report, Failure> {
     match cmd {
-        Cmd::Help(_) => Err(Failure("help is not a report".into())),
+        Cmd::Help(_) | Cmd::Version => Err(Failure("help is not a report".into())),
         Cmd::List { data_dir, network } => list(data_dir, network.as_deref()),
         Cmd::Usage { source } => usage(source),
         Cmd::Release {
@@ -1183,19 +1257,45 @@ pub fn execute(cmd: &Cmd) -> Result<Report, Failure> {
     }
 }
 
+/// Was `--json` given (before a `--`)? Looked up in the raw arguments, so
+/// that a usage error, too, is reported as JSON when the caller asked for it.
+fn wants_json<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> bool {
+    args.iter()
+        .map(AsRef::as_ref)
+        .take_while(|a| *a != "--")
+        .any(|a| a == "--json")
+}
+
+/// A failure as the one JSON document on stdout (`--json`).
+fn json_error(out: &mut dyn Write, msg: &str, status: i32) {
+    let _ = writeln!(out, "{}", json!({"error": msg, "exitStatus": status}));
+    let _ = out.flush();
+}
+
 /// Parse, execute, print; returns the exit status.
 pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let json = wants_json(args);
     let inv = match parse_args(args) {
         Ok(i) => i,
         Err(e) => {
             let _ = writeln!(err, "mactrunk-ipam: {}\n", e.msg);
             let _ = write!(err, "{}", e.help);
+            if json {
+                json_error(out, &e.msg, EXIT_USAGE);
+            }
             return EXIT_USAGE;
         }
     };
-    if let Cmd::Help(text) = inv.cmd {
-        let _ = write!(out, "{text}");
-        return EXIT_OK;
+    match inv.cmd {
+        Cmd::Help(text) => {
+            let _ = write!(out, "{text}");
+            return EXIT_OK;
+        }
+        Cmd::Version => {
+            let _ = writeln!(out, "{}", crate::entry::version_text("mactrunk-ipam"));
+            return EXIT_OK;
+        }
+        _ => {}
     }
     match execute(&inv.cmd) {
         Ok(report) => {
@@ -1217,15 +1317,57 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         }
         Err(f) => {
             let _ = writeln!(err, "mactrunk-ipam: {f}");
+            if inv.json {
+                json_error(out, &f.0, EXIT_FAILURE);
+            }
             EXIT_FAILURE
         }
     }
 }
 
-pub fn main(args: &[String]) -> i32 {
+/// [`run`] for the process's raw arguments: one that is not UTF-8 is a usage
+/// error (exit 2), and a panic is a failure (exit 1), never exit 101; with
+/// `--json` each still prints its JSON error on stdout.
+pub fn run_os(args: &[std::ffi::OsString], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let json = wants_json(args);
+    let mut strings = Vec::with_capacity(args.len());
+    for (i, a) in args.iter().enumerate() {
+        match a.to_str() {
+            Some(s) => strings.push(s.to_string()),
+            None => {
+                let msg = format!(
+                    "argument {} is not valid UTF-8: {:?}",
+                    i + 1,
+                    a.to_string_lossy()
+                );
+                let _ = writeln!(err, "mactrunk-ipam: {msg}\n");
+                let _ = write!(err, "{HELP}");
+                if json {
+                    json_error(out, &msg, EXIT_USAGE);
+                }
+                return EXIT_USAGE;
+            }
+        }
+    }
+    let status = {
+        let (o, e) = (&mut *out, &mut *err);
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&strings, o, e)))
+    };
+    status.unwrap_or_else(|_| {
+        // The panic message went to stderr already.
+        let msg = "mactrunk-ipam hit an internal error (see its stderr)";
+        let _ = writeln!(err, "mactrunk-ipam: {msg}");
+        if json {
+            json_error(out, msg, EXIT_FAILURE);
+        }
+        EXIT_FAILURE
+    })
+}
+
+pub fn main(args: &[std::ffi::OsString]) -> i32 {
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
-    run(args, &mut stdout.lock(), &mut stderr.lock())
+    run_os(args, &mut stdout.lock(), &mut stderr.lock())
 }
 
 #[cfg(test)]
@@ -1291,6 +1433,8 @@ mod tests {
         assert_eq!(cmd("release net -h"), Cmd::Help(HELP_RELEASE));
         assert_eq!(cmd("usage --help"), Cmd::Help(HELP_USAGE));
         assert_eq!(cmd("list --help"), Cmd::Help(HELP_LIST));
+        assert_eq!(cmd("--version"), Cmd::Version);
+        assert_eq!(cmd("-V"), Cmd::Version);
         assert_eq!(parse_args(&[]).unwrap_err().help, HELP);
         let e = parse("frobnicate").unwrap_err();
         assert!(e.msg.contains("unknown command"));
@@ -1496,6 +1640,11 @@ mod tests {
                     problems: vec!["bad entry".into()],
                 },
             ],
+            errors: vec![StoreFailure {
+                name: "open".into(),
+                dir: "/d/open".into(),
+                error: "mode 0777".into(),
+            }],
         };
         assert_eq!(
             r.render_table(),
@@ -1504,7 +1653,13 @@ mod tests {
              blue     10.0.0.3  c2         -       -\n\
              empty    -         -          -       -\n\
              2 allocations in 2 networks (/d)\n\
-             warning: empty: bad entry\n"
+             warning: empty: bad entry\n\
+             error: open: mode 0777\n"
+        );
+        assert!(r.failed());
+        assert_eq!(
+            r.to_json()["errors"],
+            json!([{"name": "open", "dir": "/d/open", "error": "mode 0777"}])
         );
         let j = r.to_json();
         assert_eq!(j["dataDir"], "/d");
@@ -1520,9 +1675,12 @@ mod tests {
         let none = Report::List {
             data_dir: "/d".into(),
             networks: vec![],
+            errors: vec![],
         };
         assert_eq!(none.render_table(), "no IPAM stores in /d\n");
         assert_eq!(none.to_json()["networks"], json!([]));
+        assert_eq!(none.to_json()["errors"], json!([]));
+        assert!(!none.failed());
     }
 
     #[test]
@@ -1639,6 +1797,196 @@ mod tests {
         assert_eq!(j["errors"][0]["error"], "not valid JSON");
         assert_eq!(big(u128::MAX), json!(u128::MAX.to_string()));
         assert_eq!(big(7), json!(7));
+    }
+
+    /// Every file and directory under `root`: path, kind, mode, size, mtime
+    /// and ctime (ns), content of files.
+    fn tree(root: &Path) -> Vec<String> {
+        use std::os::unix::fs::MetadataExt;
+        let mut out = Vec::new();
+        let mut todo = vec![root.to_path_buf()];
+        while let Some(p) = todo.pop() {
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let content = if m.is_file() {
+                format!("{:?}", std::fs::read(&p).unwrap())
+            } else {
+                String::new()
+            };
+            out.push(format!(
+                "{} {:o} {} {}.{} {}.{} {content}",
+                p.display(),
+                m.mode(),
+                m.size(),
+                m.mtime(),
+                m.mtime_nsec(),
+                m.ctime(),
+                m.ctime_nsec()
+            ));
+            if m.is_dir() {
+                for e in std::fs::read_dir(&p).unwrap() {
+                    todo.push(e.unwrap().path());
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    fn run_args(a: &[&str]) -> (i32, String, String) {
+        let a: Vec<String> = a.iter().map(|s| s.to_string()).collect();
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        let rc = run(&a, &mut out, &mut err);
+        (
+            rc,
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(err).unwrap(),
+        )
+    }
+
+    /// Issue 8, finding 10: the read-only commands (list, usage, gc
+    /// --dry-run) write nothing anywhere: not in our stores, not in stores
+    /// of the reference host-local, not in unrelated directories. One unsafe
+    /// store does not hide the others: it is reported, exit status 1.
+    #[test]
+    fn read_only_commands_write_nothing_and_report_unsafe_stores() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        let ipc = IpamConfig::from_netconf(&conf_json("blue", &data), &CniArgs::default()).unwrap();
+        ipam::add(&ipc, &Owner::new("c1", "eth0")).unwrap();
+        // a store as the reference host-local leaves it
+        let hl = data.join("hl");
+        std::fs::create_dir(&hl).unwrap();
+        std::fs::write(hl.join("10.9.0.2"), "h1\r\neth0").unwrap();
+        std::fs::write(hl.join("last_reserved_ip.0"), "10.9.0.2").unwrap();
+        std::fs::write(hl.join("lock"), "").unwrap();
+        // an unrelated directory (think /etc)
+        std::fs::create_dir(data.join("etcish")).unwrap();
+        std::fs::write(data.join("etcish/passwd"), "root:x:0:0").unwrap();
+        // a store anyone may write to
+        let bad = data.join("bad");
+        std::fs::create_dir(&bad).unwrap();
+        std::fs::write(bad.join("10.9.0.3"), "b1\r\neth0").unwrap();
+        std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let hl_conf = tmp.path().join("hl.conf");
+        std::fs::write(
+            &hl_conf,
+            json!({"cniVersion": "1.0.0", "name": "hl", "type": "macvlan",
+                   "ipam": {"type": "host-local", "subnet": "10.9.0.0/29", "dataDir": data}})
+            .to_string(),
+        )
+        .unwrap();
+        let before = tree(tmp.path());
+        let dd = data.to_str().unwrap();
+
+        let (rc, out, err) = run_args(&["list", "--data-dir", dd]);
+        assert_eq!(rc, 1, "an unsafe store is a failure: {out} {err}");
+        assert!(out.contains("blue     10.9.0.2  c1         eth0"), "{out}");
+        assert!(out.contains("hl       10.9.0.2  h1         eth0"), "{out}");
+        assert!(out.contains("etcish   -"), "{out}");
+        assert!(
+            out.contains("error: bad: ") && out.contains("must be private"),
+            "{out}"
+        );
+        assert!(!out.contains("b1"), "{out}");
+        let (rc, out, _) = run_args(&["list", "--data-dir", dd, "--json"]);
+        assert_eq!(rc, 1);
+        let j: Value = serde_json::from_str(&out).unwrap();
+        let names: Vec<&str> = j["networks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["blue", "etcish", "hl"]);
+        assert_eq!(j["errors"][0]["name"], "bad");
+        assert!(
+            j["errors"][0]["error"]
+                .as_str()
+                .unwrap()
+                .contains("must be private")
+        );
+        let (rc, _, _) = run_args(&["list", "--data-dir", dd, "bad", "--json"]);
+        assert_eq!(rc, 1);
+        let (rc, out, _) = run_args(&["list", "--data-dir", dd, "hl"]);
+        assert_eq!(rc, 0, "{out}");
+        let (rc, out, _) = run_args(&["gc", "--data-dir", dd, "hl", "--keep", "x", "--dry-run"]);
+        assert_eq!(rc, 0, "{out}");
+        assert!(out.contains("would release 1 allocation, kept 0"), "{out}");
+        let (rc, out, _) = run_args(&["usage", "--config", hl_conf.to_str().unwrap()]);
+        assert_eq!(rc, 0, "{out}");
+        assert_eq!(tree(tmp.path()), before, "a read-only command wrote");
+    }
+
+    fn run_raw(a: &[std::ffi::OsString]) -> (i32, String, String) {
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        let rc = run_os(a, &mut out, &mut err);
+        (
+            rc,
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(err).unwrap(),
+        )
+    }
+
+    /// Issue 8, finding 11: arguments that are not UTF-8 are a usage error,
+    /// `--version` prints the version, and with `--json` every failure,
+    /// usage errors included, is one JSON object on stdout.
+    #[test]
+    fn raw_arguments_version_and_json_failures() {
+        use std::ffi::OsString;
+        use std::os::unix::ffi::OsStringExt;
+        let os = |v: &[&[u8]]| -> Vec<OsString> {
+            v.iter().map(|b| OsString::from_vec(b.to_vec())).collect()
+        };
+        let (rc, out, err) = run_raw(&os(&[b"list", b"\xff"]));
+        assert_eq!((rc, out.as_str()), (2, ""));
+        assert!(err.contains("argument 2 is not valid UTF-8"), "{err}");
+        let (rc, out, _) = run_raw(&os(&[b"list", b"--json", b"--data-dir", b"/x\xfe"]));
+        assert_eq!(rc, 2);
+        let j: Value = serde_json::from_str(&out).unwrap();
+        assert!(
+            j["error"]
+                .as_str()
+                .unwrap()
+                .contains("argument 4 is not valid UTF-8")
+        );
+        assert_eq!(j["exitStatus"], 2);
+
+        for v in ["--version", "-V"] {
+            let (rc, out, _) = run_raw(&os(&[v.as_bytes()]));
+            assert_eq!(rc, 0);
+            assert_eq!(
+                out,
+                format!("{}\n", crate::entry::version_text("mactrunk-ipam"))
+            );
+            assert!(out.starts_with("mactrunk-ipam 0.") && out.contains("spec versions"));
+        }
+
+        // usage errors and failures with --json: JSON on stdout, message on stderr
+        for (a, status, needle) in [
+            ("frob --json", 2, "unknown command"),
+            ("list a b --json", 2, "unexpected argument"),
+            ("gc --json net", 2, "--keep"),
+            (
+                "list --json --data-dir /nonexistent-mactrunk nosuch",
+                1,
+                "no IPAM store",
+            ),
+        ] {
+            let (rc, out, err) = run_args(&a.split(' ').collect::<Vec<_>>());
+            assert_eq!(rc, status, "{a}");
+            let j: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{a}: {e}: {out}"));
+            assert!(j["error"].as_str().unwrap().contains(needle), "{a}: {out}");
+            assert_eq!(j["exitStatus"], status);
+            assert!(err.contains(needle), "{a}: {err}");
+        }
+        // without --json, stdout stays empty; after "--", --json is an argument
+        let (rc, out, _) = run_args(&["frob"]);
+        assert_eq!((rc, out.as_str()), (2, ""));
+        let (rc, out, _) = run_args(&["list", "--", "--json"]);
+        assert_eq!((rc, out.as_str()), (2, ""));
     }
 
     /// The commands against a real store filled by real IPAM ADDs.

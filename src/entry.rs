@@ -7,18 +7,23 @@ use crate::cni::CniError;
 use crate::cni::version::SUPPORTED;
 use crate::skel::{self, Outcome, Plugin};
 
+/// What `--version` prints (without the newline), e.g.
+/// `mactrunk 0.1.0 (CNI plugin; spec versions 0.1.0, ..., 1.1.0)`.
+pub fn version_text(name: &str) -> String {
+    format!(
+        "{name} {} (CNI plugin; spec versions {})",
+        env!("CARGO_PKG_VERSION"),
+        SUPPORTED.join(", ")
+    )
+}
+
 pub fn main(plugin: &(dyn Plugin + std::panic::RefUnwindSafe), name: &str) -> i32 {
-    if let Some(a) = std::env::args().nth(1)
+    // args_os: std::env::args() panics on an argument that is not UTF-8.
+    if let Some(a) = std::env::args_os().nth(1)
         && (a == "--version" || a == "-V")
     {
-        {
-            println!(
-                "{name} {} (CNI plugin; spec versions {})",
-                env!("CARGO_PKG_VERSION"),
-                SUPPORTED.join(", ")
-            );
-            return 0;
-        }
+        println!("{}", version_text(name));
+        return 0;
     }
     let outcome = std::panic::catch_unwind(|| {
         skel::run(

@@ -4,7 +4,10 @@
 # conflist); release --ip / --container[--ifname] free exactly those addresses and the
 # plugin's DEL of that container still succeeds; gc --dry-run changes nothing, gc --keep /
 # --keep-file release the rest, the freed addresses are handed out again; a store written
-# by the reference host-local is listed too; usage errors exit 2, failures 1.
+# by the reference host-local is listed too; list, usage and gc --dry-run write nothing
+# (not even in host-local stores or unrelated directories), and an unsafe store is reported
+# while the others are still listed; usage errors exit 2 (also for an argument that is not
+# UTF-8), failures 1, both as a JSON object on stdout with --json; --version prints the version.
 [[ $NT_REFERENCE == 1 ]] && skip "mactrunk-only (admin CLI)"
 ADMIN=$NT_BIN_DIR/mactrunk-ipam
 
@@ -157,12 +160,67 @@ assert_rc 0 "release in a host-local store"
 cni DEL "$hl" bin=/usr/lib/cni/host-local cid=mt-adm-hl ns="${C[1]}" if=net2
 assert_ok_empty "host-local DEL after release"
 
+# ---- read-only commands write nothing, anywhere (issue 8, finding 10): a data dir with a
+# store of ours, a store of the reference host-local, an unrelated directory (think /etc)
+# and a store anyone may write to. The unsafe one is reported, the others listed, exit 1.
+RO=$T/ro
+mkdir -m 700 "$RO"
+cni ADD "$(conf_edit "$noroute" '.ipam.dataDir = $d' --arg d "$RO")" bin=ipam cid=mt-adm-ro ns="${C[1]}" if=ro0
+assert_ok "IPAM ADD into $RO"
+cni ADD "$(conf_edit "$hl" '.ipam.dataDir = $d' --arg d "$RO")" bin=/usr/lib/cni/host-local cid=mt-adm-rohl ns="${C[1]}" if=ro1
+assert_ok "host-local ADD into $RO"
+mkdir "$RO/etcish" && echo 'root:x:0:0' >"$RO/etcish/passwd"
+mkdir "$RO/shared" && printf 'mt-adm-sh\r\neth0' >"$RO/shared/192.168.50.120" && chmod 0777 "$RO/shared"
+snap() { find "$RO" -printf '%p %y %m %s %T@ %C@\n' | sort; find "$RO" -type f -exec md5sum {} + | sort; }
+before=$(snap)
+adm list --data-dir "$RO"
+assert_rc 1 "list with an unsafe store"
+grep -qE "^$net +192\.168\.50\.[0-9]+ +mt-adm-ro +ro0 " <<<"$OUT" || fail "list: our store not listed next to the unsafe one"
+grep -qE "^mt-admin-hl +192\.168\.50\.[0-9]+ +mt-adm-rohl +ro1 " <<<"$OUT" || fail "list: host-local's store not listed"
+grep -qE "^etcish +- " <<<"$OUT" || fail "list: the unrelated directory is not listed as empty"
+grep -qE "^error: shared: .*must be private" <<<"$OUT" || fail "list: the unsafe store is not reported"
+adm list --data-dir "$RO" --json
+assert_rc 1 "list --json with an unsafe store"
+assert_jq '[.networks[].name] | sort == ["etcish", "mt-admin", "mt-admin-hl"]' "list --json lists the healthy stores"
+assert_jq '.errors | length == 1 and .[0].name == "shared" and (.[0].error | test("must be private"))' "list --json reports the unsafe store"
+adm gc --data-dir "$RO" mt-admin-hl --keep nobody --dry-run
+assert_rc 0 "gc --dry-run on host-local's store"
+adm usage --config "$(conf_edit "$hl" '.ipam.dataDir = $d' --arg d "$RO")"
+assert_rc 0 "usage of host-local's store"
+assert_eq "$(snap)" "$before" "list, gc --dry-run and usage wrote nothing under $RO"
+chmod 0700 "$RO/shared"
+
 # ---- usage errors: exit 2, help on stderr, nothing on stdout
 for a in "frob" "gc $net" "release $net" "release $net --ip nope" "list a b" "list --data-dir" "usage --config a --conf-dir b"; do
     # shellcheck disable=SC2086
     adm $a
     CTX="mactrunk-ipam $a" assert_rc 2 "usage error"
     [[ -z $OUT ]] || CTX="mactrunk-ipam $a" fail "usage error printed on stdout: $OUT"
+done
+# arguments that are not UTF-8, --version, JSON failures (issue 8, finding 11)
+adm list $'\xff'
+assert_rc 2 "a non-UTF-8 argument (was a panic, exit 101)"
+[[ -z $OUT ]] || fail "non-UTF-8 argument: output on stdout: $OUT"
+assert_match "$ERR" "not valid UTF-8" "non-UTF-8 argument message"
+adm list --json $'\xff'
+assert_rc 2 "a non-UTF-8 argument with --json"
+assert_jq '.exitStatus == 2 and (.error | test("not valid UTF-8"))' "JSON usage error for a non-UTF-8 argument"
+adm frob --json
+assert_rc 2 "unknown command with --json"
+assert_jq '.exitStatus == 2 and (.error | test("unknown command"))' "JSON usage error"
+adm list --data-dir "$DATA" mt-nosuch --json
+assert_rc 1 "list --json of a network without a store"
+assert_jq '.exitStatus == 1 and (.error | test("no IPAM store"))' "JSON failure"
+# the plugin binaries' own --version check read the arguments with a panicking API too
+env -i "$NT_BIN_DIR/mactrunk" $'\xff' >"$T/raw.out" 2>/dev/null
+rc=$?
+[[ $rc == 1 ]] || fail "mactrunk with a non-UTF-8 argument: exit status $rc, expected 1 (CNI_COMMAND not set)"
+jq -e '.code == 4' "$T/raw.out" >/dev/null 2>&1 || fail "mactrunk with a non-UTF-8 argument: no CNI error on stdout: $(head -c 200 "$T/raw.out")"
+mtv=$(env -i "$NT_BIN_DIR/mactrunk" --version)
+for v in --version -V; do
+    adm $v
+    assert_rc 0 "mactrunk-ipam $v"
+    assert_eq "$OUT" "mactrunk-ipam ${mtv#mactrunk }" "mactrunk-ipam $v prints the version as mactrunk --version does"
 done
 adm --help
 assert_rc 0 "--help"

@@ -5,7 +5,8 @@ use mactrunk::standalone_ipam::StandaloneIpam;
 
 fn main() {
     if std::env::var_os("CNI_COMMAND").is_none() && std::env::args_os().len() > 1 {
-        let args: Vec<String> = std::env::args().skip(1).collect();
+        // args_os: an argument that is not UTF-8 is a usage error, not a panic.
+        let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
         std::process::exit(mactrunk::admin::main(&args));
     }
     std::process::exit(mactrunk::entry::main(&StandaloneIpam, "mactrunk-ipam"));

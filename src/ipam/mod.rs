@@ -13,7 +13,7 @@ use std::path::Path;
 use ipnetwork::IpNetwork;
 
 use crate::cni::{CniError, CniOutput, Dns, IpConfig, code};
-use crate::store::{Allocation, FileStore, Owner, Store, StoreError};
+use crate::store::{Allocation, FileStore, Owner, Store, StoreError, StoreReader};
 
 pub use allocator::{Assigned, allocate};
 pub use config::{IpamConfig, StaticIp, StoreLocation};
@@ -288,7 +288,9 @@ pub fn usage(conf: &IpamConfig) -> Result<Vec<RangeSetUsage>, CniError> {
 }
 
 /// STATUS: code 50 when some range set has no free address, or the store
-/// cannot be written.
+/// cannot be written (as the ADD would find it: a real write + fsync in the
+/// store; for a store that does not exist yet, the free blocks and inodes of
+/// the filesystem it would be created on). STATUS is rare: probing is fine.
 pub fn status(conf: &IpamConfig) -> Result<(), CniError> {
     let loc = conf.location();
     let unavailable = |msg: String| CniError::new(code::NOT_AVAILABLE, msg);
@@ -297,9 +299,22 @@ pub fn status(conf: &IpamConfig) -> Result<(), CniError> {
             StoreError::LockTimeout { .. } => CniError::from(e),
             other => unavailable(other.to_string()),
         })?;
+        store.probe_write().map_err(|e| {
+            unavailable(format!(
+                "IPAM store {} cannot be written, ADD would fail: {e}",
+                loc.dir.display()
+            ))
+        })?;
         store.all()?.into_iter().map(|a| a.ip).collect()
     } else {
-        writable_ancestor(&loc.dir).map_err(unavailable)?;
+        let parent = writable_ancestor(&loc.dir).map_err(unavailable)?;
+        has_room(parent).map_err(|e| {
+            unavailable(format!(
+                "IPAM store {} cannot be created in {}: {e}",
+                loc.dir.display(),
+                parent.display()
+            ))
+        })?;
         Vec::new()
     };
     for u in usage_from(conf, &held) {
@@ -320,8 +335,9 @@ pub fn status(conf: &IpamConfig) -> Result<(), CniError> {
     Ok(())
 }
 
-/// The nearest existing ancestor of `dir` must be writable (the store would be created there).
-fn writable_ancestor(dir: &Path) -> Result<(), String> {
+/// The nearest existing ancestor of `dir` must be writable (the store would
+/// be created there); returns it.
+fn writable_ancestor(dir: &Path) -> Result<&Path, String> {
     let mut p = dir;
     loop {
         match std::fs::metadata(p) {
@@ -333,7 +349,7 @@ fn writable_ancestor(dir: &Path) -> Result<(), String> {
                 ));
             }
             Ok(_) => {
-                return access_w(p).map_err(|e| {
+                return access_w(p).map(|()| p).map_err(|e| {
                     format!(
                         "IPAM store {}: {} is not writable: {e}",
                         dir.display(),
@@ -354,6 +370,30 @@ fn writable_ancestor(dir: &Path) -> Result<(), String> {
     }
 }
 
+/// Does the filesystem of `dir` have a free block and a free inode for us?
+/// Root may use the blocks and inodes reserved for root, as ADD would.
+fn has_room(dir: &Path) -> Result<(), String> {
+    let st = nix::sys::statvfs::statvfs(dir).map_err(|e| format!("statvfs: {e}"))?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let (blocks, inodes) = if root {
+        (st.blocks_free(), st.files_free())
+    } else {
+        (st.blocks_available(), st.files_available())
+    };
+    // A filesystem that reports no inode counts at all (files == 0) has no
+    // inode limit.
+    if blocks == 0 {
+        Err("no space left on the filesystem (0 free blocks)".into())
+    } else if inodes == 0 && st.files() != 0 {
+        Err("no free inode left on the filesystem".into())
+    } else if st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY) {
+        Err("the filesystem is mounted read-only".into())
+    } else {
+        Ok(())
+    }
+}
+
 fn access_w(p: &Path) -> Result<(), io::Error> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(io::Error::other)?;
@@ -366,13 +406,13 @@ fn access_w(p: &Path) -> Result<(), io::Error> {
     }
 }
 
-/// Every allocation in the store (for the admin CLI). A missing store is empty.
+/// Every allocation in the store (for the admin CLI). A missing store is
+/// empty. Read-only: writes nothing, creates nothing (see [`StoreReader`]).
 pub fn list(loc: &StoreLocation) -> Result<Vec<Allocation>, CniError> {
     if !store_exists(&loc.dir)? {
         return Ok(Vec::new());
     }
-    let mut store = FileStore::open(&loc.dir, loc.lock_timeout)?;
-    Ok(store.all()?)
+    Ok(StoreReader::open(&loc.dir, loc.lock_timeout)?.all()?)
 }
 
 #[cfg(test)]

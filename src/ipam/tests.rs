@@ -1153,3 +1153,133 @@ fn whole_address_space_ranges() {
         [ip("128.0.0.0")]
     );
 }
+
+/// Root only, like tests/link_root.rs: fails when not root, unless
+/// MACTRUNK_SKIP_ROOT_TESTS=1.
+fn root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    if std::env::var("MACTRUNK_SKIP_ROOT_TESTS").as_deref() == Ok("1") {
+        eprintln!("skipped: not root and MACTRUNK_SKIP_ROOT_TESTS=1");
+        return false;
+    }
+    panic!("this test needs root (set MACTRUNK_SKIP_ROOT_TESTS=1 to skip it)");
+}
+
+/// Run `f` on a thread of its own in a private mount namespace, with a
+/// tmpfs of 256 KiB and 64 inodes mounted on a fresh temp dir (visible to
+/// that thread only, and gone with it).
+fn on_small_tmpfs(f: impl FnOnce(&Path) + Send + 'static) {
+    use std::ffi::CString;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let res = std::thread::spawn(move || {
+        // SAFETY: plain syscalls with valid NUL-terminated strings; they
+        // affect this thread's mount namespace only (unshare'd first).
+        unsafe {
+            assert_eq!(libc::unshare(libc::CLONE_NEWNS), 0, "unshare");
+            let root = CString::new("/").unwrap();
+            let none = std::ptr::null::<libc::c_char>();
+            assert_eq!(
+                libc::mount(
+                    none,
+                    root.as_ptr(),
+                    none,
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null()
+                ),
+                0,
+                "make / private"
+            );
+            let target = CString::new(dir.as_os_str().to_str().unwrap()).unwrap();
+            let fstype = CString::new("tmpfs").unwrap();
+            let opts = CString::new("size=256k,nr_inodes=64,mode=0700").unwrap();
+            assert_eq!(
+                libc::mount(
+                    fstype.as_ptr(),
+                    target.as_ptr(),
+                    fstype.as_ptr(),
+                    libc::MS_NOSUID | libc::MS_NODEV,
+                    opts.as_ptr().cast()
+                ),
+                0,
+                "mount tmpfs: {}",
+                std::io::Error::last_os_error()
+            );
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&dir)));
+            libc::umount2(target.as_ptr(), libc::MNT_DETACH);
+            if let Err(p) = r {
+                std::panic::resume_unwind(p);
+            }
+        }
+    })
+    .join();
+    drop(tmp);
+    if let Err(p) = res {
+        std::panic::resume_unwind(p);
+    }
+}
+
+/// Fill the filesystem of `dir`: data blocks (`inodes == false`) or inodes.
+fn fill(dir: &Path, inodes: bool) -> std::path::PathBuf {
+    use std::io::Write;
+    let filler = dir.join("filler");
+    std::fs::create_dir(&filler).unwrap();
+    if inodes {
+        for i in 0.. {
+            if std::fs::File::create(filler.join(i.to_string())).is_err() {
+                break;
+            }
+        }
+    } else {
+        let mut f = std::fs::File::create(filler.join("blob")).unwrap();
+        while f.write_all(&[0u8; 4096]).is_ok() {}
+        let _ = f.sync_all();
+    }
+    filler
+}
+
+/// Issue 8, finding 6: STATUS on a full dataDir answered "ready" while every
+/// ADD failed with code 5. It must answer 50, for a full data area and for
+/// exhausted inodes, and for a store that does not exist yet.
+#[test]
+fn status_on_a_full_data_dir_is_50() {
+    if !root() {
+        return;
+    }
+    on_small_tmpfs(|mnt| {
+        let c = file_cfg(&mnt.join("data"), v4_24());
+        add(&c, &owner("a")).unwrap();
+        status(&c).unwrap();
+        for inodes in [false, true] {
+            let what = if inodes { "inodes" } else { "blocks" };
+            let filler = fill(mnt, inodes);
+            let e = add(&c, &owner("b")).unwrap_err();
+            assert_eq!(e.code, code::IO, "{what}: ADD on a full fs: {}", e.msg);
+            let e = status(&c).unwrap_err();
+            assert_eq!(e.code, code::NOT_AVAILABLE, "{what}: {}", e.msg);
+            assert!(
+                e.msg.contains("No space left on device") && e.msg.contains("data/net"),
+                "{what}: {}",
+                e.msg
+            );
+            // no store yet, on the same full filesystem
+            let fresh = file_cfg(&mnt.join("data2"), v4_24());
+            let e = status(&fresh).unwrap_err();
+            assert_eq!(e.code, code::NOT_AVAILABLE, "{what}, no store: {}", e.msg);
+            assert!(!mnt.join("data2").exists(), "STATUS created the store");
+            std::fs::remove_dir_all(filler).unwrap();
+            status(&c).unwrap();
+            status(&fresh).unwrap();
+            add(&c, &owner("b")).unwrap();
+            del(&c.location(), &owner("b")).unwrap();
+        }
+        // the probe leaves nothing behind
+        let tmp_entries = std::fs::read_dir(mnt.join("data/net/.tmp"))
+            .unwrap()
+            .count();
+        assert_eq!(tmp_entries, 0);
+    });
+}

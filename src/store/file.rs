@@ -6,26 +6,85 @@
 //!   10.0.0.2                  "<containerID>\r\n<ifname>" (legacy: "<containerID>")
 //!   last_reserved_ip.<set>    round-robin hint
 //!   owners/<cid>@<ifname>     index: one IP per line (never trusted alone)
-//!   owners/.complete          the index was built (dirs written by host-local have none)
+//!   owners/.complete          the index stamp (below); dirs written by host-local have none
 //!   .tmp/                     temp files; anything left there is a crash leftover
 //! ```
 //!
 //! Write order of a reservation: index (temp + rename), then the IP record
 //! (temp + fsync + `link()`: atomic and never clobbers), then the hint
-//! (overwritten in place); `commit` fsyncs the store directory. A kill -9
-//! therefore leaves at worst an index entry without record (ignored: readers
-//! check the record) or a `.tmp/` file (removed on the next open); a power
-//! loss can also lose an index entry, and the owner's retry or GC then finds
-//! the record by itself. Nothing is opened through a
-//! symlink: a symlink where the store expects its own file is an error.
+//! (overwritten in place); `commit` fsyncs the store directory. A release
+//! removes the record before its index entry. So every record of ours is
+//! listed in its owner's index at every instant, whatever a kill -9
+//! interrupts; an index entry without record is harmless (readers check the
+//! record). Nothing is opened through a symlink: a symlink where the store
+//! expects its own file is an error.
+//!
+//! # When the index can be trusted: the stamp
+//!
+//! ADD and DEL look an owner up in `owners/` only (O(1) in the store size);
+//! a missing index file means "holds nothing". That is only true if no
+//! record was written, and no index file lost, behind the index's back: a
+//! power loss (the index is not fsynced, by design: it costs an fsync per
+//! ADD), the reference host-local or a person creating or removing records,
+//! someone removing an index file. `owners/.complete` therefore holds a
+//! stamp, rewritten in place (never renamed, so the directories' times do not
+//! move) under the lock after every change:
+//!
+//! ```text
+//! mactrunk owner-index stamp 1
+//! boot <the kernel's boot_id>
+//! dir <dev> <ino> <mtime s.ns> <ctime s.ns>      of the store directory
+//! owners <dev> <ino> <mtime s.ns> <ctime s.ns>   of owners/
+//! hint <set> <FNV-1a of last_reserved_ip.<set>>  one per hint
+//! ```
+//!
+//! `open` compares it with the store as it is (a few stats and two small
+//! reads). Any difference (a reboot, hence any power loss; an entry created,
+//! removed or renamed in either directory, even with its mtime set back,
+//! since ctime cannot be; a rewritten hint; a kill -9 between a change and
+//! the stamp; a torn, empty or missing stamp) means: scan every record once,
+//! make the index exact (rewriting only the files that differ) and stamp it.
+//! ADD of a new container, DEL, repeated DEL therefore never scan.
+//!
+//! File times come from a clock that advances once a tick (1-10 ms) on
+//! kernels before 6.13 (no multigrain timestamps): a writer that takes the
+//! lock after us and creates a record within the tick of our last change
+//! would leave the directory times as stamped. So before stamping, a
+//! directory whose mtime is not older than the current tick gets its mtime
+//! set 1 ns before the tick (one `utimensat`): any later change stamps the
+//! tick's time or a later one and shows. As a second signal the stamp
+//! fingerprints the `last_reserved_ip.*` hints, which the reference
+//! host-local rewrites (O_TRUNC, no directory change) on every reservation.
+//!
+//! Residual cases, accepted and documented in the README:
+//! - The realtime clock stepped back (NTP step, settimeofday) onto exactly
+//!   the stamped nanosecond, or a filesystem whose time granularity is
+//!   coarser than the tick (1 s on ext4 with 128-byte inodes, FAT) and a
+//!   change within the same granule, not by host-local; or someone who
+//!   changes the store and sets the directory's mtime back to the stamped
+//!   value within the clock tick of the stamp (ctime is then the same too).
+//!   Until the next reboot or change that trips the stamp, that owner's DEL
+//!   leaves the record (GC releases it) and its retried ADD may take a
+//!   second address.
+//! - A record or index file edited in place (same name, new content) does
+//!   not change any directory time: readers still check records, so an
+//!   index entry pointing to someone else's record is ignored, but an owner
+//!   written into an existing record by hand is not indexed. Remove and
+//!   recreate files instead of editing them.
+//! - Without a readable /proc the boot id is `unknown`: a power loss is then
+//!   seen only if it left the directory times different from the stamp.
+//!
+//! Read-only users ([`StoreReader`]: the admin tool's listings) never write
+//! the stamp; they do not use the index at all.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use super::{Allocation, Owner, Store, StoreError};
@@ -35,6 +94,10 @@ const OWNERS: &str = "owners";
 const TMP: &str = ".tmp";
 const COMPLETE: &str = ".complete";
 const LAST_RESERVED: &str = "last_reserved_ip.";
+/// First line of the index stamp in `owners/.complete`.
+const STAMP_MAGIC: &str = "mactrunk owner-index stamp 1";
+/// Round-robin hints the stamp vouches for, at most.
+const MAX_HINTS: usize = 64;
 /// Longest sleep between two attempts at the store lock.
 const MAX_LOCK_PAUSE: Duration = Duration::from_millis(2);
 /// Records are tiny; never read more than this from one file.
@@ -48,7 +111,18 @@ pub struct FileStore {
     tmp: PathBuf,
     /// The open `lock` file: flock is released when the descriptor closes.
     _lock: File,
+    /// Changes not yet made durable by `commit` (fsync of the directory).
     dirty: bool,
+    /// Changes since the index stamp was last written (see [`FileStore::write_stamp`]).
+    stamp_stale: bool,
+    /// The round-robin hints the stamp vouches for: name suffix -> fingerprint.
+    hints: BTreeMap<String, String>,
+    /// Full scans of the directory done through this handle (index repair,
+    /// `scan`, `all`): ADD and DEL on a trusted index do none.
+    full_scans: u32,
+    /// Index entries the repair at open dropped (their records were gone);
+    /// reported by the next `clean_index`.
+    dropped_by_repair: usize,
 }
 
 fn nofollow_flags() -> i32 {
@@ -185,6 +259,166 @@ fn parse_index(content: &str) -> Vec<IpAddr> {
     out
 }
 
+/// This boot's id (`/proc/sys/kernel/random/boot_id`), read once per
+/// process. A power loss implies a reboot, hence a new id. `unknown` when
+/// /proc is not readable: the stamp then relies on the directory times alone.
+fn boot_id() -> &'static str {
+    static ID: OnceLock<String> = OnceLock::new();
+    ID.get_or_init(|| {
+        read_regular(Path::new("/proc/sys/kernel/random/boot_id"), 64)
+            .ok()
+            .flatten()
+            .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+            .filter(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-'))
+            .unwrap_or_else(|| "unknown".into())
+    })
+}
+
+/// Device, inode, mtime and ctime (ns) of a directory: any entry created,
+/// removed or renamed in it changes mtime and ctime, and ctime cannot be set
+/// back by anyone (a restored mtime still changes it).
+fn dir_identity(path: &Path) -> Result<String, StoreError> {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::symlink_metadata(path).map_err(|e| StoreError::io("stat", path, e))?;
+    Ok(format!(
+        "{} {} {}.{:09} {}.{:09}",
+        m.dev(),
+        m.ino(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec()
+    ))
+}
+
+/// Make sure that any later change in `dir` moves its mtime away from the
+/// one the stamp records. File times come from a clock that advances once a
+/// tick (1-10 ms) on kernels without multigrain timestamps (before 6.13), so
+/// an entry created after the stamp but within the tick of our last change
+/// would leave the mtime as stamped. If the mtime is not older than the
+/// current tick, it is set to 1 ns before the tick: any later change stamps
+/// the tick's time or a later one, hence a different mtime. One utimensat
+/// when the directory changed within this tick; nothing otherwise. Best
+/// effort: if it cannot be done, only that same-tick window stays open.
+fn settle_mtime(dir: &Path) {
+    use nix::sys::stat::{UtimensatFlags, utimensat};
+    use nix::sys::time::TimeSpec;
+    use std::os::unix::fs::MetadataExt;
+    let Ok(m) = fs::symlink_metadata(dir) else {
+        return;
+    };
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into memory we own.
+    if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut now) } != 0
+        || (m.mtime(), m.mtime_nsec()) < (now.tv_sec, now.tv_nsec)
+    {
+        return;
+    }
+    let before = if now.tv_nsec > 0 {
+        TimeSpec::new(now.tv_sec, now.tv_nsec - 1)
+    } else {
+        TimeSpec::new(now.tv_sec - 1, 999_999_999)
+    };
+    let _ = utimensat(
+        nix::fcntl::AT_FDCWD,
+        dir,
+        &TimeSpec::UTIME_OMIT,
+        &before,
+        UtimensatFlags::NoFollowSymlink,
+    );
+}
+
+/// Hint names the stamp records: `last_reserved_ip.<suffix>` with a short,
+/// plain suffix (host-local uses the range set index).
+fn hint_suffix_ok(suffix: &str) -> bool {
+    !suffix.is_empty()
+        && suffix.len() <= 32
+        && suffix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+}
+
+/// FNV-1a (64 bit) of a hint's content: a content rewritten by a foreign
+/// writer within the same clock tick as our last change still shows.
+fn fingerprint(content: &[u8]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in content {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+fn hint_fingerprint(dir: &Path, suffix: &str) -> String {
+    match read_regular(&dir.join(format!("{LAST_RESERVED}{suffix}")), MAX_RECORD) {
+        Ok(Some(content)) => fingerprint(&content),
+        Ok(None) => "missing".into(),
+        Err(_) => "unreadable".into(),
+    }
+}
+
+/// Every address record in `dir`, sorted, plus the entries that could not be
+/// read; `other` sees the names of the entries that are not records.
+fn scan_dir(
+    dir: &Path,
+    mut other: impl FnMut(&str),
+) -> Result<(Vec<Allocation>, Vec<StoreError>), StoreError> {
+    let entries = fs::read_dir(dir).map_err(|e| StoreError::io("list", dir, e))?;
+    let mut out = Vec::new();
+    let mut problems = Vec::new();
+    for entry in entries {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                problems.push(StoreError::io("list", dir, e));
+                continue;
+            }
+        };
+        let name = entry.file_name();
+        let Some(ip) = name.to_str().and_then(record_name) else {
+            // lock, last_reserved_ip.*, owners/, .tmp/, foreign files
+            if let Some(n) = name.to_str() {
+                other(n);
+            }
+            continue;
+        };
+        let path = entry.path();
+        let meta = match fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                problems.push(StoreError::io("stat", path, e));
+                continue;
+            }
+        };
+        if meta.file_type().is_symlink() {
+            problems.push(symlink_error(&path));
+            continue;
+        }
+        if !meta.is_file() {
+            problems.push(StoreError::Unsafe {
+                path,
+                problem: "is not a regular file".into(),
+            });
+            continue;
+        }
+        match read_small(&path) {
+            Ok(Some(content)) => out.push(Allocation {
+                ip,
+                owner: Owner::from_record(&content),
+                since: meta.modified().ok(),
+            }),
+            Ok(None) => {}
+            Err(e) => problems.push(e),
+        }
+    }
+    out.sort_by_key(|a| a.ip);
+    Ok((out, problems))
+}
+
 pub(crate) fn lock_file(dir: &Path, timeout: Duration) -> Result<File, StoreError> {
     let path = dir.join(LOCK);
     let f = match OpenOptions::new()
@@ -199,10 +433,38 @@ pub(crate) fn lock_file(dir: &Path, timeout: Duration) -> Result<File, StoreErro
         Err(e) if is_eloop(&e) => return Err(symlink_error(&path)),
         Err(e) => return Err(StoreError::io("open", &path, e)),
     };
-    let meta = f.metadata().map_err(|e| StoreError::io("stat", &path, e))?;
+    flock_within(f, &path, dir, libc::LOCK_EX, timeout)
+}
+
+/// A shared lock on an existing `lock` file, opened read-only: creates
+/// nothing. `None` when the directory has no lock file.
+fn shared_lock(dir: &Path, timeout: Duration) -> Result<Option<File>, StoreError> {
+    let path = dir.join(LOCK);
+    let f = match OpenOptions::new()
+        .read(true)
+        .custom_flags(nofollow_flags() | libc::O_NONBLOCK)
+        .open(&path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if is_eloop(&e) => return Err(symlink_error(&path)),
+        Err(e) => return Err(StoreError::io("open", &path, e)),
+    };
+    flock_within(f, &path, dir, libc::LOCK_SH, timeout).map(Some)
+}
+
+/// Take `op` (LOCK_EX or LOCK_SH) on the regular file `f`, waiting at most `timeout`.
+fn flock_within(
+    f: File,
+    path: &Path,
+    dir: &Path,
+    op: libc::c_int,
+    timeout: Duration,
+) -> Result<File, StoreError> {
+    let meta = f.metadata().map_err(|e| StoreError::io("stat", path, e))?;
     if !meta.is_file() {
         return Err(StoreError::Unsafe {
-            path,
+            path: path.to_path_buf(),
             problem: "is not a regular file".into(),
         });
     }
@@ -210,14 +472,14 @@ pub(crate) fn lock_file(dir: &Path, timeout: Duration) -> Result<File, StoreErro
     let mut pause = Duration::from_millis(1);
     loop {
         // SAFETY: flock on a descriptor we own; no memory is passed.
-        let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        let rc = unsafe { libc::flock(f.as_raw_fd(), op | libc::LOCK_NB) };
         if rc == 0 {
             return Ok(f);
         }
         let err = io::Error::last_os_error();
         match err.raw_os_error() {
             Some(libc::EWOULDBLOCK) | Some(libc::EINTR) => {}
-            _ => return Err(StoreError::io("lock", &path, err)),
+            _ => return Err(StoreError::io("lock", path, err)),
         }
         let waited = started.elapsed();
         if waited >= timeout {
@@ -323,6 +585,10 @@ impl FileStore {
             tmp: dir.join(TMP),
             _lock: lock,
             dirty: false,
+            stamp_stale: false,
+            hints: BTreeMap::new(),
+            full_scans: 0,
+            dropped_by_repair: 0,
         };
         store.clean_tmp()?;
         store.ensure_index()?;
@@ -352,46 +618,188 @@ impl FileStore {
         Ok(())
     }
 
+    /// Something in the store changed: the directory needs an fsync before
+    /// `commit` returns, and the stamp must be rewritten before the lock goes.
+    fn touched(&mut self) {
+        self.dirty = true;
+        self.stamp_stale = true;
+    }
+
+    /// Can an ADD write here now? Writes, fsyncs and removes a record-sized
+    /// file in `.tmp/`, as a reservation would: a full data area, no free
+    /// inode, a read-only mount or an I/O error show as the error ADD would
+    /// get (blocks reserved for root count when we are root, as they do for
+    /// the ADD). For STATUS, which is rare: not on any hot path.
+    pub fn probe_write(&self) -> Result<(), StoreError> {
+        let p = self.tmp.join(format!("probe.{}", std::process::id()));
+        let res = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(nofollow_flags() | libc::O_NONBLOCK)
+            .open(&p)
+            .map_err(|e| StoreError::io("create", &p, e))
+            .and_then(|mut f| {
+                // A long container ID, CRLF and an interface name.
+                f.write_all(&[b'0'; 96])
+                    .map_err(|e| StoreError::io("write", &p, e))?;
+                f.sync_all().map_err(|e| StoreError::io("fsync", &p, e))
+            });
+        match fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return res.and(Err(StoreError::io("remove", &p, e))),
+        }
+        res
+    }
+
+    /// How many full scans of the directory this handle has done (diagnostics
+    /// and tests: ADD and DEL on a trusted index do none).
+    pub fn full_scans(&self) -> u32 {
+        self.full_scans
+    }
+
+    /// Trust the owner index if the stamp in `owners/.complete` still
+    /// describes the store as it is; otherwise scan once and repair it.
     fn ensure_index(&mut self) -> Result<(), StoreError> {
         ensure_dir(&self.owners)?;
-        match kind(&self.owners.join(COMPLETE))? {
-            Kind::File => Ok(()),
-            Kind::Missing => self.build_index(),
-            Kind::Symlink => Err(symlink_error(&self.owners.join(COMPLETE))),
+        let path = self.owners.join(COMPLETE);
+        match kind(&path)? {
+            Kind::File => {
+                if !self.stamp_matches()? {
+                    self.repair_index()?;
+                }
+                Ok(())
+            }
+            Kind::Missing => self.repair_index(),
+            Kind::Symlink => Err(symlink_error(&path)),
             Kind::Dir | Kind::Other => Err(StoreError::Corrupt {
-                path: self.owners.join(COMPLETE),
+                path,
                 problem: "is not a regular file".into(),
             }),
         }
     }
 
-    /// Scan every record once and write the index; then mark it complete.
-    fn build_index(&mut self) -> Result<(), StoreError> {
-        let mut by_owner: BTreeMap<Owner, Vec<IpAddr>> = BTreeMap::new();
-        // Unreadable entries cannot be indexed; GC reports them.
-        let (all, _problems) = self.scan()?;
-        for a in all {
-            by_owner.entry(a.owner).or_default().push(a.ip);
+    /// Does `owners/.complete` hold exactly the stamp this store would get
+    /// now? Loads the hints it vouches for into `self.hints` on the way.
+    fn stamp_matches(&mut self) -> Result<bool, StoreError> {
+        let Some(text) = read_small(&self.owners.join(COMPLETE))? else {
+            return Ok(false);
+        };
+        let mut lines = text.lines();
+        if lines.next() != Some(STAMP_MAGIC) {
+            return Ok(false);
         }
-        for (owner, ips) in &by_owner {
+        let mut hints = BTreeMap::new();
+        for line in lines {
+            if let Some(rest) = line.strip_prefix("hint ") {
+                let Some((suffix, _)) = rest.split_once(' ') else {
+                    return Ok(false);
+                };
+                if !hint_suffix_ok(suffix) || hints.len() >= MAX_HINTS {
+                    return Ok(false);
+                }
+                hints.insert(suffix.to_string(), hint_fingerprint(&self.dir, suffix));
+            }
+        }
+        self.hints = hints;
+        Ok(self.stamp_content()? == text)
+    }
+
+    /// The stamp: boot id, identity and times of the store directory and of
+    /// owners/ (as they are now), and the fingerprints of the hints.
+    fn stamp_content(&self) -> Result<String, StoreError> {
+        let mut s = format!(
+            "{STAMP_MAGIC}\nboot {}\ndir {}\nowners {}\n",
+            boot_id(),
+            dir_identity(&self.dir)?,
+            dir_identity(&self.owners)?
+        );
+        for (suffix, fp) in &self.hints {
+            s.push_str(&format!("hint {suffix} {fp}\n"));
+        }
+        Ok(s)
+    }
+
+    /// Rewrite the stamp in place (never by rename: that would change the
+    /// mtime of owners/ it records). Called with the lock held, after the
+    /// last change. Not fsynced: after a power loss the boot id differs anyway.
+    fn write_stamp(&mut self) -> Result<(), StoreError> {
+        let path = self.owners.join(COMPLETE);
+        // Opened (maybe created) first: a creation changes owners/' mtime.
+        let f = open_in_place(&path)?;
+        settle_mtime(&self.dir);
+        settle_mtime(&self.owners);
+        let content = self.stamp_content()?;
+        overwrite(&f, &path, content.as_bytes())?;
+        self.stamp_stale = false;
+        Ok(())
+    }
+
+    /// Scan every record once and make the index exact: every record of an
+    /// indexable owner listed in its owner's file, no entry without its
+    /// record; only the files that differ are rewritten. Then stamp it.
+    fn repair_index(&mut self) -> Result<(), StoreError> {
+        self.full_scans += 1;
+        let mut hint_names = BTreeSet::new();
+        // Unreadable entries cannot be indexed; GC reports them.
+        let (all, _problems) = scan_dir(&self.dir, |name| {
+            if let Some(suffix) = name.strip_prefix(LAST_RESERVED)
+                && hint_suffix_ok(suffix)
+                && hint_names.len() < MAX_HINTS
+            {
+                hint_names.insert(suffix.to_string());
+            }
+        })?;
+        let mut want: BTreeMap<Owner, BTreeSet<IpAddr>> = BTreeMap::new();
+        for a in all {
             // A record of an owner we cannot name (empty, or with '/'):
             // not indexable; GC still finds it by scanning.
-            if !indexable(owner) {
+            if indexable(&a.owner) {
+                want.entry(a.owner).or_default().insert(a.ip);
+            }
+        }
+        let entries =
+            fs::read_dir(&self.owners).map_err(|e| StoreError::io("list", &self.owners, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| StoreError::io("list", &self.owners, e))?;
+            let name = entry.file_name();
+            let Some((cid, ifname)) = name.to_str().and_then(|n| n.split_once('@')) else {
+                continue; // .complete or foreign
+            };
+            let owner = Owner::new(cid, ifname);
+            if !indexable(&owner) {
                 continue;
             }
-            let mut merged = self.read_index(owner)?;
-            for ip in ips {
-                if !merged.contains(ip) {
-                    merged.push(*ip);
+            let should = want.remove(&owner).unwrap_or_default();
+            match self.read_index(&owner) {
+                Ok(have) => {
+                    let have: BTreeSet<IpAddr> = have.into_iter().collect();
+                    if have != should {
+                        self.dropped_by_repair += have.difference(&should).count();
+                        self.write_index(&owner, &should.into_iter().collect::<Vec<_>>())?;
+                    }
                 }
+                // Not ours (a symlink, a FIFO, ...): replaced by rename when
+                // the owner has records, else left for that owner's own
+                // ADD or DEL to refuse, naming it.
+                Err(_) if !should.is_empty() => {
+                    self.write_index(&owner, &should.into_iter().collect::<Vec<_>>())?;
+                }
+                Err(_) => {}
             }
-            self.write_index(owner, &merged)?;
         }
-        let marker = self.write_tmp(COMPLETE, b"", true)?;
-        let dst = self.owners.join(COMPLETE);
-        fs::rename(&marker, &dst).map_err(|e| StoreError::io("rename", &dst, e))?;
-        fsync_dir(&self.owners)?;
-        Ok(())
+        for (owner, ips) in want {
+            self.write_index(&owner, &ips.into_iter().collect::<Vec<_>>())?;
+        }
+        self.hints = hint_names
+            .into_iter()
+            .map(|suffix| {
+                let fp = hint_fingerprint(&self.dir, &suffix);
+                (suffix, fp)
+            })
+            .collect();
+        self.write_stamp()
     }
 
     fn ip_path(&self, ip: IpAddr) -> PathBuf {
@@ -430,14 +838,14 @@ impl FileStore {
         if ips.is_empty() {
             return match fs::remove_file(&dst) {
                 Ok(()) => {
-                    self.dirty = true;
+                    self.touched();
                     Ok(())
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
                 Err(e) => Err(StoreError::io("remove", dst, e)),
             };
         }
-        self.dirty = true;
+        self.touched();
         let mut content = String::new();
         for ip in ips {
             content.push_str(&ip.to_string());
@@ -480,7 +888,7 @@ impl FileStore {
 
     fn remove_record(&mut self, ip: IpAddr) -> Result<(), StoreError> {
         let p = self.ip_path(ip);
-        self.dirty = true;
+        self.touched();
         match fs::remove_file(&p) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -512,6 +920,139 @@ impl FileStore {
         self.write_index(key, &[])?;
         Ok(released)
     }
+}
+
+/// A store opened for reading only (the admin tool's listings, `gc
+/// --dry-run`, `usage`): it creates nothing (no store directory, `lock`,
+/// `owners/` or `.tmp/`), cleans nothing, builds no index and never writes
+/// the stamp, so it can be pointed at any directory. While it lives it holds
+/// a shared flock on `lock` if that file exists (opened read-only,
+/// non-blocking), so no writer of ours or of host-local changes the store
+/// under it; a directory without one is read as it is. The same safety
+/// checks as [`FileStore::open`] apply: a symlinked, foreign-owned or
+/// group/world-writable store (or dataDir) is refused.
+#[derive(Debug)]
+pub struct StoreReader {
+    dir: PathBuf,
+    _lock: Option<File>,
+}
+
+impl StoreReader {
+    pub fn open(dir: &Path, lock_timeout: Duration) -> Result<StoreReader, StoreError> {
+        check_data_dir(dir)?;
+        match kind(dir)? {
+            Kind::Dir => {}
+            Kind::Missing => {
+                return Err(StoreError::io(
+                    "open",
+                    dir,
+                    io::Error::from(io::ErrorKind::NotFound),
+                ));
+            }
+            Kind::Symlink => return Err(symlink_error(dir)),
+            Kind::File | Kind::Other => {
+                return Err(StoreError::Unsafe {
+                    path: dir.to_path_buf(),
+                    problem: "is not a directory".into(),
+                });
+            }
+        }
+        check_store_dir(dir)?;
+        let lock = shared_lock(dir, lock_timeout)?;
+        Ok(StoreReader {
+            dir: dir.to_path_buf(),
+            _lock: lock,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Every allocation, plus the entries that could not be read.
+    pub fn scan(&self) -> Result<(Vec<Allocation>, Vec<StoreError>), StoreError> {
+        scan_dir(&self.dir, |_| {})
+    }
+
+    /// Every allocation; like [`Store::all`] of a [`FileStore`].
+    pub fn all(&self) -> Result<Vec<Allocation>, StoreError> {
+        all_of(self.scan()?)
+    }
+}
+
+/// Unsafe entries (symlinks, directories named like an address) are not
+/// allocations; anything else unreadable is an error.
+fn all_of(
+    (out, problems): (Vec<Allocation>, Vec<StoreError>),
+) -> Result<Vec<Allocation>, StoreError> {
+    match problems
+        .into_iter()
+        .find(|p| !matches!(p, StoreError::Unsafe { .. }))
+    {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+/// Open a small file of the store for an in-place rewrite (no rename, so no
+/// ext4 auto_da_alloc flush and no change to the directory's mtime), creating
+/// it 0600 if missing. Whatever sits at `path` and is not a regular file with
+/// exactly one link (a planted symlink, hard link, FIFO, device node) is
+/// unlinked first: removing our name never touches the other name's content,
+/// and no device or FIFO is ever opened. A directory there is an error.
+fn open_in_place(path: &Path) -> Result<File, StoreError> {
+    use std::os::unix::fs::MetadataExt;
+    let ours = |m: &fs::Metadata| m.file_type().is_file() && m.nlink() == 1;
+    match fs::symlink_metadata(path) {
+        Ok(m) if ours(&m) => {}
+        Ok(m) if m.is_dir() => {
+            return Err(StoreError::Unsafe {
+                path: path.to_path_buf(),
+                problem: "is a directory, not a regular file".into(),
+            });
+        }
+        Ok(_) => match fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::io("remove", path, e)),
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(StoreError::io("stat", path, e)),
+    }
+    let f = match OpenOptions::new()
+        .write(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(nofollow_flags() | libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if is_eloop(&e) => return Err(symlink_error(path)),
+        Err(e) => return Err(StoreError::io("create", path, e)),
+    };
+    // Checked again on the descriptor: something swapped in since the stat
+    // above is refused, never written.
+    let m = f.metadata().map_err(|e| StoreError::io("stat", path, e))?;
+    if !ours(&m) {
+        return Err(StoreError::Unsafe {
+            path: path.to_path_buf(),
+            problem: "changed while being opened: not a regular file with a single link".into(),
+        });
+    }
+    Ok(f)
+}
+
+/// Overwrite the content of `f` (see [`open_in_place`]). Shrinking to a
+/// non-zero length does not trigger the flush that a truncation to zero would.
+fn overwrite(f: &File, path: &Path, content: &[u8]) -> Result<(), StoreError> {
+    use std::os::unix::fs::FileExt;
+    f.write_all_at(content, 0)
+        .and_then(|()| f.set_len(content.len() as u64))
+        .map_err(|e| StoreError::io("write", path, e))
+}
+
+fn write_in_place(path: &Path, content: &[u8]) -> Result<(), StoreError> {
+    overwrite(&open_in_place(path)?, path, content)
 }
 
 /// Write a new file that must not exist yet (O_EXCL), fsynced.
@@ -578,7 +1119,7 @@ impl Store for FileStore {
             other => other,
         };
         let _ = fs::remove_file(&tmp);
-        self.dirty = true;
+        self.touched();
         match linked {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
@@ -635,103 +1176,34 @@ impl Store for FileStore {
     /// Overwritten in place, not replaced by rename: ext4 (auto_da_alloc)
     /// flushes a file renamed over an existing one, which cost as much as an
     /// fsync per ADD. A torn write leaves an unparsable hint, read as absent.
+    /// Never written through a symlink or a hard link (see [`write_in_place`]).
     fn set_last_reserved(&mut self, set: usize, ip: IpAddr) -> Result<(), StoreError> {
         let dst = self.dir.join(format!("{LAST_RESERVED}{set}"));
         let content = ip.to_string();
-        let open = || {
-            OpenOptions::new()
-                .write(true)
-                .create(true)
-                .mode(0o600)
-                .custom_flags(nofollow_flags())
-                .open(&dst)
-        };
-        let f = match open() {
-            Ok(f) => f,
-            // A planted symlink is replaced, never followed.
-            Err(e) if is_eloop(&e) => {
-                fs::remove_file(&dst).map_err(|e| StoreError::io("remove", &dst, e))?;
-                open().map_err(|e| StoreError::io("create", &dst, e))?
-            }
-            Err(e) => return Err(StoreError::io("create", &dst, e)),
-        };
-        use std::os::unix::fs::FileExt;
-        // Shrinking to a non-zero length does not trigger the flush that a
-        // truncation to zero would.
-        f.write_all_at(content.as_bytes(), 0)
-            .and_then(|()| f.set_len(content.len() as u64))
-            .map_err(|e| StoreError::io("write", &dst, e))?;
-        self.dirty = true;
+        self.touched();
+        write_in_place(&dst, content.as_bytes())?;
+        let suffix = set.to_string();
+        if self.hints.len() < MAX_HINTS || self.hints.contains_key(&suffix) {
+            self.hints.insert(suffix, fingerprint(content.as_bytes()));
+        }
         Ok(())
     }
 
     fn all(&mut self) -> Result<Vec<Allocation>, StoreError> {
-        let (out, problems) = self.scan()?;
-        // Unsafe entries (symlinks, directories named like an address) are
-        // not allocations; anything else unreadable is an error.
-        match problems
-            .into_iter()
-            .find(|p| !matches!(p, StoreError::Unsafe { .. }))
-        {
-            Some(e) => Err(e),
-            None => Ok(out),
-        }
+        let scanned = self.scan()?;
+        all_of(scanned)
     }
 
     fn scan(&mut self) -> Result<(Vec<Allocation>, Vec<StoreError>), StoreError> {
-        let entries = fs::read_dir(&self.dir).map_err(|e| StoreError::io("list", &self.dir, e))?;
-        let mut out = Vec::new();
-        let mut problems = Vec::new();
-        for entry in entries {
-            let entry = match entry {
-                Ok(e) => e,
-                Err(e) => {
-                    problems.push(StoreError::io("list", &self.dir, e));
-                    continue;
-                }
-            };
-            let name = entry.file_name();
-            let Some(ip) = name.to_str().and_then(record_name) else {
-                continue; // lock, last_reserved_ip.*, owners/, .tmp/, foreign files
-            };
-            let path = entry.path();
-            let meta = match fs::symlink_metadata(&path) {
-                Ok(m) => m,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => {
-                    problems.push(StoreError::io("stat", path, e));
-                    continue;
-                }
-            };
-            if meta.file_type().is_symlink() {
-                problems.push(symlink_error(&path));
-                continue;
-            }
-            if !meta.is_file() {
-                problems.push(StoreError::Unsafe {
-                    path,
-                    problem: "is not a regular file".into(),
-                });
-                continue;
-            }
-            match read_small(&path) {
-                Ok(Some(content)) => out.push(Allocation {
-                    ip,
-                    owner: Owner::from_record(&content),
-                    since: meta.modified().ok(),
-                }),
-                Ok(None) => {}
-                Err(e) => problems.push(e),
-            }
-        }
-        out.sort_by_key(|a| a.ip);
-        Ok((out, problems))
+        self.full_scans += 1;
+        scan_dir(&self.dir, |_| {})
     }
 
     fn clean_index(&mut self) -> Result<usize, StoreError> {
         let entries =
             fs::read_dir(&self.owners).map_err(|e| StoreError::io("list", &self.owners, e))?;
-        let mut dropped = 0;
+        // What the repair at open already dropped counts too.
+        let mut dropped = std::mem::take(&mut self.dropped_by_repair);
         for entry in entries {
             let entry = entry.map_err(|e| StoreError::io("list", &self.owners, e))?;
             let name = entry.file_name();
@@ -762,6 +1234,19 @@ impl Store for FileStore {
             self.dirty = false;
         }
         Ok(())
+    }
+}
+
+impl Drop for FileStore {
+    /// Stamp the index before the lock goes, if anything changed. Every
+    /// change of this module keeps each record listed in its owner's index
+    /// (index first, record second; record removed before its entry), also
+    /// on error paths, so the stamp is true whenever it is written. A failed
+    /// write only costs the next open a scan.
+    fn drop(&mut self) {
+        if self.stamp_stale {
+            let _ = self.write_stamp();
+        }
     }
 }
 

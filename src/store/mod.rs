@@ -1,6 +1,7 @@
 //! The IPAM store: who holds which address. The allocator (`crate::ipam`) sees
 //! only the [`Store`] trait; [`FileStore`] is the on-disk host-local layout
-//! plus an owner index, [`MemStore`] an in-memory double for tests.
+//! plus an owner index, [`StoreReader`] a read-only view of such a directory
+//! that creates and writes nothing, [`MemStore`] an in-memory double for tests.
 //!
 //! Every method is called with the store's lock held (a `FileStore` holds it
 //! from `open` until drop), so no method needs to guard against other writers
@@ -18,7 +19,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::cni::{CniError, code};
 
-pub use file::FileStore;
+pub use file::{FileStore, StoreReader};
 /// The flock-with-timeout, directory and fsync helpers, shared with the VLAN registry.
 pub(crate) use file::{ensure_dir, fsync_dir, lock_file, read_regular};
 

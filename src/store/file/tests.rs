@@ -209,6 +209,311 @@ fn crash_leftovers_are_handled() {
     assert!(!d.join("10.0.0.5").exists());
 }
 
+/// The addresses `who` holds according to the records (a full scan).
+fn held_by(c: &IpamConfig, who: &Owner) -> Vec<String> {
+    ipam::list(&c.location())
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.owner == *who)
+        .map(|a| a.ip.to_string())
+        .collect()
+}
+
+/// Issue 8, finding 3: a record whose owner-index entry is gone (power loss:
+/// the index is not fsynced; or someone removed the file) must still be
+/// released by DEL, and a retried ADD must return it rather than take a
+/// second address.
+#[test]
+fn lost_index_entry_del_frees_and_add_retry_reuses() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = conf(tmp.path(), "10.0.0.0/24");
+    let d = tmp.path().join("net");
+    assert_eq!(add_ip(&c, "a"), "10.0.0.2");
+    assert_eq!(add_ip(&c, "b"), "10.0.0.3");
+    fs::remove_file(d.join("owners/a@eth0")).unwrap();
+    ipam::del(&c.location(), &owner("a")).unwrap();
+    assert!(!d.join("10.0.0.2").exists(), "DEL did not free 10.0.0.2");
+    assert_eq!(read(d.join("10.0.0.3")), "b\r\neth0");
+
+    fs::remove_file(d.join("owners/b@eth0")).unwrap();
+    assert_eq!(add_ip(&c, "b"), "10.0.0.3", "ADD retry took a new address");
+    assert_eq!(held_by(&c, &owner("b")), ["10.0.0.3"]);
+    assert_eq!(
+        read(d.join("owners/b@eth0")),
+        "10.0.0.3\n",
+        "index repaired"
+    );
+    // The whole owners/ directory gone: rebuilt, nothing lost.
+    fs::remove_dir_all(d.join("owners")).unwrap();
+    assert_eq!(add_ip(&c, "b"), "10.0.0.3");
+    assert_eq!(add_ip(&c, "c"), "10.0.0.4");
+    ipam::del(&c.location(), &owner("b")).unwrap();
+    assert!(held_by(&c, &owner("b")).is_empty());
+}
+
+/// A store written by a host-local-style writer (records created with
+/// O_EXCL, last_reserved_ip rewritten) after mactrunk indexed it.
+#[test]
+fn records_written_by_a_foreign_writer_after_indexing_are_found() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = conf(tmp.path(), "10.0.0.0/24");
+    let d = tmp.path().join("net");
+    assert_eq!(add_ip(&c, "a"), "10.0.0.2");
+    // What host-local's Reserve does: the record, then the hint (O_TRUNC).
+    let foreign = |ip: &str, cid: &str| {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(d.join(ip))
+            .unwrap()
+            .write_all(format!("{cid}\r\neth0").as_bytes())
+            .unwrap();
+        fs::write(d.join("last_reserved_ip.0"), ip).unwrap();
+    };
+    foreign("10.0.0.3", "h1");
+    foreign("10.0.0.4", "h2");
+    ipam::del(&c.location(), &owner("h1")).unwrap();
+    assert!(
+        !d.join("10.0.0.3").exists(),
+        "DEL did not free h1's address"
+    );
+    // host-local's hint points past h2's address: a retry must not take .5.
+    assert_eq!(add_ip(&c, "h2"), "10.0.0.4");
+    assert_eq!(held_by(&c, &owner("h2")), ["10.0.0.4"]);
+    assert_eq!(add_ip(&c, "n"), "10.0.0.5");
+}
+
+/// Opening a store with a valid stamp, and ADD / DEL / repeated DEL on it,
+/// never scan the directory, even with 1,000 allocations in it.
+#[test]
+fn the_normal_path_does_not_scan() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = conf(tmp.path(), "10.0.0.0/16");
+    let d = tmp.path().join("net");
+    let s = FileStore::open(&d, LONG).unwrap();
+    assert_eq!(s.full_scans(), 1, "a new store is indexed once (empty)");
+    drop(s);
+    for i in 0..1000 {
+        add_ip(&c, &format!("fill{i}"));
+    }
+    let session = |f: &dyn Fn(&mut FileStore)| {
+        let mut s = FileStore::open(&d, LONG).unwrap();
+        f(&mut s);
+        s.commit().unwrap();
+        assert_eq!(s.full_scans(), 0, "a scan on the normal path");
+    };
+    // ADD of a new container (no index entry, by definition)
+    session(&|s| {
+        let got = ipam::allocate(s, &c, &owner("new")).unwrap();
+        assert_eq!(got[0].ip, ip("10.0.3.234"));
+    });
+    // ADD again (idempotent), CHECK's lookup
+    session(&|s| {
+        assert_eq!(
+            ipam::allocate(s, &c, &owner("new")).unwrap()[0].ip,
+            ip("10.0.3.234")
+        );
+        assert_eq!(s.owned_by(&owner("fill7")).unwrap(), [ip("10.0.0.9")]);
+    });
+    // DEL, then DEL again, and DEL of an owner that never existed
+    session(&|s| assert_eq!(s.release(&owner("new")).unwrap(), [ip("10.0.3.234")]));
+    session(&|s| assert!(s.release(&owner("new")).unwrap().is_empty()));
+    session(&|s| assert!(s.release(&owner("never")).unwrap().is_empty()));
+    // through the ipam entry points too (they open their own handle)
+    assert_eq!(add_ip(&c, "x"), "10.0.3.235");
+    ipam::del(&c.location(), &owner("x")).unwrap();
+    session(&|_| {});
+}
+
+/// Each way the index can stop matching the records makes the next open
+/// scan once, repair, and re-stamp; the open after that trusts it again.
+#[test]
+fn stamp_mismatches_trigger_one_repair() {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let c = conf(tmp.path(), "10.0.0.0/24");
+    let d = tmp.path().join("net");
+    add_ip(&c, "a");
+    add_ip(&c, "b");
+    let stamp = d.join("owners/.complete");
+    let scans = || FileStore::open(&d, LONG).unwrap().full_scans();
+    assert_eq!(scans(), 0);
+    // No pause between a stamp and the next change: settle_mtime makes a
+    // change within the same clock tick show too (kernels before 6.13).
+    let expect_one_repair = |what: &str| {
+        assert_eq!(scans(), 1, "{what}: no repair");
+        assert_eq!(scans(), 0, "{what}: repaired but not re-stamped");
+        assert_eq!(held_by(&c, &owner("a")), ["10.0.0.2"], "{what}");
+    };
+
+    // A reboot (power loss): another boot id. Written in place, as a power
+    // loss would leave it, so no directory time changes.
+    let text = read(&stamp);
+    let booted: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("boot ") {
+                "boot 00000000-0000-0000-0000-000000000000".to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n";
+    assert_ne!(booted, text);
+    fs::write(&stamp, booted).unwrap();
+    expect_one_repair("another boot id");
+
+    // A torn or empty stamp (power loss), an older mactrunk's empty marker.
+    fs::write(&stamp, "").unwrap();
+    expect_one_repair("empty stamp");
+    fs::write(&stamp, &read(&stamp)[..20]).unwrap();
+    expect_one_repair("torn stamp");
+
+    // A foreign writer rewrote the hint in place (the directories' times
+    // may not show it within one clock tick).
+    fs::write(d.join("last_reserved_ip.0"), "10.0.0.77").unwrap();
+    expect_one_repair("hint rewritten");
+
+    // A record created, its directory's mtime then set back: ctime shows it.
+    // (ctime is what shows a restored mtime: let the clock tick once.)
+    std::thread::sleep(Duration::from_millis(25));
+    let before = fs::metadata(&d).unwrap();
+    fs::write(d.join("10.0.0.50"), "f\r\neth0").unwrap();
+    let ts = |s: i64, ns: i64| nix::sys::time::TimeSpec::new(s, ns);
+    nix::sys::stat::utimensat(
+        nix::fcntl::AT_FDCWD,
+        &d,
+        &ts(before.atime(), before.atime_nsec()),
+        &ts(before.mtime(), before.mtime_nsec()),
+        nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+    )
+    .unwrap();
+    assert_eq!(fs::metadata(&d).unwrap().mtime_nsec(), before.mtime_nsec());
+    expect_one_repair("record created, mtime restored");
+    assert_eq!(read(d.join("owners/f@eth0")), "10.0.0.50\n");
+
+    // An index file removed; a record removed by hand.
+    fs::remove_file(d.join("owners/b@eth0")).unwrap();
+    expect_one_repair("index file removed");
+    assert_eq!(read(d.join("owners/b@eth0")), "10.0.0.3\n");
+    fs::remove_file(d.join("10.0.0.50")).unwrap();
+    expect_one_repair("record removed");
+    assert!(!d.join("owners/f@eth0").exists(), "stale index entry kept");
+
+    // Killed between a change and the stamp (the stamp is written last).
+    let mut s = FileStore::open(&d, LONG).unwrap();
+    assert!(s.reserve(&owner("k"), ip("10.0.0.60")).unwrap());
+    s.stamp_stale = false; // what a kill -9 before the drop leaves
+    drop(s);
+    expect_one_repair("killed before the stamp");
+    assert_eq!(held_by(&c, &owner("k")), ["10.0.0.60"]);
+}
+
+/// A foreign record created right after a stamp, within the same clock tick
+/// (kernels before 6.13 give both the same coarse time), must still show:
+/// settle_mtime moved the stamped mtime below the tick. 50 rounds, no pause.
+#[test]
+fn a_foreign_change_right_after_the_stamp_shows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = conf(tmp.path(), "10.0.0.0/24");
+    let d = tmp.path().join("net");
+    add_ip(&c, "a");
+    for i in 0..50 {
+        // no hint touched: only the directory times can show it
+        fs::write(
+            d.join(format!("10.0.0.{}", 100 + i)),
+            format!("f{i}\r\neth0"),
+        )
+        .unwrap();
+        let s = FileStore::open(&d, LONG).unwrap();
+        assert_eq!(s.full_scans(), 1, "round {i}: a foreign record went unseen");
+        drop(s);
+        assert_eq!(
+            read(d.join(format!("owners/f{i}@eth0"))),
+            format!("10.0.0.{}\n", 100 + i)
+        );
+        // and an index file removed right after a stamp
+        fs::remove_file(d.join(format!("owners/f{i}@eth0"))).unwrap();
+        assert_eq!(
+            FileStore::open(&d, LONG).unwrap().full_scans(),
+            1,
+            "round {i}: a removed index file went unseen"
+        );
+    }
+}
+
+/// The stamp is rewritten in place: a hard link planted as owners/.complete
+/// must not get its target overwritten.
+#[test]
+fn hard_link_planted_as_the_stamp_is_replaced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = conf(tmp.path(), "10.0.0.0/24");
+    let d = tmp.path().join("net");
+    let victim = tmp.path().join("victim");
+    fs::write(&victim, "precious").unwrap();
+    add_ip(&c, "a");
+    fs::remove_file(d.join("owners/.complete")).unwrap();
+    fs::hard_link(&victim, d.join("owners/.complete")).unwrap();
+    add_ip(&c, "b");
+    assert_eq!(read(&victim), "precious");
+    assert!(read(d.join("owners/.complete")).starts_with("mactrunk owner-index stamp"));
+    assert_eq!(FileStore::open(&d, LONG).unwrap().full_scans(), 0);
+}
+
+/// StoreReader creates and writes nothing, takes a shared lock only on an
+/// existing lock file, and excludes writers while it lives.
+#[test]
+fn store_reader_is_read_only_and_shares_the_lock() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = conf(tmp.path(), "10.0.0.0/24");
+    let d = tmp.path().join("net");
+    assert!(StoreReader::open(&d, LONG).is_err());
+    assert!(!d.exists(), "the reader created the store");
+    add_ip(&c, "a");
+    // A stale stamp stays stale: readers neither repair nor stamp.
+    fs::write(d.join("owners/.complete"), "").unwrap();
+    let r1 = StoreReader::open(&d, LONG).unwrap();
+    let r2 = StoreReader::open(&d, LONG).unwrap();
+    assert_eq!(r1.all().unwrap().len(), 1);
+    assert_eq!(r2.scan().unwrap().0[0].owner, owner("a"));
+    let e = FileStore::open(&d, Duration::from_millis(50)).unwrap_err();
+    assert!(matches!(e, StoreError::LockTimeout { .. }), "{e}");
+    drop((r1, r2));
+    assert_eq!(read(d.join("owners/.complete")), "");
+    let w = FileStore::open(&d, LONG).unwrap();
+    assert_eq!(w.full_scans(), 1, "a reader repaired the index");
+    let e = StoreReader::open(&d, Duration::from_millis(50)).unwrap_err();
+    assert!(matches!(e, StoreError::LockTimeout { .. }), "{e}");
+    drop(w);
+    // No lock file (not a store, or never locked): read as it is, no lock created.
+    let plain = tmp.path().join("plain");
+    fs::create_dir(&plain).unwrap();
+    fs::write(plain.join("10.0.0.9"), "p\r\neth0").unwrap();
+    assert_eq!(
+        StoreReader::open(&plain, LONG)
+            .unwrap()
+            .all()
+            .unwrap()
+            .len(),
+        1
+    );
+    let names: Vec<_> = fs::read_dir(&plain)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["10.0.0.9"]);
+    // A symlinked lock is refused, not followed.
+    let victim = tmp.path().join("victim");
+    fs::write(&victim, "").unwrap();
+    symlink(&victim, plain.join("lock")).unwrap();
+    assert!(matches!(
+        StoreReader::open(&plain, LONG).unwrap_err(),
+        StoreError::Unsafe { .. }
+    ));
+}
+
 #[test]
 fn gc_cleans_index_entries_whose_records_are_gone() {
     let tmp = tempfile::tempdir().unwrap();
@@ -245,13 +550,27 @@ fn symlinks_are_refused() {
     );
     assert_eq!(read(&victim), "precious");
     assert!(!d.join("owners/b@eth0").exists(), "nothing left behind");
-    // A symlinked index is refused too, and never written through.
+    // A symlinked index is never written through: refused when the owner
+    // has no record, replaced by the index repair (rename) when it has one.
     symlink(&victim, d.join("owners/a@eth0.x")).unwrap();
+    let e = ipam::del(&c.location(), &Owner::new("a", "eth0.x")).unwrap_err();
+    assert!(e.msg.contains("owners/a@eth0.x"), "{}", e.msg);
     fs::remove_file(d.join("owners/a@eth0")).unwrap();
     symlink(&victim, d.join("owners/a@eth0")).unwrap();
-    let e = ipam::del(&c.location(), &owner("a")).unwrap_err();
-    assert!(e.msg.contains("owners/a@eth0"), "{}", e.msg);
+    let s = FileStore::open(&d, LONG).unwrap();
+    assert_eq!(
+        s.full_scans(),
+        1,
+        "a replaced index file triggers the repair"
+    );
+    drop(s);
+    assert!(!d.join("owners/a@eth0").is_symlink());
+    assert_eq!(read(d.join("owners/a@eth0")), "10.0.0.2\n");
     assert_eq!(read(&victim), "precious");
+    ipam::del(&c.location(), &owner("a")).unwrap();
+    assert!(!d.join("10.0.0.2").exists());
+    assert_eq!(read(&victim), "precious");
+    fs::remove_file(d.join("owners/a@eth0.x")).unwrap();
     fs::remove_file(d.join("10.0.0.3")).unwrap();
 
     // A symlinked lock.
@@ -280,10 +599,38 @@ fn symlinks_are_refused() {
     fs::remove_file(d.join(".tmp")).unwrap();
     fs::remove_file(d.join("last_reserved_ip.0")).unwrap();
     symlink(&victim, d.join("last_reserved_ip.0")).unwrap();
-    fs::remove_file(d.join("owners/a@eth0")).unwrap();
-    assert_eq!(add_ip(&c, "c"), "10.0.0.3");
+    assert_eq!(add_ip(&c, "c"), "10.0.0.2");
     assert_eq!(read(&victim), "precious");
-    assert_eq!(read(d.join("last_reserved_ip.0")), "10.0.0.3");
+    assert_eq!(read(d.join("last_reserved_ip.0")), "10.0.0.2");
+}
+
+/// A hard link planted as a file the store rewrites in place (the round-robin
+/// hint) must not get its target overwritten: the name is replaced by a fresh
+/// file. A FIFO planted there neither hangs the ADD nor makes it fail.
+#[test]
+fn hard_links_and_fifos_planted_as_the_hint_are_replaced() {
+    use std::os::unix::fs::FileTypeExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let c = conf(tmp.path(), "10.0.0.0/24");
+    let d = tmp.path().join("net");
+    let victim = tmp.path().join("victim");
+    fs::write(&victim, "precious").unwrap();
+    assert_eq!(add_ip(&c, "a"), "10.0.0.2");
+    let hint = d.join("last_reserved_ip.0");
+    fs::remove_file(&hint).unwrap();
+    fs::hard_link(&victim, &hint).unwrap();
+    assert_eq!(add_ip(&c, "b"), "10.0.0.3");
+    assert_eq!(read(&victim), "precious", "written through a hard link");
+    assert_eq!(fs::metadata(&victim).unwrap().nlink(), 1);
+    assert_eq!(read(&hint), "10.0.0.3");
+    assert_eq!(fs::symlink_metadata(&hint).unwrap().nlink(), 1);
+
+    fs::remove_file(&hint).unwrap();
+    nix::unistd::mkfifo(&hint, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    assert_eq!(add_ip(&c, "c"), "10.0.0.4");
+    let t = fs::symlink_metadata(&hint).unwrap().file_type();
+    assert!(t.is_file() && !t.is_fifo());
+    assert_eq!(read(&hint), "10.0.0.4");
 }
 
 #[test]
