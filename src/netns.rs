@@ -111,6 +111,16 @@ impl NetNs {
         }
     }
 
+    /// An id of the namespace itself (nsfs device and inode: the same for
+    /// every path that names it, e.g. /run/netns/x and /proc/<pid>/ns/net),
+    /// for recording which namespace an attachment was made in. None if the
+    /// handle cannot be stat'ed.
+    pub fn id(&self) -> Option<String> {
+        fstat(&self.file)
+            .ok()
+            .map(|st| format!("{}:{}", st.st_dev, st.st_ino))
+    }
+
     /// The path this handle was opened from (for messages).
     pub fn path(&self) -> &str {
         &self.path

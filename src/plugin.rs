@@ -400,14 +400,33 @@ fn vlan_status(req: &Request, parent: &Parent) -> Result<(), CniError> {
     Ok(())
 }
 
-/// Addresses from whichever IPAM the config names.
-fn ipam_add(req: &Request, conf: &PluginConfig) -> Result<CniOutput, CniError> {
+/// How to give back what [`ipam_add`] allocated if ADD fails later.
+enum IpamUndo {
+    Nothing,
+    /// The in-process store: exactly the addresses this ADD reserved.
+    Fresh(StoreLocation, Vec<IpAddr>),
+    /// A delegated plugin: its DEL.
+    Delegate(String),
+}
+
+/// Addresses from whichever IPAM the config names, for the container netns
+/// `netns`.
+fn ipam_add(
+    req: &Request,
+    conf: &PluginConfig,
+    netns: &NetNs,
+) -> Result<(CniOutput, IpamUndo), CniError> {
     match &conf.ipam {
-        IpamKind::None => Ok(CniOutput::default()),
-        IpamKind::InProcess => ipam::add(
-            &IpamConfig::from_netconf(&req.conf, &req.args.args)?,
-            &owner(req),
-        ),
+        IpamKind::None => Ok((CniOutput::default(), IpamUndo::Nothing)),
+        IpamKind::InProcess => {
+            let ipam_conf = IpamConfig::from_netconf(&req.conf, &req.args.args)?;
+            let id = netns.id();
+            let added = ipam::add_in(&ipam_conf, &owner(req), id.as_deref())?;
+            Ok((
+                added.out,
+                IpamUndo::Fresh(ipam_conf.location(), added.fresh),
+            ))
+        }
         IpamKind::Delegate(t) => {
             let out =
                 delegate::exec(t, &req.args.path, Command::Add, &req.raw)?.ok_or_else(|| {
@@ -416,17 +435,32 @@ fn ipam_add(req: &Request, conf: &PluginConfig) -> Result<CniOutput, CniError> {
                         format!("ipam plugin {t:?} ADD printed no result"),
                     )
                 })?;
-            let out = CniOutput::from_json(&out, conf.cni_version)
-                .map_err(|e| e.context(format!("ipam plugin {t:?} result")))?;
-            if let Err(e) = out.check_expressible(conf.cni_version) {
-                // The delegate allocated: give the addresses back.
-                if let Err(de) = delegate::exec(t, &req.args.path, Command::Del, &req.raw) {
-                    log_at!(Level::Warn, "rollback: ipam plugin {t:?} DEL failed: {de}");
+            let undo = IpamUndo::Delegate(t.clone());
+            let parsed = CniOutput::from_json(&out, conf.cni_version)
+                .and_then(|out| out.check_expressible(conf.cni_version).map(|()| out));
+            match parsed {
+                Ok(out) => Ok((out, undo)),
+                Err(e) => {
+                    // The delegate allocated: give the addresses back.
+                    ipam_rollback(req, undo);
+                    Err(e.context(format!("ipam plugin {t:?} result")))
                 }
-                return Err(e.context(format!("ipam plugin {t:?} result")));
             }
-            Ok(out)
         }
+    }
+}
+
+/// Undo [`ipam_add`] after a later step of ADD failed (best effort, logged).
+fn ipam_rollback(req: &Request, undo: IpamUndo) {
+    let r = match undo {
+        IpamUndo::Nothing => Ok(()),
+        IpamUndo::Fresh(loc, fresh) => ipam::release_fresh(&loc, &owner(req), &fresh),
+        IpamUndo::Delegate(t) => {
+            delegate::exec(&t, &req.args.path, Command::Del, &req.raw).map(|_| ())
+        }
+    };
+    if let Err(e) = r {
+        log_at!(Level::Warn, "rollback: releasing addresses failed: {e}");
     }
 }
 
@@ -519,7 +553,7 @@ fn add(req: &Request, conf: &PluginConfig) -> Result<CniOutput, CniError> {
         return Err(ifname_taken(req));
     }
 
-    let ipam_out = ipam_add(req, conf)?;
+    let (ipam_out, ipam_undo) = ipam_add(req, conf, &netns)?;
     // The VLAN parent, now that the addresses are there (undone with them).
     let mut vlan_user_added = false;
     let master = match parent {
@@ -536,9 +570,7 @@ fn add(req: &Request, conf: &PluginConfig) -> Result<CniOutput, CniError> {
                     e.link
                 }
                 Err(e) => {
-                    if let Err(re) = ipam_del(req) {
-                        log_at!(Level::Warn, "rollback: releasing addresses failed: {re}");
-                    }
+                    ipam_rollback(req, ipam_undo);
                     return Err(e);
                 }
             }
@@ -571,9 +603,7 @@ fn add(req: &Request, conf: &PluginConfig) -> Result<CniOutput, CniError> {
                     "rollback: releasing the VLAN parent failed: {ve}"
                 );
             }
-            if let Err(re) = ipam_del(req) {
-                log_at!(Level::Warn, "rollback: releasing addresses failed: {re}");
-            }
+            ipam_rollback(req, ipam_undo);
             Err(e)
         }
     }

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use crate::cni::{CniError, CniOutput};
 use crate::config::parse_ipam_kind;
 use crate::ipam::{self, IpamConfig, StoreLocation};
+use crate::netns::NetNs;
 use crate::plugin::valid_attachments;
 use crate::skel::{Plugin, Request};
 use crate::store::Owner;
@@ -29,7 +30,11 @@ fn config(req: &Request) -> Result<IpamConfig, CniError> {
 
 impl Plugin for StandaloneIpam {
     fn add(&self, req: &Request) -> Result<CniOutput, CniError> {
-        ipam::add(&config(req)?, &owner(req))
+        // The namespace only identifies the attachment (an ADD of the same
+        // container ID and interface for another one is refused); a path
+        // that cannot be opened leaves that check out, not the ADD.
+        let netns = NetNs::open(&req.args.netns).ok().and_then(|ns| ns.id());
+        ipam::add_in(&config(req)?, &owner(req), netns.as_deref()).map(|a| a.out)
     }
 
     fn del(&self, req: &Request) -> Result<(), CniError> {

@@ -16,6 +16,9 @@ pub struct Assigned {
     pub ip: IpAddr,
     pub prefix: u8,
     pub gateway: Option<IpAddr>,
+    /// Reserved by this call (false: the owner already held it). A rollback
+    /// gives back only these.
+    pub fresh: bool,
 }
 
 fn assigned(conf: &IpamConfig, set: usize, ip: IpAddr) -> Result<Assigned, CniError> {
@@ -29,6 +32,7 @@ fn assigned(conf: &IpamConfig, set: usize, ip: IpAddr) -> Result<Assigned, CniEr
         ip,
         prefix: range.subnet.prefix(),
         gateway: range.gateway,
+        fresh: false,
     })
 }
 
@@ -45,12 +49,30 @@ fn set_of(conf: &IpamConfig, ip: IpAddr) -> Option<usize> {
 }
 
 /// Give `owner` one address per range set. Returns them in set order.
+/// `netns` identifies the network namespace of this ADD: an owner whose
+/// addresses were given for another namespace is a live attachment of the
+/// same container ID and interface elsewhere, and is refused (code 4) rather
+/// than handed the same addresses (as host-local refuses a duplicate).
 pub fn allocate<S: Store>(
     store: &mut S,
     conf: &IpamConfig,
     owner: &Owner,
+    netns: Option<&str>,
 ) -> Result<Vec<Assigned>, CniError> {
     let held = store.owned_by(owner)?;
+    if let Some(want) = netns {
+        if !held.is_empty()
+            && let Some(prev) = store.netns_of(owner)?
+            && prev != want
+        {
+            let list: Vec<String> = held.iter().map(IpAddr::to_string).collect();
+            return Err(CniError::env(format!(
+                "CNI_CONTAINERID/CNI_IFNAME: {owner} already holds {} for another network namespace; DEL that attachment first",
+                list.join(", ")
+            )));
+        }
+        store.bind_netns(owner, want);
+    }
     let mut have: Vec<Option<IpAddr>> = vec![None; conf.range_sets.len()];
     let mut stale = Vec::new();
     for ip in held {
@@ -111,7 +133,9 @@ pub fn allocate<S: Store>(
             let ip = ip.ok_or_else(|| {
                 CniError::internal(format!("range set {i} left without an address"))
             })?;
-            assigned(conf, i, ip)
+            let mut a = assigned(conf, i, ip)?;
+            a.fresh = new.contains(&ip);
+            Ok(a)
         })
         .collect()
 }

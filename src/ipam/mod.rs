@@ -72,20 +72,54 @@ pub fn output(conf: &IpamConfig, assigned: &[Assigned], dns: Dns) -> Result<CniO
 
 /// ADD: one address per range set for `owner` (the same ones again if it
 /// already holds them), plus the configured routes and DNS.
+#[cfg(test)]
 pub fn add(conf: &IpamConfig, owner: &Owner) -> Result<CniOutput, CniError> {
+    add_in(conf, owner, None).map(|a| a.out)
+}
+
+/// What ADD gave: the IPAM result, and the addresses this call reserved
+/// (the owner may have held others already: a rollback gives back only these).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Added {
+    pub out: CniOutput,
+    pub fresh: Vec<IpAddr>,
+}
+
+/// ADD for the network namespace `netns` (an id from `NetNs::id`; None when
+/// unknown): an owner already holding addresses for another namespace is
+/// refused, see [`allocate`].
+pub fn add_in(conf: &IpamConfig, owner: &Owner, netns: Option<&str>) -> Result<Added, CniError> {
     owner.validate()?;
     let dns = dns(conf)?; // before taking the lock: a bad resolvConf allocates nothing
     let loc = conf.location();
     let mut store = FileStore::open(&loc.dir, loc.lock_timeout)?;
-    let assigned = allocate(&mut store, conf, owner)?;
+    let assigned = allocate(&mut store, conf, owner, netns)?;
+    let fresh: Vec<IpAddr> = assigned.iter().filter(|a| a.fresh).map(|a| a.ip).collect();
     if let Err(e) = store.commit() {
-        // Not durable: give the addresses back rather than report success.
-        for a in &assigned {
-            let _ = store.unreserve(owner, a.ip);
+        // Not durable: give this call's addresses back rather than report success.
+        for ip in &fresh {
+            let _ = store.unreserve(owner, *ip);
         }
         return Err(e.into());
     }
-    output(conf, &assigned, dns)
+    Ok(Added {
+        out: output(conf, &assigned, dns)?,
+        fresh,
+    })
+}
+
+/// Rollback of a failed ADD: give back exactly the addresses that ADD
+/// reserved (`Added::fresh`), nothing the owner held before.
+pub fn release_fresh(loc: &StoreLocation, owner: &Owner, fresh: &[IpAddr]) -> Result<(), CniError> {
+    if fresh.is_empty() {
+        return Ok(());
+    }
+    let mut store = FileStore::open(&loc.dir, loc.lock_timeout)?;
+    for ip in fresh {
+        store.unreserve(owner, *ip)?;
+    }
+    store.commit()?;
+    Ok(())
 }
 
 /// DEL: release everything `owner` holds. Idempotent; a missing store is fine.

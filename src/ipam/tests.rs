@@ -558,7 +558,7 @@ fn store_location_needs_only_name_and_data_dir() {
 // ---------------------------------------------------------------- allocator (MemStore)
 
 fn alloc(store: &mut MemStore, c: &IpamConfig, cid: &str) -> Result<Vec<IpAddr>, CniError> {
-    allocate(store, c, &owner(cid)).map(|v| v.into_iter().map(|a| a.ip).collect())
+    allocate(store, c, &owner(cid), None).map(|v| v.into_iter().map(|a| a.ip).collect())
 }
 
 fn one(store: &mut MemStore, c: &IpamConfig, cid: &str) -> String {
@@ -609,7 +609,7 @@ fn tiny_subnets() {
         code::POOL_EXHAUSTED
     );
     let c = cfg(json!({"subnet": "fd00::8/128"}));
-    let a = allocate(&mut MemStore::new(), &c, &owner("a")).unwrap();
+    let a = allocate(&mut MemStore::new(), &c, &owner("a"), None).unwrap();
     assert_eq!(
         (a[0].ip, a[0].prefix, a[0].gateway),
         (ip("fd00::8"), 128, None)
@@ -620,7 +620,7 @@ fn tiny_subnets() {
 fn dual_stack_one_address_per_set() {
     let c = cfg(json!({"ranges": [[{"subnet": "10.0.0.0/24"}], [{"subnet": "fd00::/64"}]]}));
     let mut s = MemStore::new();
-    let a = allocate(&mut s, &c, &owner("a")).unwrap();
+    let a = allocate(&mut s, &c, &owner("a"), None).unwrap();
     assert_eq!(a.len(), 2);
     assert_eq!(
         (a[0].ip, a[0].prefix, a[0].gateway),
@@ -645,7 +645,7 @@ fn multi_range_set_moves_to_next_range() {
         .map(|id| one(&mut s, &c, id))
         .collect();
     assert_eq!(got, ["10.0.0.10", "10.0.0.11", "10.0.1.10"]);
-    let a = allocate(&mut MemStore::new(), &c, &owner("x")).unwrap();
+    let a = allocate(&mut MemStore::new(), &c, &owner("x"), None).unwrap();
     assert_eq!(a[0].gateway, Some(ip("10.0.0.1")));
     s.release(&owner("a")).unwrap();
     assert_eq!(one(&mut s, &c, "d"), "10.0.0.10");
@@ -663,7 +663,7 @@ fn static_anywhere_in_subnet_and_conflicts() {
         json!({"subnet": "10.0.0.0/24", "rangeStart": "10.0.0.100", "rangeEnd": "10.0.0.110"});
     let c = with_static(ipam.clone(), &["10.0.0.7/24"]);
     let mut s = MemStore::new();
-    let a = allocate(&mut s, &c, &owner("a")).unwrap();
+    let a = allocate(&mut s, &c, &owner("a"), None).unwrap();
     assert_eq!(
         (a[0].ip, a[0].prefix, a[0].gateway),
         (ip("10.0.0.7"), 24, Some(ip("10.0.0.1")))
@@ -673,7 +673,7 @@ fn static_anywhere_in_subnet_and_conflicts() {
         "static requests leave the round-robin hint alone"
     );
     // Someone else asking for it: 102 naming IP and holder.
-    let e = allocate(&mut s, &c, &owner("b")).unwrap_err();
+    let e = allocate(&mut s, &c, &owner("b"), None).unwrap_err();
     assert_eq!(e.code, code::ADDRESS_IN_USE);
     assert!(
         e.msg.contains("10.0.0.7") && e.msg.contains("container a interface eth0"),
@@ -731,7 +731,7 @@ fn idempotent_add_returns_same_without_allocating() {
     assert_eq!(s.last, before.last);
     assert_eq!(s.holder_calls, calls, "no candidate probed");
     // A second interface of the same container is a different owner.
-    let b = allocate(&mut s, &c, &Owner::new("a", "net1")).unwrap();
+    let b = allocate(&mut s, &c, &Owner::new("a", "net1"), None).unwrap();
     assert_ne!(b[0].ip, first[0]);
 }
 
@@ -1115,7 +1115,7 @@ fn no_panic_on_odd_input() {
                         parsed += 1;
                         let mut s = MemStore::new();
                         for id in ["a", "b", "c", "d", "e", "f"] {
-                            let _ = allocate(&mut s, &c, &owner(id));
+                            let _ = allocate(&mut s, &c, &owner(id), None);
                         }
                         let _ = usage_from(&c, &s.ips.keys().copied().collect::<Vec<_>>());
                         let _ = gc_store(&mut s, &[]);
@@ -1282,4 +1282,67 @@ fn status_on_a_full_data_dir_is_50() {
             .count();
         assert_eq!(tmp_entries, 0);
     });
+}
+
+// ---------------------------------------------------------------- one attachment, one netns
+
+#[test]
+fn an_owner_holding_addresses_for_another_netns_is_refused() {
+    let c = cfg(v4_24());
+    let mut s = MemStore::new();
+    let first = allocate(&mut s, &c, &owner("a"), Some("4:100")).unwrap();
+    assert!(first[0].fresh);
+    // The same namespace again (a retried ADD): the same address, nothing new.
+    let again = allocate(&mut s, &c, &owner("a"), Some("4:100")).unwrap();
+    assert_eq!((again[0].ip, again[0].fresh), (first[0].ip, false));
+    // Another namespace: refused, and nothing changes.
+    let e = allocate(&mut s, &c, &owner("a"), Some("4:200")).unwrap_err();
+    assert_eq!(e.code, code::INVALID_ENV);
+    assert!(
+        e.msg.contains("another network namespace") && e.msg.contains(&first[0].ip.to_string()),
+        "{}",
+        e.msg
+    );
+    assert_eq!(s.ips.len(), 1);
+    assert_eq!(s.netns_of(&owner("a")).unwrap().as_deref(), Some("4:100"));
+    // Unknown namespace (the caller could not tell): no refusal.
+    assert_eq!(
+        allocate(&mut s, &c, &owner("a"), None).unwrap()[0].ip,
+        first[0].ip
+    );
+    // After the owner's DEL, the other namespace is fine.
+    s.release(&owner("a")).unwrap();
+    let other = allocate(&mut s, &c, &owner("a"), Some("4:200")).unwrap();
+    assert!(other[0].fresh);
+}
+
+#[test]
+fn the_file_store_records_the_netns_and_a_rollback_frees_only_fresh_addresses() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = file_cfg(tmp.path(), v4_24());
+    let a = owner("a");
+    let first = add_in(&c, &a, Some("4:1")).unwrap();
+    assert_eq!(first.fresh.len(), 1);
+    let index = c.location().dir.join("owners").join("a@eth0");
+    let text = std::fs::read_to_string(&index).unwrap();
+    assert!(text.ends_with("netns 4:1\n"), "{text:?}");
+    // A retried ADD in the same netns reserves nothing; its rollback must
+    // not give back what the first ADD holds.
+    let retry = add_in(&c, &a, Some("4:1")).unwrap();
+    assert!(retry.fresh.is_empty());
+    assert_eq!(retry.out, first.out);
+    release_fresh(&c.location(), &a, &retry.fresh).unwrap();
+    let mut store = FileStore::open(&c.location().dir, c.location().lock_timeout).unwrap();
+    assert_eq!(store.owned_by(&a).unwrap(), vec![first.fresh[0]]);
+    drop(store);
+    let e = add_in(&c, &a, Some("4:2")).unwrap_err();
+    assert_eq!(e.code, code::INVALID_ENV);
+    // The fresh addresses of an ADD are what its rollback frees.
+    let b = owner("b");
+    let added = add_in(&c, &b, Some("4:3")).unwrap();
+    release_fresh(&c.location(), &b, &added.fresh).unwrap();
+    let mut store = FileStore::open(&c.location().dir, c.location().lock_timeout).unwrap();
+    assert!(store.owned_by(&b).unwrap().is_empty());
+    assert_eq!(store.owned_by(&a).unwrap(), vec![first.fresh[0]]);
+    assert_eq!(store.netns_of(&a).unwrap().as_deref(), Some("4:1"));
 }

@@ -123,6 +123,8 @@ pub struct FileStore {
     /// Index entries the repair at open dropped (their records were gone);
     /// reported by the next `clean_index`.
     dropped_by_repair: usize,
+    /// The netns recorded with the next index write of this owner.
+    bound_netns: Option<(Owner, String)>,
 }
 
 fn nofollow_flags() -> i32 {
@@ -245,6 +247,18 @@ fn read_small(path: &Path) -> Result<Option<String>, StoreError> {
 fn record_name(name: &str) -> Option<IpAddr> {
     let ip: IpAddr = name.parse().ok()?;
     (ip.to_string() == name).then_some(ip)
+}
+
+/// The `netns <id>` line of an index file: the network namespace the
+/// owner's addresses were given for (see [`Store::netns_of`]).
+const NETNS_PREFIX: &str = "netns ";
+
+fn parse_index_netns(content: &str) -> Option<String> {
+    content
+        .lines()
+        .find_map(|l| l.strip_prefix(NETNS_PREFIX))
+        .map(|id| id.trim().to_string())
+        .filter(|id| !id.is_empty())
 }
 
 fn parse_index(content: &str) -> Vec<IpAddr> {
@@ -589,6 +603,7 @@ impl FileStore {
             hints: BTreeMap::new(),
             full_scans: 0,
             dropped_by_repair: 0,
+            bound_netns: None,
         };
         store.clean_tmp()?;
         store.ensure_index()?;
@@ -846,9 +861,22 @@ impl FileStore {
             };
         }
         self.touched();
+        let netns = match &self.bound_netns {
+            Some((o, id)) if o == owner => Some(id.clone()),
+            // Kept across rewrites of the owner's addresses.
+            _ => read_small(&dst)
+                .ok()
+                .flatten()
+                .and_then(|c| parse_index_netns(&c)),
+        };
         let mut content = String::new();
         for ip in ips {
             content.push_str(&ip.to_string());
+            content.push('\n');
+        }
+        if let Some(id) = netns {
+            content.push_str(NETNS_PREFIX);
+            content.push_str(&id);
             content.push('\n');
         }
         // Not fsynced: the index is a lookup aid that readers check against
@@ -1097,6 +1125,21 @@ impl Store for FileStore {
             }
         }
         Ok(out)
+    }
+
+    fn netns_of(&mut self, owner: &Owner) -> Result<Option<String>, StoreError> {
+        let Some(path) = self.index_path(owner) else {
+            return Ok(None);
+        };
+        Ok(read_small(&path)?.and_then(|c| parse_index_netns(&c)))
+    }
+
+    fn bind_netns(&mut self, owner: &Owner, netns: &str) {
+        // One line in a small file: an id with a line break would be a
+        // second line, so it is not recorded (the caller makes plain ids).
+        if !netns.is_empty() && !netns.contains(['\n', '\r']) {
+            self.bound_netns = Some((owner.clone(), netns.to_string()));
+        }
     }
 
     fn reserve(&mut self, owner: &Owner, ip: IpAddr) -> Result<bool, StoreError> {

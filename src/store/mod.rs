@@ -143,6 +143,15 @@ pub trait Store {
     /// Addresses held by `owner`, including legacy records of its container.
     /// Only addresses whose record exists and names the owner are returned.
     fn owned_by(&mut self, owner: &Owner) -> Result<Vec<IpAddr>, StoreError>;
+    /// The network namespace `owner`'s addresses were given for (an opaque
+    /// id made by the caller, e.g. nsfs `dev:ino`), when the store knows it.
+    fn netns_of(&mut self, _owner: &Owner) -> Result<Option<String>, StoreError> {
+        Ok(None)
+    }
+    /// Record `netns` for `owner` together with its next reservation (no
+    /// write of its own: an owner that reserves nothing new keeps what is
+    /// recorded).
+    fn bind_netns(&mut self, _owner: &Owner, _netns: &str) {}
     /// Claim `ip` for `owner` without clobbering: `Ok(false)` if someone else
     /// holds it, `Ok(true)` if it is now (or already was) held by `owner`.
     fn reserve(&mut self, owner: &Owner, ip: IpAddr) -> Result<bool, StoreError>;
@@ -244,6 +253,8 @@ pub struct MemStore {
     pub holder_calls: u64,
     /// Make `reserve` of these addresses fail with an I/O error (rollback tests).
     pub fail_reserve: Vec<IpAddr>,
+    pub netns: BTreeMap<Owner, String>,
+    pub bound_netns: Option<(Owner, String)>,
 }
 
 impl MemStore {
@@ -267,7 +278,20 @@ impl Store for MemStore {
             .collect())
     }
 
+    fn netns_of(&mut self, owner: &Owner) -> Result<Option<String>, StoreError> {
+        Ok(self.netns.get(owner).cloned())
+    }
+
+    fn bind_netns(&mut self, owner: &Owner, netns: &str) {
+        self.bound_netns = Some((owner.clone(), netns.to_string()));
+    }
+
     fn reserve(&mut self, owner: &Owner, ip: IpAddr) -> Result<bool, StoreError> {
+        if let Some((o, id)) = &self.bound_netns
+            && o == owner
+        {
+            self.netns.insert(o.clone(), id.clone());
+        }
         if self.fail_reserve.contains(&ip) {
             return Err(StoreError::io(
                 "write",
@@ -303,6 +327,7 @@ impl Store for MemStore {
         for ip in &gone {
             self.ips.remove(ip);
         }
+        self.netns.remove(owner);
         Ok(gone)
     }
 

@@ -304,13 +304,13 @@ fn the_normal_path_does_not_scan() {
     };
     // ADD of a new container (no index entry, by definition)
     session(&|s| {
-        let got = ipam::allocate(s, &c, &owner("new")).unwrap();
+        let got = ipam::allocate(s, &c, &owner("new"), None).unwrap();
         assert_eq!(got[0].ip, ip("10.0.3.234"));
     });
     // ADD again (idempotent), CHECK's lookup
     session(&|s| {
         assert_eq!(
-            ipam::allocate(s, &c, &owner("new")).unwrap()[0].ip,
+            ipam::allocate(s, &c, &owner("new"), None).unwrap()[0].ip,
             ip("10.0.3.234")
         );
         assert_eq!(s.owned_by(&owner("fill7")).unwrap(), [ip("10.0.0.9")]);
