@@ -17,11 +17,11 @@ use std::time::{Duration, Instant};
 
 use ipnetwork::IpNetwork;
 use mactrunk::cni::{CniError, Route, code};
-use mactrunk::link::{
+use mactrunk::sys::netlink::{
     AddrFlags, LinkError, LinkInfo, MacvlanMode, MacvlanSpec, Netlink, VlanProtocol, ifa_flags,
 };
-use mactrunk::netns::{NetNs, NetnsError, run_in};
-use mactrunk::sysctl;
+use mactrunk::sys::netns::{NetNs, NetnsError, run_in};
+use mactrunk::sys::sysctl;
 use nix::sched::{CloneFlags, unshare};
 use tokio::runtime::Runtime;
 

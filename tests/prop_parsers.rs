@@ -20,12 +20,12 @@ use std::path::{Component, Path};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
+use mactrunk::attach::config::{IpamKind, PluginConfig};
 use mactrunk::cni::env::{CmdArgs, CniArgs, Command, interface_name_problem, is_valid_name};
+use mactrunk::cni::skel::{self, Plugin, Request};
 use mactrunk::cni::{CniError, CniOutput, Version};
-use mactrunk::config::{IpamKind, PluginConfig};
+use mactrunk::ipam::store::Owner;
 use mactrunk::ipam::{IpamConfig, StoreLocation};
-use mactrunk::skel::{self, Plugin, Request};
-use mactrunk::store::Owner;
 
 // ------------------------------------------------------------------ generators
 
@@ -334,7 +334,7 @@ impl Plugin for ParseOnly {
         PluginConfig::parse(&req.conf, &req.args.args).map(|_| ())
     }
     fn gc(&self, req: &Request) -> Result<(), CniError> {
-        mactrunk::plugin::valid_attachments(&req.conf).map(|_| ())
+        mactrunk::attach::valid_attachments(&req.conf).map(|_| ())
     }
     fn status(&self, req: &Request) -> Result<(), CniError> {
         PluginConfig::parse(&req.conf, &req.args.args).map(|_| ())

@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use mactrunk::cni::env::CniArgs;
-use mactrunk::config::PluginConfig;
+use mactrunk::attach::config::PluginConfig;
 use mactrunk::ipam::{IpamConfig, StoreLocation};
 
 fuzz_target!(|data: &[u8]| {

@@ -8,9 +8,9 @@ use libfuzzer_sys::fuzz_target;
 use mactrunk::cni::CniError;
 use mactrunk::cni::CniOutput;
 use mactrunk::cni::env::CniArgs;
-use mactrunk::config::{IpamKind, PluginConfig};
+use mactrunk::attach::config::{IpamKind, PluginConfig};
 use mactrunk::ipam::{IpamConfig, StoreLocation};
-use mactrunk::skel::{self, Plugin, Request};
+use mactrunk::cni::skel::{self, Plugin, Request};
 
 struct ParseOnly;
 
@@ -29,7 +29,7 @@ impl Plugin for ParseOnly {
         PluginConfig::parse(&req.conf, &CniArgs::default()).map(|_| ())
     }
     fn gc(&self, req: &Request) -> Result<(), CniError> {
-        mactrunk::plugin::valid_attachments(&req.conf).map(|_| ())
+        mactrunk::attach::valid_attachments(&req.conf).map(|_| ())
     }
     fn status(&self, req: &Request) -> Result<(), CniError> {
         PluginConfig::parse(&req.conf, &req.args.args).map(|_| ())

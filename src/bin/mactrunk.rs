@@ -1,8 +1,8 @@
 //! The `mactrunk` CNI plugin binary: environment and stdin in, one JSON
 //! document on stdout.
 
-use mactrunk::plugin::Macvlan;
+use mactrunk::attach::Macvlan;
 
 fn main() {
-    std::process::exit(mactrunk::entry::main(&Macvlan, "mactrunk"));
+    std::process::exit(mactrunk::cni::entry::main(&Macvlan, "mactrunk"));
 }

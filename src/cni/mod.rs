@@ -1,8 +1,10 @@
 //! The CNI protocol: environment, versions, result format and errors. No I/O
 //! beyond what the caller hands in.
 
+pub mod entry;
 pub mod env;
 pub mod error;
+pub mod skel;
 pub mod types;
 pub mod version;
 

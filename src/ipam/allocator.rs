@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use super::config::IpamConfig;
 use super::range::{Candidates, dynamic_ok};
 use crate::cni::{CniError, code};
-use crate::store::{Owner, Store};
+use crate::ipam::store::{Owner, Store};
 
 /// One address given to an owner, with the range it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,8 +3,11 @@
 
 pub mod allocator;
 pub mod config;
+pub mod delegate;
+pub mod plugin;
 pub mod range;
 pub mod resolv;
+pub mod store;
 
 use std::io;
 use std::net::IpAddr;
@@ -13,7 +16,7 @@ use std::path::Path;
 use ipnetwork::IpNetwork;
 
 use crate::cni::{CniError, CniOutput, Dns, IpConfig, code};
-use crate::store::{Allocation, FileStore, Owner, Store, StoreError, StoreReader};
+use crate::ipam::store::{Allocation, FileStore, Owner, Store, StoreError, StoreReader};
 
 pub use allocator::{Assigned, allocate};
 pub use config::{IpamConfig, StaticIp, StoreLocation};

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::cni::env::CniArgs;
-use crate::store::{MemStore, Owner, Store};
+use crate::ipam::store::{MemStore, Owner, Store};
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()

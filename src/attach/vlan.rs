@@ -3,7 +3,7 @@
 //! reference counts in `vlan_registry`. Also the pure decision of what ADD
 //! does with whatever link of the VLAN's name it finds ([`plan`]).
 
-use crate::link::{LinkInfo, VlanProtocol};
+use crate::sys::netlink::{LinkInfo, VlanProtocol};
 
 /// How a configured master maps to the link the macvlan sits on.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use crate::cni::env::{CniArgs, is_valid_name};
 use crate::cni::{CniError, CniOutput, Dns, Version, code};
-use crate::link::{MacvlanMode, VlanProtocol};
+use crate::sys::netlink::{MacvlanMode, VlanProtocol};
 
 /// Highest 802.1Q VLAN id usable on a link (4095 is reserved).
 pub const MAX_VLAN_ID: u64 = 4094;
@@ -201,7 +201,7 @@ impl PluginConfig {
             prev_result,
             log_file: opt_string(obj, "logFile")?,
             log_level: match opt_string(obj, "logLevel")? {
-                Some(l) if crate::log::Level::parse(&l).is_none() => {
+                Some(l) if crate::sys::log::Level::parse(&l).is_none() => {
                     return Err(CniError::config(
                         "logLevel",
                         format!("unknown level {l:?}: expected error, warn, info or debug"),

@@ -28,12 +28,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::attach::vlan::{self, Ownership, Plan, VlanParent};
 use crate::cni::{CniError, code};
-use crate::link::{LinkError, LinkInfo, Netlink, VlanProtocol};
-use crate::log::Level;
+use crate::ipam::store::{Owner, StoreError, ensure_dir, fsync_dir, lock_file, read_regular};
 use crate::log_at;
-use crate::store::{Owner, StoreError, ensure_dir, fsync_dir, lock_file, read_regular};
-use crate::vlan::{self, Ownership, Plan, VlanParent};
+use crate::sys::log::Level;
+use crate::sys::netlink::{LinkError, LinkInfo, Netlink, VlanProtocol};
 
 /// The registry directory's name under the dataDir.
 pub const DIR_NAME: &str = ".mactrunk-vlans";
@@ -93,7 +93,7 @@ impl VlanRecord {
             vid: parent.vid,
             protocol: protocol.to_string(),
             ifindex: None,
-            created: crate::log::rfc3339_seconds(SystemTime::now()),
+            created: crate::sys::log::rfc3339_seconds(SystemTime::now()),
             users: Vec::new(),
         }
     }
@@ -761,15 +761,15 @@ mod tests {
     #[test]
     fn timestamps() {
         assert_eq!(
-            crate::log::rfc3339_seconds(UNIX_EPOCH),
+            crate::sys::log::rfc3339_seconds(UNIX_EPOCH),
             "1970-01-01T00:00:00Z"
         );
         assert_eq!(
-            crate::log::rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(1_709_251_199)),
+            crate::sys::log::rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(1_709_251_199)),
             "2024-02-29T23:59:59Z"
         );
         assert_eq!(
-            crate::log::rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            crate::sys::log::rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(951_782_400)),
             "2000-02-29T00:00:00Z"
         );
     }

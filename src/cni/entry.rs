@@ -4,8 +4,8 @@
 use std::io::Write;
 
 use crate::cni::CniError;
+use crate::cni::skel::{self, Outcome, Plugin};
 use crate::cni::version::SUPPORTED;
-use crate::skel::{self, Outcome, Plugin};
 
 /// What `--version` prints (without the newline), e.g.
 /// `mactrunk 0.1.0 (CNI plugin; spec versions 0.1.0, ..., 1.1.0)`.

@@ -6,9 +6,9 @@ use std::io::Read;
 
 use serde_json::Value;
 
+use crate::attach::config::{parse_name, parse_version};
 use crate::cni::env::{CmdArgs, Command};
 use crate::cni::{CniError, CniOutput, Version, code, version::SUPPORTED};
-use crate::config::{parse_name, parse_version};
 
 /// One invocation, validated up to the point every command shares.
 pub struct Request {

@@ -30,8 +30,8 @@ use serde_json::{Map, Value, json};
 
 use crate::cni::env::{CniArgs, is_valid_name};
 use crate::ipam::config::{DEFAULT_DATA_DIR, DEFAULT_LOCK_TIMEOUT};
+use crate::ipam::store::{Allocation, FileStore, Owner, Store, StoreError, StoreReader};
 use crate::ipam::{self, IpamConfig, RangeSetUsage, StoreLocation};
-use crate::store::{Allocation, FileStore, Owner, Store, StoreError, StoreReader};
 
 /// Where runtimes look for network configs.
 pub const DEFAULT_CONF_DIR: &str = "/etc/cni/net.d";
@@ -568,7 +568,7 @@ pub enum Report {
 
 /// UTC `YYYY-MM-DDTHH:MM:SSZ` (no chrono for one format).
 pub fn format_time(t: SystemTime) -> String {
-    crate::log::rfc3339_seconds(t)
+    crate::sys::log::rfc3339_seconds(t)
 }
 
 fn unix_secs(t: SystemTime) -> Option<u64> {
@@ -1292,7 +1292,7 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
             return EXIT_OK;
         }
         Cmd::Version => {
-            let _ = writeln!(out, "{}", crate::entry::version_text("mactrunk-ipam"));
+            let _ = writeln!(out, "{}", crate::cni::entry::version_text("mactrunk-ipam"));
             return EXIT_OK;
         }
         _ => {}
@@ -1373,7 +1373,7 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Owner;
+    use crate::ipam::store::Owner;
     use std::time::Duration;
 
     fn args(s: &str) -> Vec<String> {
@@ -1959,7 +1959,7 @@ mod tests {
             assert_eq!(rc, 0);
             assert_eq!(
                 out,
-                format!("{}\n", crate::entry::version_text("mactrunk-ipam"))
+                format!("{}\n", crate::cni::entry::version_text("mactrunk-ipam"))
             );
             assert!(out.starts_with("mactrunk-ipam 0.") && out.contains("spec versions"));
         }

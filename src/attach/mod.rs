@@ -2,6 +2,10 @@
 //! rollback of a failed ADD. Kernel work goes through `link`, `netns`,
 //! `sysctl` and `announce`; addresses through `ipam` or a delegate.
 
+pub mod config;
+pub mod vlan;
+pub mod vlan_registry;
+
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -10,17 +14,19 @@ use ipnetwork::IpNetwork;
 use serde_json::Value;
 
 use crate::cni::env::Command;
+use crate::cni::skel::{Plugin, Request};
 use crate::cni::{CniError, CniOutput, Interface, code};
-use crate::config::{DadPolicy, IpamKind, PluginConfig, format_mac};
+use crate::ipam::delegate;
+use crate::ipam::store::Owner;
 use crate::ipam::{self, IpamConfig, StoreLocation};
-use crate::link::{AddrFlags, LinkError, LinkInfo, MacvlanSpec, Netlink};
-use crate::log::Level;
-use crate::netns::{self, NetNs, NetnsError};
-use crate::skel::{Plugin, Request};
-use crate::store::Owner;
-use crate::vlan::VlanParent;
-use crate::vlan_registry::{self, VlanUser, VlanWant};
-use crate::{delegate, log_at, sysctl, vlan};
+use crate::log_at;
+use crate::sys::log::Level;
+use crate::sys::netlink::{AddrFlags, LinkError, LinkInfo, MacvlanSpec, Netlink};
+use crate::sys::netns::{self, NetNs, NetnsError};
+use crate::sys::sysctl;
+use config::{DadPolicy, IpamKind, PluginConfig, format_mac};
+use vlan::VlanParent;
+use vlan_registry::{VlanUser, VlanWant};
 
 /// How long ADD waits for IPv6 DAD with `ipv6Dad: "wait"`.
 const DAD_TIMEOUT: Duration = Duration::from_secs(5);
@@ -62,7 +68,7 @@ impl Plugin for Macvlan {
             Some(v) => vlan_gc(req, v),
             None => Ok(()),
         };
-        let kind = crate::config::parse_ipam_kind(obj(&req.conf)?)?;
+        let kind = crate::attach::config::parse_ipam_kind(obj(&req.conf)?)?;
         let ipam_result = match kind {
             IpamKind::None => Ok(()),
             IpamKind::InProcess => {
@@ -108,7 +114,7 @@ fn obj(conf: &Value) -> Result<&serde_json::Map<String, Value>, CniError> {
 }
 
 fn init_log(conf: &PluginConfig) {
-    crate::log::init(
+    crate::sys::log::init(
         conf.log_level.as_deref(),
         conf.log_file.as_deref(),
         std::env::var("MACTRUNK_LOG").ok().as_deref(),
@@ -119,7 +125,7 @@ fn init_log(conf: &PluginConfig) {
 /// are read leniently there.
 fn init_log_raw(conf: &Value) {
     let s = |k: &str| conf.get(k).and_then(Value::as_str);
-    crate::log::init(
+    crate::sys::log::init(
         s("logLevel"),
         s("logFile"),
         std::env::var("MACTRUNK_LOG").ok().as_deref(),
@@ -293,7 +299,7 @@ async fn resolve_parent(
         return Ok(Parent::Vlan {
             want: VlanWant {
                 parent,
-                protocol: crate::link::VlanProtocol::Dot1Q,
+                protocol: crate::sys::netlink::VlanProtocol::Dot1Q,
                 key: "master",
             },
             lower,
@@ -466,7 +472,7 @@ fn ipam_rollback(req: &Request, undo: IpamUndo) {
 
 /// Release addresses; needs as little of the config as possible.
 fn ipam_del(req: &Request) -> Result<(), CniError> {
-    match crate::config::parse_ipam_kind(obj(&req.conf)?)? {
+    match crate::attach::config::parse_ipam_kind(obj(&req.conf)?)? {
         IpamKind::None => Ok(()),
         IpamKind::InProcess => ipam::del(&StoreLocation::from_netconf(&req.conf)?, &owner(req)),
         IpamKind::Delegate(t) => {
@@ -796,7 +802,7 @@ fn ignored_by_kernel(spec: &MacvlanSpec<'_>, created: &LinkInfo) -> Option<Strin
     match spec.bcqueuelen {
         Some(want) if created.macvlan_bcqueuelen != Some(want) => Some(format!(
             "bcqueuelen: the running kernel ({}) ignored it: the macvlan broadcast queue length needs Linux 5.11 or later",
-            crate::sysctl::kernel_release()
+            crate::sys::sysctl::kernel_release()
         )),
         _ => None,
     }
@@ -1231,7 +1237,7 @@ mod tests {
         let spec = MacvlanSpec {
             name: "eth0",
             parent: 2,
-            mode: crate::link::MacvlanMode::Bridge,
+            mode: crate::sys::netlink::MacvlanMode::Bridge,
             mtu: None,
             mac: None,
             bcqueuelen: Some(2000),

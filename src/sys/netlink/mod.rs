@@ -2,7 +2,7 @@
 //! to the network namespace it was opened in.
 //!
 //! A netlink socket keeps the namespace of the thread that created it, so a
-//! `Netlink` opened inside [`crate::netns::run_in`] talks to the container for
+//! `Netlink` opened inside [`crate::sys::netns::run_in`] talks to the container for
 //! its whole life. Messages are built by the pure functions in [`build`]; this
 //! file only sends them, maps errno values to [`LinkError`] and retries dumps
 //! the kernel marks as interrupted (NLM_F_DUMP_INTR), like the reference
@@ -27,7 +27,7 @@ use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::sys::AsyncSocket;
 
 use crate::cni::{self, CniError, code};
-use crate::netns::NetNs;
+use crate::sys::netns::NetNs;
 use build::{RT_TABLE_LOCAL, RT_TABLE_MAIN, RouteEntry};
 
 /// IFA_F_* address flags as reported by [`Netlink::addresses`].

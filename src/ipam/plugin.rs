@@ -4,13 +4,13 @@
 
 use std::net::IpAddr;
 
+use crate::attach::config::parse_ipam_kind;
+use crate::attach::valid_attachments;
+use crate::cni::skel::{Plugin, Request};
 use crate::cni::{CniError, CniOutput};
-use crate::config::parse_ipam_kind;
+use crate::ipam::store::Owner;
 use crate::ipam::{self, IpamConfig, StoreLocation};
-use crate::netns::NetNs;
-use crate::plugin::valid_attachments;
-use crate::skel::{Plugin, Request};
-use crate::store::Owner;
+use crate::sys::netns::NetNs;
 
 pub struct StandaloneIpam;
 

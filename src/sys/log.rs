@@ -60,7 +60,7 @@ pub fn init(config_level: Option<&str>, file: Option<&str>, env_level: Option<&s
         .and_then(Level::parse)
         .or_else(|| config_level.and_then(Level::parse))
         .unwrap_or(default);
-    let file = file.and_then(|path| match crate::fs_safe::open_append(Path::new(path)) {
+    let file = file.and_then(|path| match crate::sys::fs::open_append(Path::new(path)) {
         Ok(f) => Some(Mutex::new(f)),
         Err(e) => {
             let line = format!("mactrunk: ignoring logFile {path}: {e}; logging to stderr\n");
@@ -143,7 +143,7 @@ pub fn escape_controls(s: &str) -> Cow<'_, str> {
 
 #[macro_export]
 macro_rules! log_at {
-    ($lvl:expr, $($arg:tt)*) => { $crate::log::write($lvl, format_args!($($arg)*)) };
+    ($lvl:expr, $($arg:tt)*) => { $crate::sys::log::write($lvl, format_args!($($arg)*)) };
 }
 
 /// RFC 3339 UTC with milliseconds, without a date crate.
@@ -212,7 +212,7 @@ mod tests {
     fn file_lines_are_single_lines() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("log");
-        let file = crate::fs_safe::open_append(&p).unwrap();
+        let file = crate::sys::fs::open_append(&p).unwrap();
         let logger = Logger {
             level: Level::Info,
             file: Some(Mutex::new(file)),
