@@ -935,16 +935,35 @@ fn perf_probe() {
     }
 }
 
-/// Child side of `concurrent_processes_get_distinct_addresses`: a no-op
-/// unless the parent set the variables.
+/// The libtest name of a child helper of this module (for `--exact`), so a
+/// move of the module cannot silently leave the parent running no child.
+fn child_test(name: &str) -> String {
+    let module = module_path!();
+    let path = module.split_once("::").map_or(module, |(_, rest)| rest);
+    format!("{path}::{name}")
+}
+
+/// Spawn this test binary running only the ignored helper `name`.
+fn spawn_child(name: &str) -> std::process::Command {
+    let exe = std::env::current_exe().expect("the test binary's own path");
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args([
+        "--exact",
+        &child_test(name),
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ]);
+    cmd
+}
+
+/// Child side of `concurrent_processes_get_distinct_addresses`, run by it in
+/// separate processes; ignored in a normal run (it is not a test).
 #[test]
+#[ignore = "helper: run by concurrent_processes_get_distinct_addresses"]
 fn child_process_add() {
-    let (Ok(dir), Ok(id)) = (
-        std::env::var("MACTRUNK_TEST_CHILD_DIR"),
-        std::env::var("MACTRUNK_TEST_CHILD_ID"),
-    ) else {
-        return;
-    };
+    let dir = std::env::var("MACTRUNK_TEST_CHILD_DIR").expect("set by the parent test");
+    let id = std::env::var("MACTRUNK_TEST_CHILD_ID").expect("set by the parent test");
     let c = conf(Path::new(&dir), "10.0.0.0/24");
     let out = ipam::add(&c, &owner(&id)).unwrap();
     println!("ALLOCATED {}", out.ips[0].address.ip());
@@ -953,19 +972,10 @@ fn child_process_add() {
 #[test]
 fn concurrent_processes_get_distinct_addresses() {
     let tmp = tempfile::tempdir().unwrap();
-    let Ok(exe) = std::env::current_exe() else {
-        return;
-    };
     let n = 50;
     let children: Vec<_> = (0..n)
         .map(|i| {
-            std::process::Command::new(&exe)
-                .args([
-                    "--exact",
-                    "store::file::tests::child_process_add",
-                    "--nocapture",
-                    "--test-threads=1",
-                ])
+            spawn_child("child_process_add")
                 .env("MACTRUNK_TEST_CHILD_DIR", tmp.path())
                 .env("MACTRUNK_TEST_CHILD_ID", format!("p{i}"))
                 .stdout(std::process::Stdio::piped())
@@ -998,15 +1008,12 @@ fn concurrent_processes_get_distinct_addresses() {
 }
 
 /// Child side of `kill_9_leaves_a_consistent_store`: ADD/DEL in a loop
-/// until killed (bounded, in case the parent is gone).
+/// until killed (bounded, in case the parent is gone). Ignored in a normal run.
 #[test]
+#[ignore = "helper: run by kill_9_leaves_a_consistent_store"]
 fn child_process_loop() {
-    let (Ok(dir), Ok(round)) = (
-        std::env::var("MACTRUNK_TEST_LOOP_DIR"),
-        std::env::var("MACTRUNK_TEST_LOOP_ROUND"),
-    ) else {
-        return;
-    };
+    let dir = std::env::var("MACTRUNK_TEST_LOOP_DIR").expect("set by the parent test");
+    let round = std::env::var("MACTRUNK_TEST_LOOP_ROUND").expect("set by the parent test");
     let c = conf(Path::new(&dir), "10.0.0.0/22");
     for i in 0..5000 {
         let o = owner(&format!("r{round}-{i}"));
@@ -1020,18 +1027,10 @@ fn child_process_loop() {
 #[test]
 fn kill_9_leaves_a_consistent_store() {
     let tmp = tempfile::tempdir().unwrap();
-    let Ok(exe) = std::env::current_exe() else {
-        return;
-    };
     let d = tmp.path().join("net");
     let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
     for round in 0..12 {
-        let mut child = std::process::Command::new(&exe)
-            .args([
-                "--exact",
-                "store::file::tests::child_process_loop",
-                "--test-threads=1",
-            ])
+        let mut child = spawn_child("child_process_loop")
             .env("MACTRUNK_TEST_LOOP_DIR", tmp.path())
             .env("MACTRUNK_TEST_LOOP_ROUND", round.to_string())
             .stdout(std::process::Stdio::null())
