@@ -20,8 +20,10 @@ use std::path::{Component, Path};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
-use mactrunk::attach::config::{IpamKind, PluginConfig};
-use mactrunk::cni::env::{CmdArgs, CniArgs, Command, interface_name_problem, is_valid_name};
+use mactrunk::attach::config::PluginConfig;
+use mactrunk::cni::env::{CmdArgs, CniArgs, Command};
+use mactrunk::cni::names::{interface_name_problem, is_valid_id};
+use mactrunk::cni::netconf::IpamKind;
 use mactrunk::cni::skel::{self, Plugin, Request};
 use mactrunk::cni::{CniError, CniOutput, Version};
 use mactrunk::ipam::store::Owner;
@@ -349,7 +351,7 @@ proptest! {
         let args = CniArgs::parse(&args).unwrap_or_default();
         match PluginConfig::parse(&conf, &args) {
             Ok(c) => {
-                prop_assert!(is_valid_name(&c.name));
+                prop_assert!(is_valid_id(&c.name));
                 if let Some(m) = &c.master {
                     prop_assert!(interface_name_problem(m).is_none(), "master {m:?} accepted");
                 }
@@ -431,7 +433,10 @@ proptest! {
         if let Ok(a) = CmdArgs::from_env(Command::Add, &env) {
             let owner = Owner::new(a.container_id.clone(), a.ifname.clone());
             prop_assert!(owner.validate().is_ok(), "env accepted {cid:?}/{ifname:?}, store refuses");
-            let index = Path::new("/d/net/owners").join(format!("{}@{}", a.container_id, a.ifname));
+            // The store's own rule names the index file.
+            let name = owner.index_name();
+            prop_assert!(name.is_some(), "no index name for {owner:?}");
+            let index = Path::new("/d/net/owners").join(name.unwrap_or_default());
             prop_assert_eq!(index.parent(), Some(Path::new("/d/net/owners")));
             prop_assert!(!a.container_id.starts_with('.'));
         }

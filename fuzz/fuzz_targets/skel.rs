@@ -8,7 +8,8 @@ use libfuzzer_sys::fuzz_target;
 use mactrunk::cni::CniError;
 use mactrunk::cni::CniOutput;
 use mactrunk::cni::env::CniArgs;
-use mactrunk::attach::config::{IpamKind, PluginConfig};
+use mactrunk::attach::config::PluginConfig;
+use mactrunk::cni::netconf::IpamKind;
 use mactrunk::ipam::{IpamConfig, StoreLocation};
 use mactrunk::cni::skel::{self, Plugin, Request};
 

@@ -28,7 +28,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value, json};
 
-use crate::cni::env::{CniArgs, is_valid_name};
+use crate::cni::env::CniArgs;
+use crate::cni::names::is_valid_id;
 use crate::ipam::config::{DEFAULT_DATA_DIR, DEFAULT_LOCK_TIMEOUT};
 use crate::ipam::store::{Allocation, FileStore, Owner, Store, StoreError, StoreReader};
 use crate::ipam::{self, IpamConfig, RangeSetUsage, StoreLocation};
@@ -103,14 +104,16 @@ impl Keep {
     }
 
     fn new(id: &str, ifname: Option<&str>) -> Result<Keep, String> {
-        if !is_valid_name(id) {
+        if !is_valid_id(id) {
             return Err(format!(
                 "container ID {id:?} must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$"
             ));
         }
         let ifname = match ifname {
             None => None,
-            Some(i) if valid_ifname(i) => Some(i.to_string()),
+            Some(i) if crate::cni::names::interface_name_problem(i).is_none() => {
+                Some(i.to_string())
+            }
             Some(i) => return Err(format!("interface name {i:?} is not valid")),
         };
         Ok(Keep {
@@ -128,14 +131,6 @@ impl Keep {
                 Some(i) => owner.is_legacy() || *i == owner.ifname,
             }
     }
-}
-
-fn valid_ifname(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() < 16
-        && !s
-            .chars()
-            .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control())
 }
 
 /// Parse a keep file: one `ID[:IFNAME]` (or `ID IFNAME`) per line, `#`
@@ -402,7 +397,7 @@ pub fn parse_args(args: &[String]) -> Result<Invocation, UsageError> {
         match positional {
             [] if required => Err(usage_err("missing NETWORK", help)),
             [] => Ok(None),
-            [n] if is_valid_name(n) => Ok(Some(n.clone())),
+            [n] if is_valid_id(n) => Ok(Some(n.clone())),
             [n] => Err(usage_err(
                 format!("NETWORK {n:?} is not a valid network name (^[a-zA-Z0-9][a-zA-Z0-9_.-]*$)"),
                 help,
@@ -966,7 +961,7 @@ pub fn list(data_dir: &Path, network: Option<&str>) -> Result<Report, Failure> {
             .filter_map(Result::ok)
             .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
             .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|n| is_valid_name(n))
+            .filter(|n| is_valid_id(n))
             .collect();
         names.sort();
         names

@@ -14,6 +14,7 @@ use ipnetwork::IpNetwork;
 use serde_json::Value;
 
 use crate::cni::env::Command;
+use crate::cni::netconf::IpamKind;
 use crate::cni::skel::{Plugin, Request};
 use crate::cni::{CniError, CniOutput, Interface, code};
 use crate::ipam::delegate;
@@ -24,7 +25,7 @@ use crate::sys::log::Level;
 use crate::sys::netlink::{AddrFlags, LinkError, LinkInfo, MacvlanSpec, Netlink};
 use crate::sys::netns::{self, NetNs, NetnsError};
 use crate::sys::sysctl;
-use config::{DadPolicy, IpamKind, PluginConfig, format_mac};
+use config::{DadPolicy, PluginConfig, format_mac};
 use vlan::VlanParent;
 use vlan_registry::{VlanUser, VlanWant};
 
@@ -68,7 +69,7 @@ impl Plugin for Macvlan {
             Some(v) => vlan_gc(req, v),
             None => Ok(()),
         };
-        let kind = crate::attach::config::parse_ipam_kind(obj(&req.conf)?)?;
+        let kind = crate::cni::netconf::parse_ipam_kind(obj(&req.conf)?)?;
         let ipam_result = match kind {
             IpamKind::None => Ok(()),
             IpamKind::InProcess => {
@@ -472,7 +473,7 @@ fn ipam_rollback(req: &Request, undo: IpamUndo) {
 
 /// Release addresses; needs as little of the config as possible.
 fn ipam_del(req: &Request) -> Result<(), CniError> {
-    match crate::attach::config::parse_ipam_kind(obj(&req.conf)?)? {
+    match crate::cni::netconf::parse_ipam_kind(obj(&req.conf)?)? {
         IpamKind::None => Ok(()),
         IpamKind::InProcess => ipam::del(&StoreLocation::from_netconf(&req.conf)?, &owner(req)),
         IpamKind::Delegate(t) => {
@@ -1269,7 +1270,10 @@ mod tests {
         let b = temp_link_name();
         assert_ne!(a, b);
         for n in [&a, &b] {
-            assert!(crate::cni::env::interface_name_problem(n).is_none(), "{n}");
+            assert!(
+                crate::cni::names::interface_name_problem(n).is_none(),
+                "{n}"
+            );
             assert!(n.starts_with("mt") && n.len() == 10, "{n}");
         }
     }

@@ -140,7 +140,7 @@ pub fn dir_in(data_dir: &Path) -> PathBuf {
 }
 
 fn record_file(dir: &Path, link: &str) -> Result<PathBuf, StoreError> {
-    if let Some(p) = crate::cni::env::interface_name_problem(link) {
+    if let Some(p) = crate::cni::names::interface_name_problem(link) {
         return Err(StoreError::Corrupt {
             path: dir.to_path_buf(),
             problem: format!("VLAN link name {link:?} {p}"),

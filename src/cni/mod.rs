@@ -4,6 +4,8 @@
 pub mod entry;
 pub mod env;
 pub mod error;
+pub mod names;
+pub mod netconf;
 pub mod skel;
 pub mod types;
 pub mod version;

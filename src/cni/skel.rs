@@ -6,8 +6,8 @@ use std::io::Read;
 
 use serde_json::Value;
 
-use crate::attach::config::{parse_name, parse_version};
 use crate::cni::env::{CmdArgs, Command};
+use crate::cni::netconf::{parse_name, parse_version};
 use crate::cni::{CniError, CniOutput, Version, code, version::SUPPORTED};
 
 /// One invocation, validated up to the point every command shares.

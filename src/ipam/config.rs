@@ -10,7 +10,8 @@ use ipnetwork::IpNetwork;
 use serde_json::{Map, Value};
 
 use super::range::{Exclusions, RangeSet, canonicalize};
-use crate::cni::env::{CniArgs, is_valid_name};
+use crate::cni::env::CniArgs;
+use crate::cni::netconf::parse_name;
 use crate::cni::types::legacy_version_error;
 use crate::cni::{CniError, Dns, Route, Version};
 
@@ -57,7 +58,7 @@ impl StoreLocation {
         let top = conf
             .as_object()
             .ok_or_else(|| CniError::config("config", "expected a JSON object"))?;
-        let name = network_name(top)?;
+        let name = parse_name(conf)?;
         let empty = Map::new();
         let ipam = match top.get("ipam") {
             None | Some(Value::Null) => &empty,
@@ -85,7 +86,7 @@ impl IpamConfig {
         let top = conf
             .as_object()
             .ok_or_else(|| CniError::config("config", "expected a JSON object"))?;
-        let network = network_name(top)?.to_string();
+        let network = parse_name(conf)?;
         let ipam = match top.get("ipam") {
             Some(Value::Object(m)) => m,
             None | Some(Value::Null) => return Err(CniError::config("ipam", "missing")),
@@ -298,21 +299,6 @@ fn check_legacy_version(top: &Map<String, Value>, sets: &[RangeSet]) -> Result<(
         }
     }
     Ok(())
-}
-
-fn network_name(top: &Map<String, Value>) -> Result<&str, CniError> {
-    match top.get("name") {
-        Some(Value::String(s)) if is_valid_name(s) => Ok(s),
-        Some(Value::String(s)) => Err(CniError::config(
-            "name",
-            format!(
-                "invalid network name {:?}: must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$",
-                s.escape_debug().to_string()
-            ),
-        )),
-        None | Some(Value::Null) => Err(CniError::config("name", "missing")),
-        Some(_) => Err(CniError::config("name", "expected a string")),
-    }
 }
 
 fn data_dir(ipam: &Map<String, Value>) -> Result<PathBuf, CniError> {

@@ -4,8 +4,8 @@
 
 use std::net::IpAddr;
 
-use crate::attach::config::parse_ipam_kind;
 use crate::attach::valid_attachments;
+use crate::cni::netconf::parse_ipam_kind;
 use crate::cni::skel::{Plugin, Request};
 use crate::cni::{CniError, CniOutput};
 use crate::ipam::store::Owner;

@@ -770,7 +770,7 @@ impl FileStore {
         for a in all {
             // A record of an owner we cannot name (empty, or with '/'):
             // not indexable; GC still finds it by scanning.
-            if indexable(&a.owner) {
+            if a.owner.index_name().is_some() {
                 want.entry(a.owner).or_default().insert(a.ip);
             }
         }
@@ -783,7 +783,7 @@ impl FileStore {
                 continue; // .complete or foreign
             };
             let owner = Owner::new(cid, ifname);
-            if !indexable(&owner) {
+            if owner.index_name().is_none() {
                 continue;
             }
             let should = want.remove(&owner).unwrap_or_default();
@@ -824,10 +824,7 @@ impl FileStore {
     /// `owners/<cid>@<ifname>`; None for an owner whose name would not be a
     /// single safe path component (such owners have no index: GC scans).
     fn index_path(&self, owner: &Owner) -> Option<PathBuf> {
-        indexable(owner).then(|| {
-            self.owners
-                .join(format!("{}@{}", owner.container_id, owner.ifname))
-        })
+        owner.index_name().map(|n| self.owners.join(n))
     }
 
     fn read_index(&self, owner: &Owner) -> Result<Vec<IpAddr>, StoreError> {
@@ -1096,14 +1093,6 @@ fn create_exclusive(path: &Path, content: &[u8]) -> io::Result<()> {
         let _ = fs::remove_file(path);
     }
     res
-}
-
-/// Owners whose index file name is safe to build.
-fn indexable(owner: &Owner) -> bool {
-    crate::cni::env::is_valid_name(&owner.container_id)
-        && !owner.ifname.contains('/')
-        && !owner.ifname.chars().any(char::is_control)
-        && owner.container_id.len() + 1 + owner.ifname.len() <= 255
 }
 
 impl Store for FileStore {

@@ -59,34 +59,38 @@ impl Owner {
     /// The env layer already enforces the container ID pattern; this is the
     /// store's own guard, since it builds paths from these strings.
     pub fn validate(&self) -> Result<(), StoreError> {
+        use crate::cni::names::{id_problem, interface_name_problem};
         let cid = &self.container_id;
-        if !crate::cni::env::is_valid_name(cid) {
+        if let Some(p) = id_problem(cid) {
             return Err(StoreError::InvalidOwner(format!(
-                "container ID {:?} must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$",
+                "container ID {:?} {p}",
                 cid.escape_debug().to_string()
             )));
         }
-        if self.ifname.is_empty() {
-            return Err(StoreError::InvalidOwner("interface name is empty".into()));
-        }
-        if self
-            .ifname
-            .chars()
-            .any(|c| c == '/' || c.is_control() || c.is_whitespace())
-        {
+        if let Some(p) = interface_name_problem(&self.ifname) {
             return Err(StoreError::InvalidOwner(format!(
-                "interface name {:?} contains '/', whitespace or control characters",
+                "interface name {:?} {p}",
                 self.ifname.escape_debug().to_string()
             )));
         }
-        // The index file is named `<cid>@<ifname>`: keep it within NAME_MAX.
-        if cid.len() + 1 + self.ifname.len() > 255 {
+        if self.index_name().is_none() {
             return Err(StoreError::InvalidOwner(format!(
                 "container ID is too long ({} bytes)",
                 cid.len()
             )));
         }
         Ok(())
+    }
+
+    /// The owner's index file name, `<containerID>@<ifname>` (`<containerID>@`
+    /// for a legacy record); None when the owner cannot be named safely in
+    /// one path component of at most NAME_MAX (255) bytes. Records of such
+    /// owners (written by others) are found by scanning only.
+    pub fn index_name(&self) -> Option<String> {
+        use crate::cni::names::{interface_name_problem, is_valid_id};
+        let ifname_ok = self.is_legacy() || interface_name_problem(&self.ifname).is_none();
+        let name = format!("{}@{}", self.container_id, self.ifname);
+        (is_valid_id(&self.container_id) && ifname_ok && name.len() <= 255).then_some(name)
     }
 
     /// The record content: `<containerID>\r\n<ifname>` (reference host-local).

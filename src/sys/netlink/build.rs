@@ -26,7 +26,7 @@ use crate::cni::Route;
 /// Reject names the kernel would refuse (`dev_valid_name`) or read as a
 /// template (`%d`), before asking it; the rule is the CNI layer's.
 pub fn check_ifname(name: &str) -> Result<(), LinkError> {
-    match crate::cni::env::interface_name_problem(name) {
+    match crate::cni::names::interface_name_problem(name) {
         None => Ok(()),
         Some(problem) => Err(LinkError::Invalid(format!(
             "invalid interface name {:?}: {problem}",
