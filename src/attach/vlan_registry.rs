@@ -20,9 +20,9 @@
 //!
 //! The files are small JSON documents meant to be read by humans (`cat`).
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -30,8 +30,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::attach::vlan::{self, Ownership, Plan, VlanParent};
 use crate::cni::{CniError, code};
-use crate::ipam::store::{Owner, StoreError, ensure_dir, fsync_dir, lock_file, read_regular};
+use crate::ipam::store::Owner;
 use crate::log_at;
+use crate::sys::fs::{FsError, ensure_dir, fsync_dir, lock_file, read_regular, replace_file};
 use crate::sys::log::Level;
 use crate::sys::netlink::{LinkError, LinkInfo, Netlink, VlanProtocol};
 
@@ -139,9 +140,9 @@ pub fn dir_in(data_dir: &Path) -> PathBuf {
     data_dir.join(DIR_NAME)
 }
 
-fn record_file(dir: &Path, link: &str) -> Result<PathBuf, StoreError> {
+fn record_file(dir: &Path, link: &str) -> Result<PathBuf, RegistryError> {
     if let Some(p) = crate::cni::names::interface_name_problem(link) {
-        return Err(StoreError::Corrupt {
+        return Err(RegistryError::Corrupt {
             path: dir.to_path_buf(),
             problem: format!("VLAN link name {link:?} {p}"),
         });
@@ -150,13 +151,13 @@ fn record_file(dir: &Path, link: &str) -> Result<PathBuf, StoreError> {
 }
 
 /// Read a record file without following symlinks. None if missing.
-fn read_record(path: &Path) -> Result<Option<VlanRecord>, StoreError> {
+fn read_record(path: &Path) -> Result<Option<VlanRecord>, RegistryError> {
     let Some(buf) = read_regular(path, MAX_RECORD)? else {
         return Ok(None);
     };
     serde_json::from_slice(&buf)
         .map(Some)
-        .map_err(|e| StoreError::Corrupt {
+        .map_err(|e| RegistryError::Corrupt {
             path: path.to_path_buf(),
             problem: e.to_string(),
         })
@@ -205,13 +206,13 @@ pub struct Registry {
 impl Registry {
     /// Create (0700) and lock `<dataDir>/.mactrunk-vlans`, waiting at most
     /// `timeout`; removes temp files a crash left behind.
-    pub fn open(data_dir: &Path, timeout: Duration) -> Result<Registry, StoreError> {
+    pub fn open(data_dir: &Path, timeout: Duration) -> Result<Registry, RegistryError> {
         if !data_dir.exists() {
             fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
                 .create(data_dir)
-                .map_err(|e| StoreError::io("create directory", data_dir, e))?;
+                .map_err(|e| RegistryError::io("create directory", data_dir, e))?;
         }
         let dir = dir_in(data_dir);
         ensure_dir(&dir)?;
@@ -225,8 +226,9 @@ impl Registry {
         &self.dir
     }
 
-    fn clean_tmp(&self) -> Result<(), StoreError> {
-        let entries = fs::read_dir(&self.dir).map_err(|e| StoreError::io("list", &self.dir, e))?;
+    fn clean_tmp(&self) -> Result<(), RegistryError> {
+        let entries =
+            fs::read_dir(&self.dir).map_err(|e| RegistryError::io("list", &self.dir, e))?;
         for e in entries.flatten() {
             if e.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
                 let p = e.path();
@@ -244,7 +246,7 @@ impl Registry {
     /// The record of `link`. A record that does not parse is moved aside
     /// (`.corrupt-<secs>`) and reported as missing: mactrunk then treats the
     /// link as one it did not create, so it is never deleted on a guess.
-    pub fn load(&self, link: &str) -> Result<Option<VlanRecord>, StoreError> {
+    pub fn load(&self, link: &str) -> Result<Option<VlanRecord>, RegistryError> {
         let path = record_file(&self.dir, link)?;
         match read_record(&path) {
             Ok(Some(r)) if r.link == link => Ok(Some(r)),
@@ -253,7 +255,7 @@ impl Registry {
                 Ok(None)
             }
             Ok(None) => Ok(None),
-            Err(StoreError::Corrupt { problem, .. }) => {
+            Err(RegistryError::Corrupt { problem, .. }) => {
                 self.quarantine(&path, &problem);
                 Ok(None)
             }
@@ -276,8 +278,9 @@ impl Registry {
     }
 
     /// Every readable record (unreadable ones are moved aside, see `load`).
-    pub fn records(&self) -> Result<Vec<VlanRecord>, StoreError> {
-        let entries = fs::read_dir(&self.dir).map_err(|e| StoreError::io("list", &self.dir, e))?;
+    pub fn records(&self) -> Result<Vec<VlanRecord>, RegistryError> {
+        let entries =
+            fs::read_dir(&self.dir).map_err(|e| RegistryError::io("list", &self.dir, e))?;
         let mut names: Vec<String> = entries
             .flatten()
             .filter_map(|e| {
@@ -296,61 +299,74 @@ impl Registry {
     }
 
     /// Write `rec` durably: temp file + fsync + rename + fsync(dir).
-    pub fn save(&self, rec: &VlanRecord) -> Result<(), StoreError> {
+    pub fn save(&self, rec: &VlanRecord) -> Result<(), RegistryError> {
         let dst = record_file(&self.dir, &rec.link)?;
         let tmp = self
             .dir
             .join(format!("{TMP_PREFIX}{}.{}", rec.link, std::process::id()));
-        let mut content = serde_json::to_vec_pretty(rec).map_err(|e| StoreError::Corrupt {
+        let mut content = serde_json::to_vec_pretty(rec).map_err(|e| RegistryError::Corrupt {
             path: dst.clone(),
             problem: e.to_string(),
         })?;
         content.push(b'\n');
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&tmp)
-            .map_err(|e| StoreError::io("create", &tmp, e))?;
-        f.write_all(&content)
-            .and_then(|()| f.sync_all())
-            .map_err(|e| {
-                let _ = fs::remove_file(&tmp);
-                StoreError::io("write", &tmp, e)
-            })?;
-        fs::rename(&tmp, &dst).map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            StoreError::io("rename", &dst, e)
-        })?;
-        fsync_dir(&self.dir)
+        Ok(replace_file(&tmp, &dst, &content, true)?)
     }
 
     /// Remove the record of `link` (missing is fine).
-    pub fn remove(&self, link: &str) -> Result<(), StoreError> {
+    pub fn remove(&self, link: &str) -> Result<(), RegistryError> {
         let path = record_file(&self.dir, link)?;
         match fs::remove_file(&path) {
-            Ok(()) => fsync_dir(&self.dir),
+            Ok(()) => Ok(fsync_dir(&self.dir)?),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(StoreError::io("remove", path, e)),
+            Err(e) => Err(RegistryError::io("remove", path, e)),
         }
     }
 }
 
-/// Registry errors as CNI errors; the lock timeout names the registry.
-fn cni(e: StoreError) -> CniError {
-    match e {
-        StoreError::LockTimeout { dir, waited } => CniError::new(
-            code::TRY_AGAIN_LATER,
-            format!(
-                "VLAN registry {} is locked by another process (waited {} ms); try again later",
-                dir.display(),
-                waited.as_millis()
-            ),
-        ),
-        e => CniError::from(e),
+/// A failure of the registry: of its files, or a record that makes no sense.
+#[derive(Debug)]
+pub enum RegistryError {
+    Fs(FsError),
+    /// A record we cannot use (code 999 if it reaches the user; `load`
+    /// moves such records aside instead).
+    Corrupt {
+        path: PathBuf,
+        problem: String,
+    },
+}
+
+impl RegistryError {
+    fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        RegistryError::Fs(FsError::io(op, path, source))
     }
+}
+
+impl From<FsError> for RegistryError {
+    fn from(e: FsError) -> Self {
+        RegistryError::Fs(e)
+    }
+}
+
+impl std::fmt::Display for RegistryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RegistryError::Fs(e) => write!(f, "VLAN registry: {e}"),
+            RegistryError::Corrupt { path, problem } => {
+                write!(f, "VLAN registry: corrupt {}: {problem}", path.display())
+            }
+        }
+    }
+}
+
+/// Registry errors as CNI errors: code 11 for the lock, 5 for I/O, 999 for
+/// a corrupt record; the message names the registry.
+fn cni(e: RegistryError) -> CniError {
+    let code = match &e {
+        RegistryError::Fs(FsError::LockTimeout { .. }) => code::TRY_AGAIN_LATER,
+        RegistryError::Fs(_) => code::IO,
+        RegistryError::Corrupt { .. } => code::INTERNAL,
+    };
+    CniError::new(code, e.to_string())
 }
 
 /// Test hook, compiled only with the `fault-injection` feature (release

@@ -79,17 +79,19 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::IpAddr;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{Allocation, Owner, Store, StoreError};
+use crate::sys::fs::{
+    Kind, ensure_dir, fsync_dir, is_eloop, kind, lock_file, nofollow_flags, read_regular,
+    replace_file, shared_lock, symlink_error,
+};
 
-const LOCK: &str = "lock";
 const OWNERS: &str = "owners";
 const TMP: &str = ".tmp";
 const COMPLETE: &str = ".complete";
@@ -98,8 +100,6 @@ const LAST_RESERVED: &str = "last_reserved_ip.";
 const STAMP_MAGIC: &str = "mactrunk owner-index stamp 1";
 /// Round-robin hints the stamp vouches for, at most.
 const MAX_HINTS: usize = 64;
-/// Longest sleep between two attempts at the store lock.
-const MAX_LOCK_PAUSE: Duration = Duration::from_millis(2);
 /// Records are tiny; never read more than this from one file.
 const MAX_RECORD: u64 = 4096;
 
@@ -125,117 +125,6 @@ pub struct FileStore {
     dropped_by_repair: usize,
     /// The netns recorded with the next index write of this owner.
     bound_netns: Option<(Owner, String)>,
-}
-
-fn nofollow_flags() -> i32 {
-    libc::O_NOFOLLOW | libc::O_CLOEXEC
-}
-
-/// What kind of thing is at `path`, without following a symlink.
-enum Kind {
-    Missing,
-    Dir,
-    File,
-    Symlink,
-    Other,
-}
-
-fn kind(path: &Path) -> Result<Kind, StoreError> {
-    match fs::symlink_metadata(path) {
-        Ok(m) => {
-            let t = m.file_type();
-            Ok(if t.is_symlink() {
-                Kind::Symlink
-            } else if t.is_dir() {
-                Kind::Dir
-            } else if t.is_file() {
-                Kind::File
-            } else {
-                Kind::Other
-            })
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Kind::Missing),
-        Err(e) => Err(StoreError::io("stat", path, e)),
-    }
-}
-
-fn is_eloop(e: &io::Error) -> bool {
-    e.raw_os_error() == Some(libc::ELOOP)
-}
-
-fn symlink_error(path: &Path) -> StoreError {
-    StoreError::Unsafe {
-        path: path.to_path_buf(),
-        problem: "is a symlink (the IPAM store never follows symlinks)".into(),
-    }
-}
-
-fn mkdir_0700(path: &Path) -> Result<(), StoreError> {
-    match DirBuilder::new().mode(0o700).create(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(StoreError::io("create directory", path, e)),
-    }
-}
-
-/// Ensure `path` is a real directory (created 0700 if missing).
-pub(crate) fn ensure_dir(path: &Path) -> Result<(), StoreError> {
-    match kind(path)? {
-        Kind::Dir => Ok(()),
-        Kind::Missing => {
-            mkdir_0700(path)?;
-            match kind(path)? {
-                Kind::Dir => Ok(()),
-                _ => Err(StoreError::Unsafe {
-                    path: path.to_path_buf(),
-                    problem: "is not a directory".into(),
-                }),
-            }
-        }
-        Kind::Symlink => Err(symlink_error(path)),
-        Kind::File | Kind::Other => Err(StoreError::Unsafe {
-            path: path.to_path_buf(),
-            problem: "is not a directory".into(),
-        }),
-    }
-}
-
-pub(crate) fn fsync_dir(path: &Path) -> Result<(), StoreError> {
-    let d = OpenOptions::new()
-        .read(true)
-        .custom_flags(nofollow_flags() | libc::O_DIRECTORY)
-        .open(path)
-        .map_err(|e| StoreError::io("open directory", path, e))?;
-    d.sync_all()
-        .map_err(|e| StoreError::io("fsync directory", path, e))
-}
-
-/// Read at most `limit` bytes of a regular file without following a symlink
-/// or blocking on a FIFO. None if it does not exist.
-pub(crate) fn read_regular(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, StoreError> {
-    let f = match OpenOptions::new()
-        .read(true)
-        // O_NONBLOCK: a FIFO planted here must not hang us.
-        .custom_flags(nofollow_flags() | libc::O_NONBLOCK)
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) if is_eloop(&e) => return Err(symlink_error(path)),
-        Err(e) => return Err(StoreError::io("open", path, e)),
-    };
-    let meta = f.metadata().map_err(|e| StoreError::io("stat", path, e))?;
-    if !meta.is_file() {
-        return Err(StoreError::Unsafe {
-            path: path.to_path_buf(),
-            problem: "is not a regular file".into(),
-        });
-    }
-    let mut buf = Vec::new();
-    f.take(limit)
-        .read_to_end(&mut buf)
-        .map_err(|e| StoreError::io("read", path, e))?;
-    Ok(Some(buf))
 }
 
 /// Read a small regular file without following symlinks. `None` if missing.
@@ -409,7 +298,7 @@ fn scan_dir(
             }
         };
         if meta.file_type().is_symlink() {
-            problems.push(symlink_error(&path));
+            problems.push(symlink_error(&path).into());
             continue;
         }
         if !meta.is_file() {
@@ -431,82 +320,6 @@ fn scan_dir(
     }
     out.sort_by_key(|a| a.ip);
     Ok((out, problems))
-}
-
-pub(crate) fn lock_file(dir: &Path, timeout: Duration) -> Result<File, StoreError> {
-    let path = dir.join(LOCK);
-    let f = match OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .mode(0o600)
-        .custom_flags(nofollow_flags() | libc::O_NONBLOCK)
-        .open(&path)
-    {
-        Ok(f) => f,
-        Err(e) if is_eloop(&e) => return Err(symlink_error(&path)),
-        Err(e) => return Err(StoreError::io("open", &path, e)),
-    };
-    flock_within(f, &path, dir, libc::LOCK_EX, timeout)
-}
-
-/// A shared lock on an existing `lock` file, opened read-only: creates
-/// nothing. `None` when the directory has no lock file.
-fn shared_lock(dir: &Path, timeout: Duration) -> Result<Option<File>, StoreError> {
-    let path = dir.join(LOCK);
-    let f = match OpenOptions::new()
-        .read(true)
-        .custom_flags(nofollow_flags() | libc::O_NONBLOCK)
-        .open(&path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) if is_eloop(&e) => return Err(symlink_error(&path)),
-        Err(e) => return Err(StoreError::io("open", &path, e)),
-    };
-    flock_within(f, &path, dir, libc::LOCK_SH, timeout).map(Some)
-}
-
-/// Take `op` (LOCK_EX or LOCK_SH) on the regular file `f`, waiting at most `timeout`.
-fn flock_within(
-    f: File,
-    path: &Path,
-    dir: &Path,
-    op: libc::c_int,
-    timeout: Duration,
-) -> Result<File, StoreError> {
-    let meta = f.metadata().map_err(|e| StoreError::io("stat", path, e))?;
-    if !meta.is_file() {
-        return Err(StoreError::Unsafe {
-            path: path.to_path_buf(),
-            problem: "is not a regular file".into(),
-        });
-    }
-    let started = Instant::now();
-    let mut pause = Duration::from_millis(1);
-    loop {
-        // SAFETY: flock on a descriptor we own; no memory is passed.
-        let rc = unsafe { libc::flock(f.as_raw_fd(), op | libc::LOCK_NB) };
-        if rc == 0 {
-            return Ok(f);
-        }
-        let err = io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::EWOULDBLOCK) | Some(libc::EINTR) => {}
-            _ => return Err(StoreError::io("lock", path, err)),
-        }
-        let waited = started.elapsed();
-        if waited >= timeout {
-            return Err(StoreError::LockTimeout {
-                dir: dir.to_path_buf(),
-                waited,
-            });
-        }
-        std::thread::sleep(pause.min(timeout - waited));
-        // A hold is ~1-3 ms (fsyncs): with a longer pause the lock sits idle while
-        // the waiters sleep, and 50 concurrent ADDs took twice as long (bench.sh).
-        pause = (pause * 2).min(MAX_LOCK_PAUSE);
-    }
 }
 
 /// Who else could plant files in the store `dir`, or swap it inside its
@@ -583,7 +396,7 @@ impl FileStore {
                     .map_err(|e| StoreError::io("create directory", dir, e))?;
                 ensure_dir(dir)?;
             }
-            Kind::Symlink => return Err(symlink_error(dir)),
+            Kind::Symlink => return Err(symlink_error(dir).into()),
             Kind::File | Kind::Other => {
                 return Err(StoreError::Unsafe {
                     path: dir.to_path_buf(),
@@ -687,7 +500,7 @@ impl FileStore {
                 Ok(())
             }
             Kind::Missing => self.repair_index(),
-            Kind::Symlink => Err(symlink_error(&path)),
+            Kind::Symlink => Err(symlink_error(&path).into()),
             Kind::Dir | Kind::Other => Err(StoreError::Corrupt {
                 path,
                 problem: "is not a regular file".into(),
@@ -880,12 +693,8 @@ impl FileStore {
         // the records. rename() keeps it whole across kill -9; after a power
         // loss a missing or empty index only means the owner's retry or GC
         // finds the record by itself. The records are what is fsynced.
-        let tmp = self.write_tmp(
-            &format!("index.{}", std::process::id()),
-            content.as_bytes(),
-            false,
-        )?;
-        fs::rename(&tmp, &dst).map_err(|e| StoreError::io("rename", &dst, e))
+        let tmp = self.tmp.join(format!("index.{}", std::process::id()));
+        Ok(replace_file(&tmp, &dst, content.as_bytes(), false)?)
     }
 
     /// Write a file in `.tmp/` (0600, no symlink following), optionally fsynced.
@@ -900,7 +709,7 @@ impl FileStore {
             .open(&p)
         {
             Ok(f) => f,
-            Err(e) if is_eloop(&e) => return Err(symlink_error(&p)),
+            Err(e) if is_eloop(&e) => return Err(symlink_error(&p).into()),
             Err(e) => return Err(StoreError::io("create", &p, e)),
         };
         f.write_all(content)
@@ -974,7 +783,7 @@ impl StoreReader {
                     io::Error::from(io::ErrorKind::NotFound),
                 ));
             }
-            Kind::Symlink => return Err(symlink_error(dir)),
+            Kind::Symlink => return Err(symlink_error(dir).into()),
             Kind::File | Kind::Other => {
                 return Err(StoreError::Unsafe {
                     path: dir.to_path_buf(),
@@ -1052,7 +861,7 @@ fn open_in_place(path: &Path) -> Result<File, StoreError> {
         .open(path)
     {
         Ok(f) => f,
-        Err(e) if is_eloop(&e) => return Err(symlink_error(path)),
+        Err(e) if is_eloop(&e) => return Err(symlink_error(path).into()),
         Err(e) => return Err(StoreError::io("create", path, e)),
     };
     // Checked again on the descriptor: something swapped in since the stat

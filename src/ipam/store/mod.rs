@@ -18,10 +18,9 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use crate::cni::{CniError, code};
+use crate::sys::fs::FsError;
 
 pub use file::{FileStore, StoreReader};
-/// The flock-with-timeout, directory and fsync helpers, shared with the VLAN registry.
-pub(crate) use file::{ensure_dir, fsync_dir, lock_file, read_regular};
 
 /// One attachment: the key every allocation is recorded under.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -235,6 +234,16 @@ impl fmt::Display for StoreError {
 }
 
 impl std::error::Error for StoreError {}
+
+impl From<FsError> for StoreError {
+    fn from(e: FsError) -> StoreError {
+        match e {
+            FsError::Io { path, op, source } => StoreError::Io { path, op, source },
+            FsError::Unsafe { path, problem } => StoreError::Unsafe { path, problem },
+            FsError::LockTimeout { dir, waited } => StoreError::LockTimeout { dir, waited },
+        }
+    }
+}
 
 impl From<StoreError> for CniError {
     fn from(e: StoreError) -> CniError {
