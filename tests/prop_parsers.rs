@@ -336,7 +336,7 @@ impl Plugin for ParseOnly {
         PluginConfig::parse(&req.conf, &req.args.args).map(|_| ())
     }
     fn gc(&self, req: &Request) -> Result<(), CniError> {
-        mactrunk::attach::valid_attachments(&req.conf).map(|_| ())
+        mactrunk::cni::gc::valid_attachments(&req.conf).map(|_| ())
     }
     fn status(&self, req: &Request) -> Result<(), CniError> {
         PluginConfig::parse(&req.conf, &req.args.args).map(|_| ())

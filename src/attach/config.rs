@@ -9,10 +9,7 @@ use crate::cni::netconf::{
     IpamKind, opt_bool, opt_string, opt_u64, parse_ipam_kind, parse_name, parse_version, type_name,
 };
 use crate::cni::{CniError, CniOutput, Dns, Version, code};
-use crate::sys::netlink::{MacvlanMode, VlanProtocol};
-
-/// Highest 802.1Q VLAN id usable on a link (4095 is reserved).
-pub const MAX_VLAN_ID: u64 = 4094;
+use crate::sys::netlink::{MacvlanMode, VLAN_IDS, VlanProtocol};
 
 /// How ADD deals with IPv6 duplicate address detection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,27 +72,27 @@ impl PluginConfig {
                 ),
             ));
         }
-        let vlan = match opt_u64(obj, "vlan", MAX_VLAN_ID)? {
+        let vlan = match opt_u64(obj, "vlan", u64::from(*VLAN_IDS.end()))? {
             None => None,
-            Some(0) => {
-                return Err(CniError::config(
-                    "vlan",
-                    "VLAN id 0 is not usable: must be 1-4094",
-                ));
-            }
             Some(id) => Some(VlanConfig {
-                id: id as u16,
-                protocol: match opt_string(obj, "vlanProtocol")?.as_deref() {
-                    None | Some("802.1Q") | Some("802.1q") => VlanProtocol::Dot1Q,
-                    Some("802.1ad") | Some("802.1AD") => VlanProtocol::Dot1Ad,
-                    Some(other) => {
-                        return Err(CniError::config(
-                            "vlanProtocol",
+                id: u16::try_from(id)
+                    .ok()
+                    .filter(|id| VLAN_IDS.contains(id))
+                    .ok_or_else(|| {
+                        CniError::config(
+                            "vlan",
                             format!(
-                                "unknown protocol {other:?}: expected \"802.1Q\" or \"802.1ad\""
+                                "VLAN id {id} is not usable: must be {}-{}",
+                                VLAN_IDS.start(),
+                                VLAN_IDS.end()
                             ),
-                        ));
-                    }
+                        )
+                    })?,
+                protocol: match opt_string(obj, "vlanProtocol")? {
+                    None => VlanProtocol::Dot1Q,
+                    Some(p) => p
+                        .parse()
+                        .map_err(|e: String| CniError::config("vlanProtocol", e))?,
                 },
             }),
         };
@@ -221,13 +218,6 @@ pub fn parse_unicast_mac(s: &str) -> Result<[u8; 6], &'static str> {
         return Err("is the all-zero address");
     }
     Ok(mac)
-}
-
-pub fn format_mac(mac: &[u8]) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
 }
 
 #[cfg(test)]

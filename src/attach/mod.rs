@@ -14,6 +14,7 @@ use ipnetwork::IpNetwork;
 use serde_json::Value;
 
 use crate::cni::env::Command;
+use crate::cni::gc::valid_attachments;
 use crate::cni::netconf::IpamKind;
 use crate::cni::skel::{Plugin, Request};
 use crate::cni::{CniError, CniOutput, Interface, code};
@@ -22,10 +23,10 @@ use crate::ipam::store::Owner;
 use crate::ipam::{self, IpamConfig, StoreLocation};
 use crate::log_at;
 use crate::sys::log::Level;
-use crate::sys::netlink::{AddrFlags, LinkError, LinkInfo, MacvlanSpec, Netlink};
+use crate::sys::netlink::{AddrFlags, LinkError, LinkInfo, MacvlanSpec, Netlink, format_mac};
 use crate::sys::netns::{self, NetNs, NetnsError};
 use crate::sys::sysctl;
-use config::{DadPolicy, PluginConfig, format_mac};
+use config::{DadPolicy, PluginConfig};
 use vlan::VlanParent;
 use vlan_registry::{VlanUser, VlanWant};
 
@@ -63,7 +64,8 @@ impl Plugin for Macvlan {
 
     fn gc(&self, req: &Request) -> Result<(), CniError> {
         init_log_raw(&req.conf);
-        let valid = valid_attachments(&req.conf)?;
+        let valid: Option<Vec<Owner>> =
+            valid_attachments(&req.conf)?.map(|list| list.iter().map(Owner::from).collect());
         // VLAN parents first (no list: nothing is released, as for addresses).
         let vlan_result = match &valid {
             Some(v) => vlan_gc(req, v),
@@ -175,10 +177,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, CniError> {
 }
 
 fn owner(req: &Request) -> Owner {
-    Owner {
-        container_id: req.args.container_id.clone(),
-        ifname: req.args.ifname.clone(),
-    }
+    Owner::of(&req.args)
 }
 
 /// Open `CNI_NETNS`, refusing our own namespace unless `CNI_NETNS_OVERRIDE` is set:
@@ -1136,71 +1135,10 @@ fn check(req: &Request, conf: &PluginConfig) -> Result<(), CniError> {
     })
 }
 
-/// `cni.dev/valid-attachments` (or the legacy `cni.dev/attachments`) as owners.
-/// None when the runtime sent neither: GC then releases nothing.
-pub fn valid_attachments(conf: &Value) -> Result<Option<Vec<Owner>>, CniError> {
-    let (key, list) = match (
-        conf.get("cni.dev/valid-attachments"),
-        conf.get("cni.dev/attachments"),
-    ) {
-        (Some(v), _) => ("cni.dev/valid-attachments", v),
-        (None, Some(v)) => ("cni.dev/attachments", v),
-        (None, None) => return Ok(None),
-    };
-    let arr = list
-        .as_array()
-        .ok_or_else(|| CniError::config(key, "expected a list of {containerID, ifname}"))?;
-    let mut out = Vec::with_capacity(arr.len());
-    for (i, a) in arr.iter().enumerate() {
-        let field = |f: &str| {
-            a.get(f)
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .ok_or_else(|| {
-                    CniError::config(&format!("{key}[{i}].{f}"), "missing or not a string")
-                })
-        };
-        out.push(Owner {
-            container_id: field("containerID")?,
-            ifname: field("ifname")?,
-        });
-    }
-    Ok(Some(out))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn valid_attachments_keys() {
-        assert_eq!(valid_attachments(&json!({})).unwrap(), None);
-        let v = valid_attachments(
-            &json!({"cni.dev/attachments": [{"containerID": "a", "ifname": "eth0"}]}),
-        )
-        .unwrap()
-        .unwrap();
-        assert_eq!(
-            v,
-            vec![Owner {
-                container_id: "a".into(),
-                ifname: "eth0".into()
-            }]
-        );
-        let v = valid_attachments(&json!({"cni.dev/valid-attachments": [], "cni.dev/attachments": [{"containerID": "a", "ifname": "e"}]}))
-            .unwrap()
-            .unwrap();
-        assert!(v.is_empty(), "the new key wins");
-        let e = valid_attachments(&json!({"cni.dev/valid-attachments": [{"containerID": 1}]}))
-            .unwrap_err();
-        assert!(
-            e.msg
-                .starts_with("cni.dev/valid-attachments[0].containerID"),
-            "{}",
-            e.msg
-        );
-    }
 
     #[test]
     fn link_tags_name_network_and_container() {

@@ -3,7 +3,7 @@
 //! reference counts in `vlan_registry`. Also the pure decision of what ADD
 //! does with whatever link of the VLAN's name it finds ([`plan`]).
 
-use crate::sys::netlink::{LinkInfo, VlanProtocol};
+use crate::sys::netlink::{LinkInfo, VLAN_IDS, VlanProtocol};
 
 /// How a configured master maps to the link the macvlan sits on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +27,7 @@ pub fn split_dotted(master: &str) -> Option<(&str, u16)> {
         return None;
     }
     let vid: u16 = vid.parse().ok()?;
-    (1..=4094).contains(&vid).then_some((lower, vid))
+    VLAN_IDS.contains(&vid).then_some((lower, vid))
 }
 
 /// `<lower>.<vid>` when it fits the kernel's 15-byte limit; otherwise the

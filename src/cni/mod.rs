@@ -4,6 +4,7 @@
 pub mod entry;
 pub mod env;
 pub mod error;
+pub mod gc;
 pub mod names;
 pub mod netconf;
 pub mod skel;

@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use crate::attach::valid_attachments;
+use crate::cni::gc::valid_attachments;
 use crate::cni::netconf::parse_ipam_kind;
 use crate::cni::skel::{Plugin, Request};
 use crate::cni::{CniError, CniOutput};
@@ -13,13 +13,6 @@ use crate::ipam::{self, IpamConfig, StoreLocation};
 use crate::sys::netns::NetNs;
 
 pub struct StandaloneIpam;
-
-fn owner(req: &Request) -> Owner {
-    Owner {
-        container_id: req.args.container_id.clone(),
-        ifname: req.args.ifname.clone(),
-    }
-}
 
 fn config(req: &Request) -> Result<IpamConfig, CniError> {
     if let Some(obj) = req.conf.as_object() {
@@ -34,11 +27,14 @@ impl Plugin for StandaloneIpam {
         // container ID and interface for another one is refused); a path
         // that cannot be opened leaves that check out, not the ADD.
         let netns = NetNs::open(&req.args.netns).ok().and_then(|ns| ns.id());
-        ipam::add_in(&config(req)?, &owner(req), netns.as_deref()).map(|a| a.out)
+        ipam::add_in(&config(req)?, &Owner::of(&req.args), netns.as_deref()).map(|a| a.out)
     }
 
     fn del(&self, req: &Request) -> Result<(), CniError> {
-        ipam::del(&StoreLocation::from_netconf(&req.conf)?, &owner(req))
+        ipam::del(
+            &StoreLocation::from_netconf(&req.conf)?,
+            &Owner::of(&req.args),
+        )
     }
 
     fn check(&self, req: &Request) -> Result<(), CniError> {
@@ -60,11 +56,12 @@ impl Plugin for StandaloneIpam {
             }
             None => Vec::new(),
         };
-        ipam::check(&conf, &owner(req), &expected)
+        ipam::check(&conf, &Owner::of(&req.args), &expected)
     }
 
     fn gc(&self, req: &Request) -> Result<(), CniError> {
-        let valid = valid_attachments(&req.conf)?;
+        let valid: Option<Vec<Owner>> =
+            valid_attachments(&req.conf)?.map(|list| list.iter().map(Owner::from).collect());
         ipam::gc(&StoreLocation::from_netconf(&req.conf)?, valid.as_deref()).map(|_| ())
     }
 

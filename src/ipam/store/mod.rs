@@ -17,6 +17,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
+use crate::cni::gc::Attachment;
 use crate::cni::{CniError, code};
 use crate::sys::fs::FsError;
 
@@ -36,6 +37,11 @@ impl Owner {
             container_id: container_id.into(),
             ifname: ifname.into(),
         }
+    }
+
+    /// The owner of one attachment: `CNI_CONTAINERID` and `CNI_IFNAME`.
+    pub fn of(args: &crate::cni::env::CmdArgs) -> Owner {
+        Owner::new(args.container_id.clone(), args.ifname.clone())
     }
 
     /// A legacy (ID-only) record: it matches any interface of its container.
@@ -108,6 +114,12 @@ impl Owner {
             Some((cid, ifname)) => Owner::new(cid.trim(), ifname.trim()),
             None => Owner::new(content, ""),
         }
+    }
+}
+
+impl From<&Attachment> for Owner {
+    fn from(a: &Attachment) -> Owner {
+        Owner::new(a.container_id.clone(), a.ifname.clone())
     }
 }
 

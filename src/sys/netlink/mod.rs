@@ -102,6 +102,9 @@ impl FromStr for MacvlanMode {
     }
 }
 
+/// The usable 802.1Q/802.1ad VLAN ids: 0 means "untagged", 4095 is reserved.
+pub const VLAN_IDS: std::ops::RangeInclusive<u16> = 1..=4094;
+
 /// The VLAN tag protocol (`IFLA_VLAN_PROTOCOL`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum VlanProtocol {
@@ -156,13 +159,6 @@ pub struct LinkInfo {
     /// IFF_UP (administratively up).
     pub up: bool,
     pub alias: Option<String>,
-}
-
-impl LinkInfo {
-    /// The MAC as `aa:bb:cc:dd:ee:ff` (CNI result format).
-    pub fn mac_string(&self) -> Option<String> {
-        self.mac.map(|m| format_mac(&m))
-    }
 }
 
 /// `aa:bb:cc:dd:ee:ff`.
@@ -674,9 +670,11 @@ impl Netlink {
         protocol: VlanProtocol,
     ) -> Result<(), LinkError> {
         build::check_ifname(name)?;
-        if !(1..=4094).contains(&vid) {
+        if !VLAN_IDS.contains(&vid) {
             return Err(LinkError::Invalid(format!(
-                "VLAN id {vid} of {name}: must be 1-4094"
+                "VLAN id {vid} of {name}: must be {}-{}",
+                VLAN_IDS.start(),
+                VLAN_IDS.end()
             )));
         }
         let msg = RouteNetlinkMessage::NewLink(build::vlan_message(name, parent, vid, protocol));
@@ -981,11 +979,6 @@ mod tests {
             format_mac(&[0x02, 0xab, 0, 1, 0xff, 0x10]),
             "02:ab:00:01:ff:10"
         );
-        let l = LinkInfo {
-            mac: Some([1, 2, 3, 4, 5, 6]),
-            ..LinkInfo::default()
-        };
-        assert_eq!(l.mac_string().as_deref(), Some("01:02:03:04:05:06"));
     }
 
     #[test]
