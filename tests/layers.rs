@@ -74,6 +74,9 @@ fn dependencies_point_down_only() {
 #[test]
 fn the_check_sees_a_violation() {
     assert_eq!(referenced_layers("use crate::attach::config;"), ["attach"]);
-    assert_eq!(referenced_layers("crate::sys::fs::x(); crate::cni::X"), ["cni", "sys"]);
+    assert_eq!(
+        referenced_layers("crate::sys::fs::x(); crate::cni::X"),
+        ["cni", "sys"]
+    );
     assert!(referenced_layers("use crate::attachment; // crate::systems").is_empty());
 }

@@ -3,8 +3,8 @@
 //! `sysctl` and `announce`; addresses through `ipam` or a delegate.
 
 pub mod config;
-pub mod vlan;
-pub mod vlan_registry;
+pub(crate) mod vlan;
+pub(crate) mod vlan_registry;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -21,8 +21,8 @@ use crate::cni::{CniError, CniOutput, Interface, code};
 use crate::ipam::delegate;
 use crate::ipam::store::Owner;
 use crate::ipam::{self, IpamConfig, StoreLocation};
-use crate::log_at;
 use crate::sys::log::Level;
+use crate::sys::log::log_at;
 use crate::sys::netlink::{AddrFlags, LinkError, LinkInfo, MacvlanSpec, Netlink, format_mac};
 use crate::sys::netns::{self, NetNs, NetnsError};
 use crate::sys::sysctl;

@@ -31,9 +31,9 @@ use serde::{Deserialize, Serialize};
 use crate::attach::vlan::{self, Ownership, Plan, VlanParent};
 use crate::cni::{CniError, code};
 use crate::ipam::store::Owner;
-use crate::log_at;
 use crate::sys::fs::{FsError, ensure_dir, fsync_dir, lock_file, read_regular, replace_file};
 use crate::sys::log::Level;
+use crate::sys::log::log_at;
 use crate::sys::netlink::{LinkError, LinkInfo, Netlink, VlanProtocol};
 
 /// The registry directory's name under the dataDir.
@@ -222,10 +222,6 @@ impl Registry {
         Ok(reg)
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     fn clean_tmp(&self) -> Result<(), RegistryError> {
         let entries =
             fs::read_dir(&self.dir).map_err(|e| RegistryError::io("list", &self.dir, e))?;
@@ -406,8 +402,6 @@ pub struct Ensured {
     pub link: LinkInfo,
     /// mactrunk created it (now or earlier): the attachment is a user of it.
     pub owned: bool,
-    /// This call created it.
-    pub created: bool,
 }
 
 fn kernel(e: LinkError, what: impl std::fmt::Display) -> CniError {
@@ -464,11 +458,7 @@ pub async fn ensure(
                     "VLAN parent {name} was not created by mactrunk and is down; leaving it as it is"
                 );
             }
-            Ok(Ensured {
-                link,
-                owned: false,
-                created: false,
-            })
+            Ok(Ensured { link, owned: false })
         }
         Plan::UseOwned { set_up } => {
             let mut link = link.expect("plan saw a link");
@@ -487,11 +477,7 @@ pub async fn ensure(
             if changed {
                 reg.save(&rec).map_err(cni)?;
             }
-            Ok(Ensured {
-                link,
-                owned: true,
-                created: false,
-            })
+            Ok(Ensured { link, owned: true })
         }
         Plan::Create => {
             let previous = record.clone();
@@ -536,7 +522,6 @@ pub async fn ensure(
                                 None => Ok(Ensured {
                                     link: l,
                                     owned: false,
-                                    created: false,
                                 }),
                                 Some(why) => Err(CniError::config(want.key, why)),
                             }
@@ -603,11 +588,7 @@ pub async fn ensure(
                 user.container_id,
                 user.ifname
             );
-            Ok(Ensured {
-                link,
-                owned: true,
-                created: true,
-            })
+            Ok(Ensured { link, owned: true })
         }
     }
 }

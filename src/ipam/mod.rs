@@ -1,12 +1,12 @@
 //! host-local-compatible IPAM: config, range math, allocation, and the
 //! commands (ADD, DEL, CHECK, GC, STATUS, listing) over a [`FileStore`].
 
-pub mod allocator;
+pub(crate) mod allocator;
 pub mod config;
-pub mod delegate;
+pub(crate) mod delegate;
 pub mod plugin;
 pub mod range;
-pub mod resolv;
+pub(crate) mod resolv;
 pub mod store;
 
 use std::io;

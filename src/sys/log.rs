@@ -71,11 +71,6 @@ pub fn init(config_level: Option<&str>, file: Option<&str>, env_level: Option<&s
     let _ = LOGGER.set(Logger { level, file });
 }
 
-pub fn enabled(level: Level) -> bool {
-    let max = LOGGER.get().map(|l| l.level).unwrap_or(Level::Warn);
-    level <= max
-}
-
 pub fn write(level: Level, args: fmt::Arguments<'_>) {
     match LOGGER.get() {
         Some(l) => l.write(level, args),
@@ -141,10 +136,11 @@ pub fn escape_controls(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-#[macro_export]
+/// `log_at!(Level::Info, "format", args...)`: one line, if the level is on.
 macro_rules! log_at {
     ($lvl:expr, $($arg:tt)*) => { $crate::sys::log::write($lvl, format_args!($($arg)*)) };
 }
+pub(crate) use log_at;
 
 /// RFC 3339 UTC with milliseconds, without a date crate.
 pub fn timestamp(t: SystemTime) -> String {
