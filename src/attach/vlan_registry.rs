@@ -892,7 +892,7 @@ mod tests {
         }
         let reg = Registry::open(&path, Duration::from_secs(1)).unwrap();
         assert_eq!(reg.load("eth0.50").unwrap().unwrap().users.len(), 8 * 10);
-        let leftovers = fs::read_dir(reg.dir())
+        let leftovers = fs::read_dir(&reg.dir)
             .unwrap()
             .filter(|e| {
                 e.as_ref()
