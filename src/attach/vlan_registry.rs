@@ -28,13 +28,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use super::undo::Undo;
 use crate::attach::vlan::{self, Ownership, Plan, VlanParent};
 use crate::cni::{CniError, code};
 use crate::ipam::store::Owner;
 use crate::sys::fs::{FsError, ensure_dir, fsync_dir, lock_file, read_regular, replace_file};
 use crate::sys::log::Level;
 use crate::sys::log::log_at;
-use crate::sys::netlink::{LinkError, LinkInfo, Netlink, VlanProtocol};
+use crate::sys::netlink::{LinkError, LinkInfo, LinkOps, VlanProtocol};
 
 /// The registry directory's name under the dataDir.
 pub const DIR_NAME: &str = ".mactrunk-vlans";
@@ -45,7 +46,7 @@ const MAX_RECORD: u64 = 4 << 20;
 
 /// One attachment using a VLAN link.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct VlanUser {
+pub(crate) struct VlanUser {
     pub network: String,
     #[serde(rename = "containerID")]
     pub container_id: String,
@@ -68,7 +69,7 @@ impl VlanUser {
 
 /// The record of one VLAN link mactrunk created: `<link>.json`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-pub struct VlanRecord {
+pub(crate) struct VlanRecord {
     /// The VLAN link's name (`eth0.50`, or the short form of a long name).
     pub link: String,
     pub lower: String,
@@ -198,7 +199,7 @@ pub fn peek(data_dir: &Path, link: &str) -> Option<VlanRecord> {
 
 /// The locked registry directory; the lock is released on drop.
 #[derive(Debug)]
-pub struct Registry {
+pub(crate) struct Registry {
     dir: PathBuf,
     _lock: File,
 }
@@ -297,6 +298,14 @@ impl Registry {
     /// Write `rec` durably: temp file + fsync + rename + fsync(dir).
     pub fn save(&self, rec: &VlanRecord) -> Result<(), RegistryError> {
         let dst = record_file(&self.dir, &rec.link)?;
+        #[cfg(test)]
+        if test_hooks::save_fails() {
+            return Err(RegistryError::io(
+                "write",
+                &dst,
+                io::Error::other("injected failure"),
+            ));
+        }
         let tmp = self
             .dir
             .join(format!("{TMP_PREFIX}{}.{}", rec.link, std::process::id()));
@@ -316,6 +325,36 @@ impl Registry {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(RegistryError::io("remove", path, e)),
         }
+    }
+}
+
+/// Failure injection for unit tests of the callers' rollback paths.
+#[cfg(test)]
+pub(crate) mod test_hooks {
+    use std::cell::Cell;
+
+    thread_local! {
+        /// Saves to let through before one fails (None: never fail).
+        static FAIL_SAVE_AFTER: Cell<Option<u32>> = const { Cell::new(None) };
+    }
+
+    /// Let `n` saves of this thread succeed, then fail the next one.
+    pub(crate) fn fail_save_after(n: u32) {
+        FAIL_SAVE_AFTER.with(|c| c.set(Some(n)));
+    }
+
+    pub(super) fn save_fails() -> bool {
+        FAIL_SAVE_AFTER.with(|c| match c.get() {
+            Some(0) => {
+                c.set(None);
+                true
+            }
+            Some(n) => {
+                c.set(Some(n - 1));
+                false
+            }
+            None => false,
+        })
     }
 }
 
@@ -390,7 +429,7 @@ pub fn crash_point(_point: &str) {}
 /// What ADD wants as parent: the VLAN, its protocol, and the config key it
 /// came from (`vlan` or `master`, for error messages).
 #[derive(Debug, Clone)]
-pub struct VlanWant {
+pub(crate) struct VlanWant {
     pub parent: VlanParent,
     pub protocol: VlanProtocol,
     pub key: &'static str,
@@ -398,7 +437,7 @@ pub struct VlanWant {
 
 /// The VLAN parent ADD got from [`ensure`].
 #[derive(Debug)]
-pub struct Ensured {
+pub(crate) struct Ensured {
     pub link: LinkInfo,
     /// mactrunk created it (now or earlier): the attachment is a user of it.
     pub owned: bool,
@@ -411,8 +450,8 @@ fn kernel(e: LinkError, what: impl std::fmt::Display) -> CniError {
 /// Make sure the VLAN link exists, is the right VLAN and, when mactrunk owns
 /// it, is up; record `user` as a user when it is owned. All under the
 /// registry lock, so concurrent ADDs of the same VLAN serialize here.
-pub async fn ensure(
-    host: &Netlink,
+pub(crate) fn ensure(
+    host: &dyn LinkOps,
     data_dir: &Path,
     timeout: Duration,
     want: &VlanWant,
@@ -420,186 +459,201 @@ pub async fn ensure(
 ) -> Result<Ensured, CniError> {
     let reg = Registry::open(data_dir, timeout).map_err(cni)?;
     let name = &want.parent.link_name;
-    let lower = host.link_by_name(&want.parent.lower).await?.ok_or_else(|| {
+    let lower = host.link_by_name(&want.parent.lower)?.ok_or_else(|| {
         CniError::config(
             "master",
             format!(
-                "interface {:?} (lower link of VLAN {}) not found in the host network namespace",
-                want.parent.lower, want.parent.vid
+                "interface {:?} (lower link of VLAN {}) not found in the {}",
+                want.parent.lower,
+                want.parent.vid,
+                host.label()
             ),
         )
     })?;
-    let link = host.link_by_name(name).await?;
+    let link = host.link_by_name(name)?;
     let record = reg.load(name).map_err(cni)?;
     let owned = record
         .as_ref()
         .map_or(Ownership::None, VlanRecord::ownership);
-    match vlan::plan(
-        &want.parent,
-        want.protocol,
-        lower.index,
-        link.as_ref(),
-        owned,
+    match (
+        vlan::plan(
+            &want.parent,
+            want.protocol,
+            lower.index,
+            link.as_ref(),
+            owned,
+        ),
+        link,
+        record,
     ) {
-        Plan::Conflict(why) => Err(CniError::config(want.key, why)),
-        Plan::UseForeign { stale_record } => {
-            let link = link.expect("plan saw a link");
-            if stale_record {
-                log_at!(
-                    Level::Warn,
-                    "VLAN registry: {name} was replaced by a link mactrunk did not create (ifindex {}); dropping the stale record",
-                    link.index
-                );
-                reg.remove(name).map_err(cni)?;
-            }
-            if !link.up {
-                log_at!(
-                    Level::Warn,
-                    "VLAN parent {name} was not created by mactrunk and is down; leaving it as it is"
-                );
-            }
-            Ok(Ensured { link, owned: false })
+        (Plan::Conflict(why), _, _) => Err(CniError::config(want.key, why)),
+        (Plan::UseForeign { stale_record }, Some(link), _) => use_foreign(&reg, link, stale_record),
+        (Plan::UseOwned { set_up }, Some(link), Some(rec)) => {
+            use_owned(host, &reg, link, rec, set_up, user)
         }
-        Plan::UseOwned { set_up } => {
-            let mut link = link.expect("plan saw a link");
-            let mut rec = record.expect("owned means recorded");
-            if set_up {
-                host.set_up(link.index)
-                    .await
-                    .map_err(|e| kernel(e, format!("setting VLAN parent {name} up")))?;
-                link.up = true;
-            }
-            let mut changed = rec.add_user(user);
-            if rec.ifindex.is_none() {
-                rec.ifindex = Some(link.index);
-                changed = true;
-            }
-            if changed {
-                reg.save(&rec).map_err(cni)?;
-            }
-            Ok(Ensured { link, owned: true })
-        }
-        Plan::Create => {
-            let previous = record.clone();
-            let mut rec = match record {
-                Some(mut r) => {
-                    // Our link vanished (deleted by hand, or the lower link
-                    // went and came back): its users' macvlans went with it.
-                    log_at!(
-                        Level::Warn,
-                        "VLAN registry: {name} is recorded but missing; creating it again"
-                    );
-                    r.ifindex = None;
-                    r
-                }
-                None => VlanRecord::new(&want.parent, want.protocol),
-            };
-            rec.add_user(user);
-            // Ownership first: a crash after the creation must leave a record.
-            reg.save(&rec).map_err(cni)?;
-            crash_point("after-record");
-            let restore = |reg: &Registry| {
-                let r = match &previous {
-                    Some(p) => reg.save(p),
-                    None => reg.remove(name),
-                };
-                if let Err(e) = r {
-                    log_at!(Level::Warn, "VLAN registry: restoring {name}: {e}");
-                }
-            };
-            match host
-                .create_vlan(name, lower.index, want.parent.vid, want.protocol)
-                .await
-            {
-                Ok(()) => {}
-                Err(LinkError::Exists(_)) => {
-                    // Created by someone outside this registry meanwhile.
-                    restore(&reg);
-                    let link = host.link_by_name(name).await?;
-                    return match link {
-                        Some(l) => {
-                            match vlan::mismatch(&want.parent, want.protocol, lower.index, &l) {
-                                None => Ok(Ensured {
-                                    link: l,
-                                    owned: false,
-                                }),
-                                Some(why) => Err(CniError::config(want.key, why)),
-                            }
-                        }
-                        None => Err(CniError::kernel(format!(
-                            "creating VLAN {name}: the name was taken, then vanished; try again"
-                        ))),
-                    };
-                }
-                Err(e) => {
-                    restore(&reg);
-                    return Err(kernel(
-                        e,
-                        format!(
-                            "creating VLAN {name} (id {}, {}) on {:?}",
-                            want.parent.vid, want.protocol, want.parent.lower
-                        ),
-                    ));
-                }
-            }
-            crash_point("after-create");
-            let undo = |e: CniError| async {
-                if let Ok(Some(l)) = host.link_by_name(name).await
-                    && let Err(de) = host.delete(l.index).await
-                {
-                    log_at!(Level::Warn, "rollback: deleting VLAN {name}: {de}");
-                }
-                e
-            };
-            let mut link = match host.link_by_name(name).await {
-                Ok(Some(l)) => l,
-                Ok(None) => {
-                    restore(&reg);
-                    return Err(CniError::kernel(format!(
-                        "VLAN {name} vanished right after its creation"
-                    )));
-                }
-                Err(e) => {
-                    let e = undo(e.into()).await;
-                    restore(&reg);
-                    return Err(e);
-                }
-            };
-            if let Err(e) = host.set_up(link.index).await {
-                let e = undo(kernel(e, format!("setting VLAN parent {name} up"))).await;
-                restore(&reg);
-                return Err(e);
-            }
-            link.up = true;
-            rec.ifindex = Some(link.index);
-            if let Err(e) = reg.save(&rec) {
-                // The pending record still covers the link; DEL cleans up.
-                let e = undo(cni(e)).await;
-                restore(&reg);
-                return Err(e);
-            }
+        (Plan::Create, _, record) => create(host, &reg, want, &lower, record, user),
+        _ => Err(CniError::internal(format!(
+            "VLAN registry: inconsistent plan for {name}"
+        ))),
+    }
+}
+
+/// A link of the VLAN's name mactrunk did not create: used as it is.
+fn use_foreign(reg: &Registry, link: LinkInfo, stale_record: bool) -> Result<Ensured, CniError> {
+    let name = &link.name;
+    if stale_record {
+        log_at!(
+            Level::Warn,
+            "VLAN registry: {name} was replaced by a link mactrunk did not create (ifindex {}); dropping the stale record",
+            link.index
+        );
+        reg.remove(name).map_err(cni)?;
+    }
+    if !link.up {
+        log_at!(
+            Level::Warn,
+            "VLAN parent {name} was not created by mactrunk and is down; leaving it as it is"
+        );
+    }
+    Ok(Ensured { link, owned: false })
+}
+
+/// Ours already: up it if needed, and count the user.
+fn use_owned(
+    host: &dyn LinkOps,
+    reg: &Registry,
+    mut link: LinkInfo,
+    mut rec: VlanRecord,
+    set_up: bool,
+    user: &VlanUser,
+) -> Result<Ensured, CniError> {
+    if set_up {
+        host.set_up(link.index)
+            .map_err(|e| kernel(e, format!("setting VLAN parent {} up", link.name)))?;
+        link.up = true;
+    }
+    let mut changed = rec.add_user(user);
+    if rec.ifindex.is_none() {
+        rec.ifindex = Some(link.index);
+        changed = true;
+    }
+    if changed {
+        reg.save(&rec).map_err(cni)?;
+    }
+    Ok(Ensured { link, owned: true })
+}
+
+/// Create the VLAN link: the record (with the user) first, so a crash after
+/// the creation always leaves it covered; then the link, up, and its ifindex
+/// in the record. Any failure restores the record as it was and removes a
+/// link this call made.
+fn create(
+    host: &dyn LinkOps,
+    reg: &Registry,
+    want: &VlanWant,
+    lower: &LinkInfo,
+    record: Option<VlanRecord>,
+    user: &VlanUser,
+) -> Result<Ensured, CniError> {
+    let name = &want.parent.link_name;
+    let previous = record.clone();
+    let mut rec = match record {
+        Some(mut r) => {
+            // Our link vanished (deleted by hand, or the lower link went and
+            // came back): its users' macvlans went with it.
             log_at!(
-                Level::Info,
-                "created VLAN parent {name} (id {}, {}) on {} for {} {} {}",
-                want.parent.vid,
-                want.protocol,
-                want.parent.lower,
-                user.network,
-                user.container_id,
-                user.ifname
+                Level::Warn,
+                "VLAN registry: {name} is recorded but missing; creating it again"
             );
-            Ok(Ensured { link, owned: true })
+            r.ifindex = None;
+            r
+        }
+        None => VlanRecord::new(&want.parent, want.protocol),
+    };
+    rec.add_user(user);
+    reg.save(&rec).map_err(cni)?;
+    let mut undo = Undo::new();
+    undo.push(format!("restoring the VLAN record of {name}"), || {
+        match &previous {
+            Some(p) => reg.save(p),
+            None => reg.remove(name),
+        }
+        .map_err(cni)
+    });
+    crash_point("after-record");
+    match host.create_vlan(name, lower.index, want.parent.vid, want.protocol) {
+        Ok(()) => {}
+        Err(LinkError::Exists(_)) => {
+            // Created by someone outside this registry meanwhile: not ours.
+            drop(undo);
+            return match host.link_by_name(name)? {
+                Some(l) => match vlan::mismatch(&want.parent, want.protocol, lower.index, &l) {
+                    None => Ok(Ensured {
+                        link: l,
+                        owned: false,
+                    }),
+                    Some(why) => Err(CniError::config(want.key, why)),
+                },
+                None => Err(CniError::kernel(format!(
+                    "creating VLAN {name}: the name was taken, then vanished; try again"
+                ))),
+            };
+        }
+        Err(e) => {
+            return Err(kernel(
+                e,
+                format!(
+                    "creating VLAN {name} (id {}, {}) on {:?}",
+                    want.parent.vid, want.protocol, want.parent.lower
+                ),
+            ));
         }
     }
+    crash_point("after-create");
+    let mut link = match host.link_by_name(name) {
+        Ok(Some(l)) => l,
+        Ok(None) => {
+            return Err(CniError::kernel(format!(
+                "VLAN {name} vanished right after its creation"
+            )));
+        }
+        Err(e) => {
+            // The link exists but we cannot see its index: keep the pending
+            // record covering it; this attachment's DEL (or GC) removes it.
+            undo.commit();
+            return Err(e.into());
+        }
+    };
+    let index = link.index;
+    undo.push(format!("deleting VLAN {name}"), move || {
+        host.delete(index).map_err(CniError::from)
+    });
+    host.set_up(index)
+        .map_err(|e| kernel(e, format!("setting VLAN parent {name} up")))?;
+    link.up = true;
+    rec.ifindex = Some(index);
+    reg.save(&rec).map_err(cni)?;
+    undo.commit();
+    log_at!(
+        Level::Info,
+        "created VLAN parent {name} (id {}, {}) on {} for {} {} {}",
+        want.parent.vid,
+        want.protocol,
+        want.parent.lower,
+        user.network,
+        user.container_id,
+        user.ifname
+    );
+    Ok(Ensured { link, owned: true })
 }
 
 /// Delete the link of `rec` if it is still the one mactrunk created
 /// (NotFound is fine). Never deletes anything else.
-async fn delete_owned(host: &Netlink, rec: &VlanRecord) -> Result<(), CniError> {
-    let Some(link) = host.link_by_name(&rec.link).await? else {
+fn delete_owned(host: &dyn LinkOps, rec: &VlanRecord) -> Result<(), CniError> {
+    let Some(link) = host.link_by_name(&rec.link)? else {
         return Ok(());
     };
-    let lower = host.link_by_name(&rec.lower).await?.map(|l| l.index);
+    let lower = host.link_by_name(&rec.lower)?.map(|l| l.index);
     if !vlan::may_delete(&rec.parent(), rec.protocol(), lower, &link, rec.ownership()) {
         log_at!(
             Level::Warn,
@@ -608,7 +662,7 @@ async fn delete_owned(host: &Netlink, rec: &VlanRecord) -> Result<(), CniError> 
         );
         return Ok(());
     }
-    match host.delete(link.index).await {
+    match host.delete(link.index) {
         Ok(()) | Err(LinkError::NotFound(_)) => {
             log_at!(
                 Level::Info,
@@ -624,9 +678,9 @@ async fn delete_owned(host: &Netlink, rec: &VlanRecord) -> Result<(), CniError> 
 /// Drop `user` from the records that list it (at most a few: one per VLAN
 /// the attachment sat on) and delete links that have no user left. Needs no
 /// config beyond the dataDir, and works when the lower link is gone.
-/// `host` is opened only when a record lists the user.
-pub async fn release(
-    open_host: impl FnOnce() -> Result<Netlink, CniError>,
+/// `host` is used only when a record lists the user.
+pub(crate) fn release(
+    host: &dyn LinkOps,
     data_dir: &Path,
     timeout: Duration,
     user: &VlanUser,
@@ -635,7 +689,6 @@ pub async fn release(
     if candidates.is_empty() {
         return Ok(());
     }
-    let host = open_host()?;
     let reg = Registry::open(data_dir, timeout).map_err(cni)?;
     let mut first_err = None;
     for name in candidates {
@@ -646,7 +699,7 @@ pub async fn release(
             continue;
         }
         let r = if rec.users.is_empty() {
-            match delete_owned(&host, &rec).await {
+            match delete_owned(host, &rec) {
                 Ok(()) => reg.remove(&name).map_err(cni),
                 Err(e) => {
                     // Keep the record (without this user) so GC can retry.
@@ -666,8 +719,8 @@ pub async fn release(
 
 /// GC: drop the users of `network` that are not in `valid`, then delete the
 /// owned links nobody uses.
-pub async fn gc(
-    open_host: impl FnOnce() -> Result<Netlink, CniError>,
+pub(crate) fn gc(
+    host: &dyn LinkOps,
     data_dir: &Path,
     timeout: Duration,
     network: &str,
@@ -681,7 +734,6 @@ pub async fn gc(
     if records.is_empty() {
         return Ok(0);
     }
-    let host = open_host()?;
     let mut deleted = 0;
     let mut first_err = None;
     for mut rec in records {
@@ -689,7 +741,7 @@ pub async fn gc(
         rec.users
             .retain(|u| u.network != network || valid.contains(&u.owner()));
         let r = if rec.users.is_empty() {
-            match delete_owned(&host, &rec).await {
+            match delete_owned(host, &rec) {
                 Ok(()) => {
                     deleted += 1;
                     reg.remove(&rec.link).map_err(cni)

@@ -9,6 +9,11 @@
 //! plugins' `netlinksafe`.
 
 pub mod build;
+#[cfg(test)]
+pub(crate) mod fake;
+pub mod ops;
+
+pub use ops::{Kernel, LinkOps, NsLinks, Sysctl};
 
 use std::fmt;
 use std::io;

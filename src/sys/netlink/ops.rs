@@ -1,0 +1,245 @@
+//! The kernel as the plugin logic sees it: [`LinkOps`], a small synchronous
+//! trait for the link, address, route and sysctl operations of one network
+//! namespace. [`Kernel`] implements it over rtnetlink on one tokio
+//! `current_thread` runtime, so no async code and no runtime leaks into the
+//! logic; `fake::FakeNet` implements it in memory for unit tests of the
+//! rollback paths (youki's `network/fake.rs` is the model).
+
+use std::cell::OnceCell;
+use std::io;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use ipnetwork::IpNetwork;
+
+use super::{AddrFlags, LinkError, LinkInfo, MacvlanSpec, Netlink, VlanProtocol};
+use crate::cni::Route;
+use crate::sys::netns::{self, NetNs};
+use crate::sys::sysctl;
+
+/// One sysctl of a link's namespace: path under /proc/sys and value.
+pub type Sysctl = (String, &'static str);
+
+/// What the plugin asks of one network namespace. Every method is one or a
+/// few netlink round trips; errors name the link and the namespace.
+pub trait LinkOps {
+    /// "host network namespace" or "container network namespace /run/netns/x".
+    fn label(&self) -> &str;
+    fn link_by_name(&self, name: &str) -> Result<Option<LinkInfo>, LinkError>;
+    fn link_by_index(&self, index: u32) -> Result<Option<LinkInfo>, LinkError>;
+    /// The output link of the main table's default route (IPv4 first).
+    fn default_route_link(&self) -> Result<Option<LinkInfo>, LinkError>;
+    /// Create a macvlan on `spec.parent` (an index in this namespace),
+    /// inside `spec.netns` when given. EEXIST is [`LinkError::Exists`].
+    fn create_macvlan(&self, spec: &MacvlanSpec<'_>) -> Result<(), LinkError>;
+    fn create_vlan(
+        &self,
+        name: &str,
+        parent: u32,
+        vid: u16,
+        protocol: VlanProtocol,
+    ) -> Result<(), LinkError>;
+    /// A new name and/or alias for link `index`, in one request.
+    fn rename(
+        &self,
+        index: u32,
+        new_name: Option<&str>,
+        alias: Option<&str>,
+    ) -> Result<(), LinkError>;
+    fn set_up(&self, index: u32) -> Result<(), LinkError>;
+    /// ENODEV is [`LinkError::NotFound`].
+    fn delete(&self, index: u32) -> Result<(), LinkError>;
+    fn add_address(&self, index: u32, addr: IpNetwork, flags: AddrFlags) -> Result<(), LinkError>;
+    /// Addresses of link `index` with their IFA_F_* flags.
+    fn addresses(&self, index: u32) -> Result<Vec<(IpNetwork, u32)>, LinkError>;
+    /// `gw` is used when `route.gw` is None; EEXIST is [`LinkError::Exists`].
+    fn add_route(&self, index: u32, route: &Route, gw: Option<IpAddr>) -> Result<(), LinkError>;
+    /// Unicast routes of every table but `local`.
+    fn routes(&self) -> Result<Vec<Route>, LinkError>;
+    /// Wait until no IPv6 address of `index` is tentative; a duplicate is
+    /// [`LinkError::DadFailed`].
+    fn wait_dad(&self, index: u32, timeout: Duration) -> Result<(), LinkError>;
+    /// Write sysctls of this namespace (best effort: a key that does not
+    /// exist, e.g. without IPv6, is skipped). Returns the keys that could not
+    /// be written with why; an error only if the namespace could not be entered.
+    fn write_sysctls(&self, settings: &[Sysctl]) -> Result<Vec<String>, LinkError>;
+}
+
+/// The netlink side of one command: a `current_thread` runtime on this
+/// thread, and connections bound to namespaces. A connection is opened on
+/// its first use, so a command that ends up needing no kernel call (a DEL
+/// with nothing to delete) opens no socket and spawns no thread.
+pub struct Kernel {
+    rt: tokio::runtime::Runtime,
+}
+
+impl Kernel {
+    pub fn new() -> Result<Kernel, LinkError> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(|source| LinkError::Io {
+                op: "start the netlink runtime".into(),
+                source,
+            })?;
+        Ok(Kernel { rt })
+    }
+
+    /// The calling thread's namespace (the host's).
+    pub fn host(&self) -> NsLinks<'_> {
+        NsLinks {
+            kernel: self,
+            nl: OnceCell::new(),
+            label: "host network namespace".into(),
+            netns: None,
+        }
+    }
+
+    /// The namespace `ns`: its socket is opened on a short-lived thread
+    /// inside `ns` and keeps that namespace for its whole life, while this
+    /// thread's runtime drives it, so no task ever crosses namespaces.
+    pub fn netns<'a>(&'a self, ns: &'a NetNs) -> NsLinks<'a> {
+        NsLinks {
+            kernel: self,
+            nl: OnceCell::new(),
+            label: format!("container network namespace {}", ns.path()),
+            netns: Some(ns),
+        }
+    }
+}
+
+/// [`LinkOps`] over one rtnetlink connection of a [`Kernel`], opened on
+/// first use.
+pub struct NsLinks<'a> {
+    kernel: &'a Kernel,
+    nl: OnceCell<Netlink>,
+    label: String,
+    /// The namespace of the socket and of sysctls; None: the calling thread's.
+    netns: Option<&'a NetNs>,
+}
+
+impl NsLinks<'_> {
+    fn nl(&self) -> Result<&Netlink, LinkError> {
+        if let Some(nl) = self.nl.get() {
+            return Ok(nl);
+        }
+        let opened = match self.netns {
+            None => {
+                let _enter = self.kernel.rt.enter();
+                Netlink::open()?
+            }
+            Some(ns) => {
+                let handle = self.kernel.rt.handle().clone();
+                netns::run_in(ns, move || {
+                    let _enter = handle.enter();
+                    Netlink::open()
+                })
+                .map_err(|e| LinkError::Io {
+                    op: format!("open a netlink socket in {}", ns.path()),
+                    source: io::Error::other(e.to_string()),
+                })??
+            }
+        };
+        Ok(self
+            .nl
+            .get_or_init(|| opened.with_label(self.label.clone())))
+    }
+
+    fn run<'s, T, F>(&'s self, f: impl FnOnce(&'s Netlink) -> F) -> Result<T, LinkError>
+    where
+        F: Future<Output = Result<T, LinkError>>,
+    {
+        let nl = self.nl()?;
+        self.kernel.rt.block_on(f(nl))
+    }
+}
+
+impl LinkOps for NsLinks<'_> {
+    fn label(&self) -> &str {
+        &self.label
+    }
+
+    fn link_by_name(&self, name: &str) -> Result<Option<LinkInfo>, LinkError> {
+        self.run(|nl| nl.link_by_name(name))
+    }
+
+    fn link_by_index(&self, index: u32) -> Result<Option<LinkInfo>, LinkError> {
+        self.run(|nl| nl.link_by_index(index))
+    }
+
+    fn default_route_link(&self) -> Result<Option<LinkInfo>, LinkError> {
+        self.run(|nl| nl.default_route_link())
+    }
+
+    fn create_macvlan(&self, spec: &MacvlanSpec<'_>) -> Result<(), LinkError> {
+        self.run(|nl| nl.create_macvlan(spec))
+    }
+
+    fn create_vlan(
+        &self,
+        name: &str,
+        parent: u32,
+        vid: u16,
+        protocol: VlanProtocol,
+    ) -> Result<(), LinkError> {
+        self.run(|nl| nl.create_vlan(name, parent, vid, protocol))
+    }
+
+    fn rename(
+        &self,
+        index: u32,
+        new_name: Option<&str>,
+        alias: Option<&str>,
+    ) -> Result<(), LinkError> {
+        self.run(|nl| nl.rename(index, new_name, alias))
+    }
+
+    fn set_up(&self, index: u32) -> Result<(), LinkError> {
+        self.run(|nl| nl.set_up(index))
+    }
+
+    fn delete(&self, index: u32) -> Result<(), LinkError> {
+        self.run(|nl| nl.delete(index))
+    }
+
+    fn add_address(&self, index: u32, addr: IpNetwork, flags: AddrFlags) -> Result<(), LinkError> {
+        self.run(|nl| nl.add_address(index, addr, flags))
+    }
+
+    fn addresses(&self, index: u32) -> Result<Vec<(IpNetwork, u32)>, LinkError> {
+        self.run(|nl| nl.addresses(index))
+    }
+
+    fn add_route(&self, index: u32, route: &Route, gw: Option<IpAddr>) -> Result<(), LinkError> {
+        self.run(|nl| nl.add_route(index, route, gw))
+    }
+
+    fn routes(&self) -> Result<Vec<Route>, LinkError> {
+        self.run(|nl| nl.all_routes())
+    }
+
+    fn wait_dad(&self, index: u32, timeout: Duration) -> Result<(), LinkError> {
+        self.run(|nl| nl.wait_dad(index, timeout))
+    }
+
+    fn write_sysctls(&self, settings: &[Sysctl]) -> Result<Vec<String>, LinkError> {
+        let write_all = || {
+            settings
+                .iter()
+                .filter_map(|(path, value)| {
+                    sysctl::write_if_different(path, value)
+                        .err()
+                        .map(|e| format!("{path}={value}: {e}"))
+                })
+                .collect::<Vec<String>>()
+        };
+        match self.netns {
+            None => Ok(write_all()),
+            Some(ns) => netns::run_in(ns, write_all).map_err(|e| LinkError::Io {
+                op: format!("write sysctls in {}", ns.path()),
+                source: io::Error::other(e.to_string()),
+            }),
+        }
+    }
+}
