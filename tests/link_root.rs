@@ -298,7 +298,7 @@ fn macvlan_born_in_container_full_lifecycle() {
             assert!(msg.contains("container netns"), "{msg}");
             eprintln!("unreachable gateway error: {msg}");
 
-            let routes = cnl.routes(l.index).await.unwrap();
+            let routes = cnl.all_routes().await.unwrap();
             let find = |dst: &str| routes.iter().find(|r| r.dst == net(dst));
             let d4 = find("0.0.0.0/0").expect("v4 default");
             assert_eq!(d4.gw, Some("10.99.0.1".parse().unwrap()));
@@ -810,7 +810,7 @@ fn large_address_dump_is_complete() {
         let addrs = nl.addresses(a.index).await.unwrap();
         let v4 = addrs.iter().filter(|(n, _)| n.is_ipv4()).count();
         assert_eq!(v4, 1200);
-        let routes = nl.routes(a.index).await.unwrap();
+        let routes = nl.all_routes().await.unwrap();
         assert!(routes.is_empty() || routes.iter().all(|r| r.table != Some(255)));
     });
 }

@@ -63,7 +63,7 @@ assert_ok_empty "CHECK right after ADD"
 
 # CHECK without prevResult is an error
 cni CHECK "$conf" cid=$cid ns="$C"
-assert_code any 'prevResult' "CHECK without prevResult"
+assert_code 7 '^prevResult' "CHECK without prevResult"
 
 # CHECK after the address was removed behind the plugin's back: mismatch (104)
 ip -n "$C" addr del 192.168.50.100/24 dev eth0

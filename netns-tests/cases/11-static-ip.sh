@@ -74,7 +74,7 @@ del_last "$empty_rc"
 # refused static addresses: clean error, nothing behind
 for bad in 10.30.0.1 10.30.0.255 10.30.0.0 10.31.0.5; do
     try_add "$plain" args="IP=$bad"
-    assert_code any '' "ADD with static IP $bad" && assert_jq '.code != 999' "static IP $bad: not an internal error"
+    assert_code 7 '^CNI_ARGS IP: ' "ADD with static IP $bad"
     assert_clean_failure "$net" "$CID" "$NS"
 done
 

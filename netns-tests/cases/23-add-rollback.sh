@@ -8,14 +8,14 @@ make_container_nses 2 C
 ip -n "${C[1]}" link add eth0 type veth peer name mtrbpeer
 _links "${C[1]}" >"$T/ns/${C[1]}.links"
 cni ADD "$conf" cid=mt-rb-1 ns="${C[1]}"
-assert_code any '' "ADD with CNI_IFNAME already taken"
+assert_code 4 '^CNI_IFNAME: ' "ADD with CNI_IFNAME already taken"
 assert_eq "$(link_json "${C[1]}" eth0 | jq -r .linkinfo.info_kind)" veth "the container's own eth0 after the failed ADD"
 assert_clean_failure "$net" mt-rb-1 "${C[1]}"
 
 # a route whose gateway is not reachable on the link
 rt=$(conf_edit "$conf" '.ipam.routes += [{dst: "10.200.0.0/16", gw: "172.31.255.1"}]')
 cni ADD "$rt" cid=mt-rb-2 ns="${C[2]}"
-assert_code any '' "ADD with a route the kernel refuses"
+assert_code 100 'route' "ADD with a route the kernel refuses"
 assert_clean_failure "$net" mt-rb-2 "${C[2]}"
 assert_store_empty "$net"
 

@@ -37,7 +37,7 @@ ip -n "${C[1]}" link add eth0 type veth peer name mtadfpeer
 _links "${C[1]}" >"$T/ns/${C[1]}.links"
 rec=$(conf_edit "$conf" '.ipam.type = "mtrec-ipam"')
 cni ADD "$rec" cid=mt-df-2 ns="${C[1]}" CNI_PATH="$REC_PATH" MTREC_DIR="$T/rec"
-assert_code any '' "ADD with CNI_IFNAME taken in the container"
+assert_code 4 '^CNI_IFNAME: ' "ADD with CNI_IFNAME taken in the container"
 assert_eq "$(link_json "${C[1]}" eth0 | jq -r .linkinfo.info_kind)" veth "the container's own eth0 survives"
 assert_clean_failure "$net" mt-df-2 "${C[1]}"
 calls=$(tr '\n' ';' <"$T/rec/calls" 2>/dev/null)
@@ -52,7 +52,7 @@ assert_store_empty "$net"
 : >"$T/rec/calls"
 rt=$(conf_edit "$rec" '.ipam.routes += [{dst: "10.200.0.0/16", gw: "172.31.255.1"}]')
 cni ADD "$rt" cid=mt-df-3 ns="${C[2]}" CNI_PATH="$REC_PATH" MTREC_DIR="$T/rec"
-assert_code any '' "ADD with a route the kernel refuses"
+assert_code 100 'route' "ADD with a route the kernel refuses"
 assert_clean_failure "$net" mt-df-3 "${C[2]}"
 assert_eq "$(tr '\n' ';' <"$T/rec/calls")" "ADD mt-df-3 eth0;DEL mt-df-3 eth0;" "delegate calls of the rolled-back ADD"
 assert_store_empty "$net"

@@ -808,22 +808,6 @@ mod tests {
     }
 
     #[test]
-    fn timestamps() {
-        assert_eq!(
-            crate::sys::log::rfc3339_seconds(UNIX_EPOCH),
-            "1970-01-01T00:00:00Z"
-        );
-        assert_eq!(
-            crate::sys::log::rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(1_709_251_199)),
-            "2024-02-29T23:59:59Z"
-        );
-        assert_eq!(
-            crate::sys::log::rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(951_782_400)),
-            "2000-02-29T00:00:00Z"
-        );
-    }
-
-    #[test]
     fn users_are_a_set() {
         let mut r = rec("eth0.50");
         assert!(r.add_user(&user("a", "c1")));

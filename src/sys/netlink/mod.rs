@@ -451,16 +451,6 @@ impl Netlink {
         self
     }
 
-    /// Longest wait for one kernel answer (default 30 s).
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    pub fn label(&self) -> &str {
-        &self.label
-    }
-
     fn at(&self) -> String {
         if self.label.is_empty() {
             String::new()
@@ -884,27 +874,6 @@ impl Netlink {
         Ok(out)
     }
 
-    /// The unicast routes out of link `index` in every table but `local`
-    /// (kernel prefix routes included). Table and scope are always set,
-    /// priority when the kernel reports one (always for IPv6).
-    pub async fn routes(&self, index: u32) -> Result<Vec<cni::Route>, LinkError> {
-        let mut out = Vec::new();
-        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
-            out.extend(
-                self.route_entries(family)
-                    .await?
-                    .into_iter()
-                    .filter(|e| {
-                        e.oif == Some(index)
-                            && e.kind == RouteType::Unicast
-                            && e.route.table != Some(RT_TABLE_LOCAL)
-                    })
-                    .map(|e| e.route),
-            );
-        }
-        Ok(out)
-    }
-
     /// Wait until no IPv6 address of link `index` is tentative. A DADFAILED
     /// address is [`LinkError::DadFailed`]. The kernel's own link-local
     /// (fe80::/10) addresses are ignored: their DAD takes 1-2 s and pod
@@ -1224,7 +1193,7 @@ mod tests {
             assert_eq!(nl.link_by_index(0).await.unwrap(), None);
             assert_eq!(nl.link_by_index(u32::MAX - 7).await.unwrap(), None);
             nl.addresses(1).await.unwrap();
-            nl.routes(1).await.unwrap();
+            nl.all_routes().await.unwrap();
             nl.default_route_link().await.unwrap();
         });
     }
