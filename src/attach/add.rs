@@ -4,6 +4,7 @@
 //! done, in reverse, if a later step fails: no link and no address is left.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use ipnetwork::IpNetwork;
@@ -19,7 +20,7 @@ use crate::cni::netconf::IpamKind;
 use crate::cni::skel::Request;
 use crate::cni::{CniError, CniOutput, Interface, code};
 use crate::ipam::{self, IpamConfig, StoreLocation, delegate};
-use crate::sys::log::{Level, log_at};
+use crate::sys::log::{Level, Phases, log_at};
 use crate::sys::netlink::{
     AddrFlags, LinkError, LinkInfo, LinkOps, MacvlanSpec, Sysctl, format_mac,
 };
@@ -34,11 +35,17 @@ const DAD_TIMEOUT: Duration = Duration::from_secs(5);
 const TEMP_NAME_ATTEMPTS: usize = 4;
 
 pub(super) fn add(req: &Request, conf: &PluginConfig) -> Result<CniOutput, CniError> {
+    let mut phases = Phases::start();
     let netns = open_container_netns(req)?;
     let kernel = kernel()?;
     let host = kernel.host();
     let container = kernel.netns(&netns);
-    add_with(req, conf, &netns, &host, &container)
+    phases.mark("netns");
+    let out = add_with(req, conf, &netns, &host, &container, &mut phases);
+    drop(kernel);
+    phases.mark("close");
+    phases.log("ADD");
+    out
 }
 
 /// ADD against any kernel: `host` is the plugin's own namespace, `container`
@@ -49,6 +56,7 @@ pub(super) fn add_with(
     netns: &NetNs,
     host: &dyn LinkOps,
     container: &dyn LinkOps,
+    phases: &mut Phases,
 ) -> Result<CniOutput, CniError> {
     let ifname = req.args.ifname.as_str();
     // The namespace the master lives in.
@@ -77,19 +85,65 @@ pub(super) fn add_with(
     if container.link_by_name(ifname)?.is_some() {
         return Err(ifname_taken(req));
     }
+    phases.mark("preflight");
 
+    // The addresses (store fsyncs, or a delegate's exec) are allocated on a
+    // thread while this one sets up the VLAN parent and creates the link:
+    // neither needs the other until the link is configured.
     let mut undo = Undo::new();
-    let (ipam_out, ipam_undo) = ipam_add(req, conf, netns)?;
+    let (link_side, ipam_side) = std::thread::scope(|s| {
+        let ipam = std::thread::Builder::new()
+            .name("mactrunk-ipam".into())
+            .spawn_scoped(s, || ipam_add(req, conf, netns));
+        let link = make_link(
+            req, conf, netns, host, container, parent, vlan_loc, &mut undo,
+        );
+        let ipam = match ipam {
+            Ok(h) => h
+                .join()
+                .unwrap_or_else(|_| Err(CniError::internal("the IPAM thread panicked"))),
+            // No thread to be had: allocate here, after the link.
+            Err(_) => ipam_add(req, conf, netns),
+        };
+        (link, ipam)
+    });
+    let (ipam_out, ipam_undo) = ipam_side?;
     undo.push("releasing the addresses", move || {
         ipam_rollback(req, ipam_undo)
     });
+    let created = link_side?;
+    phases.mark("ipam+link");
+    crash_point("after-link");
+    let attached = configure(req, conf, container, &created, &ipam_out)?;
+    phases.mark("configure");
+    undo.commit();
+    Ok(build_result(req, conf, ipam_out, attached))
+}
+
+/// The VLAN parent (when the config asks for one) and the tagged macvlan in
+/// the container; each registers its undo step. Returns the new link.
+#[allow(clippy::too_many_arguments)]
+fn make_link<'a>(
+    req: &'a Request,
+    conf: &PluginConfig,
+    netns: &NetNs,
+    host: &'a dyn LinkOps,
+    container: &'a dyn LinkOps,
+    parent: Parent,
+    vlan_loc: Option<(PathBuf, Duration)>,
+    undo: &mut Undo<'a>,
+) -> Result<LinkInfo, CniError> {
+    let master_nl = if conf.link_in_container {
+        container
+    } else {
+        host
+    };
     let master = match (parent, vlan_loc) {
         (Parent::Vlan { want, .. }, Some((data_dir, timeout))) => {
             let ensured = vlan_registry::ensure(host, &data_dir, timeout, &want, &vlan_user(req))?;
             if ensured.owned {
                 undo.push("releasing the VLAN parent", move || vlan_release(req, host));
             }
-            crash_point("after-vlan");
             ensured.link
         }
         (Parent::Plain(l), _) => l,
@@ -97,6 +151,7 @@ pub(super) fn add_with(
             return Err(CniError::internal("VLAN parent without a registry"));
         }
     };
+    let ifname = req.args.ifname.as_str();
     let spec = MacvlanSpec {
         name: ifname,
         parent: master.index,
@@ -107,21 +162,20 @@ pub(super) fn add_with(
         netns: (!conf.link_in_container).then_some(netns),
     };
     let tag = link_tag(&req.name, &req.args.container_id);
-    let index = create_tagged(master_nl, container, &spec, &tag).map_err(|e| match e {
+    let created = create_tagged(master_nl, container, &spec, &tag).map_err(|e| match e {
         LinkError::Exists(_) => ifname_taken(req),
         // Names the config key already.
         e @ LinkError::Invalid(_) => CniError::from(e),
         other => CniError::from(other).context(format!("creating macvlan on {:?}", master.name)),
     })?;
+    let index = created.index;
     undo.push(format!("deleting {ifname}"), move || {
         match container.delete(index) {
             Ok(()) | Err(LinkError::NotFound(_)) => Ok(()),
             Err(e) => Err(e.into()),
         }
     });
-    let attached = configure(req, conf, container, index, &ipam_out)?;
-    undo.commit();
-    Ok(build_result(req, conf, ipam_out, attached))
+    Ok(created)
 }
 
 /// The spec says ADD must fail when CNI_IFNAME exists in the container.
@@ -197,8 +251,8 @@ fn ipam_rollback(req: &Request, undo: IpamUndo) -> Result<(), CniError> {
     }
 }
 
-/// Create the container's macvlan under `spec.name`, tag it, and return its
-/// ifindex in the container.
+/// Create the container's macvlan under `spec.name`, tag it, and return it
+/// as the container sees it (ifindex, MAC, MTU).
 ///
 /// The link is created directly inside the container netns (IFLA_NET_NS_FD):
 /// that is 10x cheaper than creating it on the host and moving it. But
@@ -214,16 +268,17 @@ pub(super) fn create_tagged(
     container: &dyn LinkOps,
     spec: &MacvlanSpec<'_>,
     tag: &str,
-) -> Result<u32, LinkError> {
+) -> Result<LinkInfo, LinkError> {
     let name = spec.name;
     match master_nl.create_macvlan(spec) {
         Ok(()) => {
-            let index = created_index(container, name, spec)?;
-            if let Err(e) = container.rename(index, None, Some(tag)) {
-                discard(container, index);
+            let mut link = created_link(container, name, spec)?;
+            if let Err(e) = container.rename(link.index, None, Some(tag)) {
+                discard(container, link.index);
                 return Err(e);
             }
-            return Ok(index);
+            link.alias = Some(tag.to_string());
+            return Ok(link);
         }
         // Created in the master's own netns (linkInContainer): a real clash.
         Err(e @ LinkError::Exists(_)) if spec.netns.is_none() => return Err(e),
@@ -246,11 +301,15 @@ pub(super) fn create_tagged(
         };
         match master_nl.create_macvlan(&temp_spec) {
             Ok(()) => {
-                let index = created_index(container, &temp, spec)?;
-                return match container.rename(index, Some(name), Some(tag)) {
-                    Ok(()) => Ok(index),
+                let mut link = created_link(container, &temp, spec)?;
+                return match container.rename(link.index, Some(name), Some(tag)) {
+                    Ok(()) => {
+                        link.name = name.to_string();
+                        link.alias = Some(tag.to_string());
+                        Ok(link)
+                    }
                     Err(e) => {
-                        discard(container, index);
+                        discard(container, link.index);
                         Err(e)
                     }
                 };
@@ -262,13 +321,13 @@ pub(super) fn create_tagged(
     Err(last.unwrap_or_else(|| LinkError::Exists(name.to_string())))
 }
 
-/// The ifindex of the link we just created as `name` in the container,
-/// once it is clear that the kernel did what `spec` asked.
-fn created_index(
+/// The link we just created as `name` in the container, once it is clear
+/// that the kernel did what `spec` asked.
+fn created_link(
     container: &dyn LinkOps,
     name: &str,
     spec: &MacvlanSpec<'_>,
-) -> Result<u32, LinkError> {
+) -> Result<LinkInfo, LinkError> {
     let Some(link) = container.link_by_name(name)? else {
         return Err(LinkError::NotFound(format!(
             "macvlan {name} right after its creation"
@@ -278,7 +337,7 @@ fn created_index(
         discard(container, link.index);
         return Err(LinkError::Invalid(why));
     }
-    Ok(link.index)
+    Ok(link)
 }
 
 /// An attribute of `spec` that the kernel silently dropped (older kernels
@@ -312,15 +371,16 @@ pub(super) struct Attached {
 }
 
 /// Sysctls, addresses, up, routes, DAD: the configuration of the new link
-/// `index` in `container`.
+/// in `container`.
 fn configure(
     req: &Request,
     conf: &PluginConfig,
     container: &dyn LinkOps,
-    index: u32,
+    link: &LinkInfo,
     ipam_out: &CniOutput,
 ) -> Result<Attached, CniError> {
     let ifname = req.args.ifname.as_str();
+    let index = link.index;
     let has_v4 = ipam_out.ips.iter().any(|ip| ip.address.is_ipv4());
     let has_v6 = ipam_out.ips.iter().any(|ip| ip.address.is_ipv6());
     // Best effort: a kernel without IPv6 has no such files.
@@ -354,12 +414,10 @@ fn configure(
     if has_v6 && conf.ipv6_dad == DadPolicy::Wait {
         container.wait_dad(index, DAD_TIMEOUT)?;
     }
-    let info = container
-        .link_by_index(index)?
-        .ok_or_else(|| CniError::kernel(format!("{ifname} vanished from {}", req.args.netns)))?;
+    // Read back right after creation: neither changes when the link goes up.
     Ok(Attached {
-        mac: format_mac(&info.mac.unwrap_or_default()),
-        mtu: info.mtu,
+        mac: format_mac(&link.mac.unwrap_or_default()),
+        mtu: link.mtu,
     })
 }
 

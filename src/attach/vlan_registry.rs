@@ -409,8 +409,8 @@ fn cni(e: RegistryError) -> CniError {
 /// makes the process SIGKILL itself at that point, so the VM suite can check
 /// what a crash leaves behind deterministically. Points: `after-record`
 /// (record written, link not created), `after-create` (link created, ifindex
-/// not yet recorded), `after-vlan` (VLAN parent ready, macvlan not created;
-/// addresses already allocated).
+/// not yet recorded), `after-link` (in ADD: VLAN parent ready, addresses
+/// allocated, the macvlan created and tagged but not configured).
 #[cfg(feature = "fault-injection")]
 pub fn crash_point(point: &str) {
     if std::env::var_os("MACTRUNK_TEST_CRASH_AT").is_some_and(|v| v == point) {

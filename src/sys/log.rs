@@ -9,7 +9,7 @@ use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Mutex, OnceLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
@@ -69,6 +69,52 @@ pub fn init(config_level: Option<&str>, file: Option<&str>, env_level: Option<&s
         }
     });
     let _ = LOGGER.set(Logger { level, file });
+}
+
+pub fn enabled(level: Level) -> bool {
+    level <= LOGGER.get().map_or(Level::Warn, |l| l.level)
+}
+
+/// The time each phase of one command took, logged as one debug line at
+/// the end (`phases ADD netns=0.05 parent=0.07 ...` in ms): the profile of
+/// a real call, at no cost unless the level is debug.
+pub struct Phases {
+    on: bool,
+    last: Instant,
+    marks: Vec<(&'static str, Duration)>,
+}
+
+impl Phases {
+    pub fn start() -> Phases {
+        Phases {
+            on: enabled(Level::Debug),
+            last: Instant::now(),
+            marks: Vec::new(),
+        }
+    }
+
+    /// The phase `name` ended now.
+    pub fn mark(&mut self, name: &'static str) {
+        if self.on {
+            let now = Instant::now();
+            self.marks.push((name, now - self.last));
+            self.last = now;
+        }
+    }
+
+    pub fn log(&self, command: &str) {
+        if self.on {
+            let parts: Vec<String> = self
+                .marks
+                .iter()
+                .map(|(n, d)| format!("{n}={:.3}", d.as_secs_f64() * 1000.0))
+                .collect();
+            write(
+                Level::Debug,
+                format_args!("phases {command} {}", parts.join(" ")),
+            );
+        }
+    }
 }
 
 pub fn write(level: Level, args: fmt::Arguments<'_>) {
