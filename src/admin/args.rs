@@ -3,8 +3,6 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use serde_json::Value;
-
 use crate::cni::names::is_valid_id;
 use crate::ipam::config::DEFAULT_DATA_DIR;
 use crate::ipam::store::Owner;
@@ -71,7 +69,7 @@ impl Keep {
         Keep::new(id, ifname)
     }
 
-    fn new(id: &str, ifname: Option<&str>) -> Result<Keep, String> {
+    pub fn new(id: &str, ifname: Option<&str>) -> Result<Keep, String> {
         if !is_valid_id(id) {
             return Err(format!(
                 "container ID {id:?} must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$"
@@ -99,37 +97,6 @@ impl Keep {
                 Some(i) => owner.is_legacy() || *i == owner.ifname,
             }
     }
-}
-
-/// Parse a keep file: one `ID[:IFNAME]` (or `ID IFNAME`) per line, `#`
-/// comments and blank lines ignored; or the CNI GC list
-/// `[{"containerID": ..., "ifname": ...}]` (`cni.dev/valid-attachments`).
-pub fn parse_keep_file(text: &str) -> Result<Vec<Keep>, String> {
-    if text.trim_start().starts_with('[') {
-        let v: Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
-        let list = v.as_array().ok_or("expected a JSON array")?;
-        return list
-            .iter()
-            .enumerate()
-            .map(|(i, a)| {
-                let id = a
-                    .get("containerID")
-                    .and_then(Value::as_str)
-                    .ok_or(format!("[{i}]: missing containerID"))?;
-                let ifname = a.get("ifname").and_then(Value::as_str);
-                Keep::new(id, ifname).map_err(|e| format!("[{i}]: {e}"))
-            })
-            .collect();
-    }
-    let mut out = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.split('#').next().unwrap_or("").trim();
-        if line.is_empty() {
-            continue;
-        }
-        out.push(Keep::parse(line).map_err(|e| format!("line {}: {e}", n + 1))?);
-    }
-    Ok(out)
 }
 
 /// A usage error (exit 2): message and the help text of the command.
@@ -647,29 +614,5 @@ mod tests {
             "legacy record of the container"
         );
         assert_eq!(Keep::parse(" c1 net1 ").unwrap(), k);
-    }
-
-    #[test]
-    fn keep_files() {
-        let ks = parse_keep_file("# live\nc1\n\nc2:eth0  # comment\nc3 net1\n").unwrap();
-        assert_eq!(
-            ks.iter()
-                .map(|k| format!("{}:{:?}", k.container_id, k.ifname))
-                .collect::<Vec<_>>(),
-            ["c1:None", "c2:Some(\"eth0\")", "c3:Some(\"net1\")"]
-        );
-        assert!(parse_keep_file("").unwrap().is_empty());
-        let e = parse_keep_file("ok\n../bad\n").unwrap_err();
-        assert!(e.starts_with("line 2:"), "{e}");
-        let ks = parse_keep_file(r#"[{"containerID":"c1","ifname":"eth0"},{"containerID":"c2"}]"#)
-            .unwrap();
-        assert_eq!(ks[0], Keep::parse("c1:eth0").unwrap());
-        assert_eq!(ks[1], Keep::parse("c2").unwrap());
-        assert!(
-            parse_keep_file(r#"[{"ifname":"eth0"}]"#)
-                .unwrap_err()
-                .contains("[0]")
-        );
-        assert!(parse_keep_file("[").is_err());
     }
 }

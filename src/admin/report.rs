@@ -1,84 +1,376 @@
-//! What a command did, and its two renderings: a table and `--json`.
+//! What a command did, and its two renderings: a table (the default) and
+//! one JSON document (`--json`). Pure: no I/O.
+//!
+//! Each kind of report is a struct implementing [`Render`]; [`Report`]
+//! holds one of them. A new kind: its struct, its `impl Render`, a variant
+//! and an arm in [`Report::kind`].
 
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::ipam::RangeSetUsage;
 use crate::ipam::store::Allocation;
 use crate::sys::log::rfc3339_seconds;
 
+/// What a command did, ready to render.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Report {
+    List(ListReport),
+    Usage(UsageReport),
+    Release(ReleaseReport),
+    Gc(GcReport),
+}
+
+/// One kind of report.
+trait Render {
+    /// The human rendering (stdout), lines ending in `\n`.
+    fn table(&self) -> String;
+    /// The `--json` rendering.
+    fn json(&self) -> Value;
+    /// Did the command partly fail (exit 1 even though there is a report)?
+    fn failed(&self) -> bool {
+        false
+    }
+}
+
+impl Report {
+    fn kind(&self) -> &dyn Render {
+        match self {
+            Report::List(r) => r,
+            Report::Usage(r) => r,
+            Report::Release(r) => r,
+            Report::Gc(r) => r,
+        }
+    }
+
+    pub(crate) fn render_table(&self) -> String {
+        self.kind().table()
+    }
+
+    pub(crate) fn to_json(&self) -> Value {
+        self.kind().json()
+    }
+
+    pub(crate) fn failed(&self) -> bool {
+        self.kind().failed()
+    }
+}
+
+// ------------------------------------------------------------------ list
+
+/// `list`: the stores in a data dir (or one of them) and their allocations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ListReport {
+    pub(crate) data_dir: PathBuf,
+    pub(crate) networks: Vec<NetworkListing>,
+    /// Stores that could not be read (unsafe, locked, unreadable): the
+    /// others are still listed; the exit status is 1.
+    pub(crate) errors: Vec<StoreFailure>,
+}
+
 /// One network's store as listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NetworkListing {
-    pub name: String,
-    pub dir: PathBuf,
-    pub allocations: Vec<Allocation>,
+pub(crate) struct NetworkListing {
+    pub(crate) name: String,
+    pub(crate) dir: PathBuf,
+    pub(crate) allocations: Vec<Allocation>,
     /// Entries that could not be read (reported, not fatal).
-    pub problems: Vec<String>,
+    pub(crate) problems: Vec<String>,
 }
 
 /// A store `list` could not read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreFailure {
-    pub name: String,
-    pub dir: PathBuf,
-    pub error: String,
+pub(crate) struct StoreFailure {
+    pub(crate) name: String,
+    pub(crate) dir: PathBuf,
+    pub(crate) error: String,
+}
+
+impl Render for ListReport {
+    fn table(&self) -> String {
+        let failures: String = self
+            .errors
+            .iter()
+            .map(|f| format!("error: {}: {}\n", f.name, f.error))
+            .collect();
+        if self.networks.is_empty() {
+            if self.errors.is_empty() {
+                return format!("no IPAM stores in {}\n", self.data_dir.display());
+            }
+            return failures;
+        }
+        let mut rows = Vec::new();
+        for n in &self.networks {
+            if n.allocations.is_empty() {
+                rows.push(
+                    [n.name.as_str(), "-", "-", "-", "-"]
+                        .map(String::from)
+                        .to_vec(),
+                );
+            }
+            rows.extend(n.allocations.iter().map(|a| alloc_row(&n.name, a)));
+        }
+        let total: usize = self.networks.iter().map(|n| n.allocations.len()).sum();
+        let mut out = table(&ALLOC_HEADER, &rows, &[]);
+        out.push_str(&format!(
+            "{} in {} ({})\n",
+            plural(total, "allocation", "allocations"),
+            plural(self.networks.len(), "network", "networks"),
+            self.data_dir.display()
+        ));
+        for n in &self.networks {
+            for p in &n.problems {
+                out.push_str(&format!("warning: {}: {p}\n", n.name));
+            }
+        }
+        out + &failures
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "dataDir": self.data_dir.display().to_string(),
+            "networks": self.networks.iter().map(|n| json!({
+                "name": n.name,
+                "dir": n.dir.display().to_string(),
+                "allocations": n.allocations.iter().map(alloc_json).collect::<Vec<_>>(),
+                "problems": n.problems,
+            })).collect::<Vec<_>>(),
+            "errors": self.errors.iter().map(|f| json!({
+                "name": f.name,
+                "dir": f.dir.display().to_string(),
+                "error": f.error,
+            })).collect::<Vec<_>>(),
+        })
+    }
+
+    fn failed(&self) -> bool {
+        !self.errors.is_empty()
+    }
+}
+
+// ------------------------------------------------------------------ usage
+
+/// `usage`: capacity, used and free addresses per range set of each config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct UsageReport {
+    pub(crate) networks: Vec<NetworkUsage>,
+    /// (config file, problem): configs that could not be evaluated.
+    pub(crate) errors: Vec<(PathBuf, String)>,
 }
 
 /// One config's usage.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NetworkUsage {
-    pub name: String,
-    pub config: PathBuf,
+pub(crate) struct NetworkUsage {
+    pub(crate) name: String,
+    pub(crate) config: PathBuf,
     /// Index of the plugin in a conflist.
-    pub plugin: Option<usize>,
-    pub ipam_type: String,
-    pub store: PathBuf,
-    pub sets: Vec<RangeSetUsage>,
+    pub(crate) plugin: Option<usize>,
+    pub(crate) ipam_type: String,
+    pub(crate) store: PathBuf,
+    pub(crate) sets: Vec<RangeSetUsage>,
     /// All allocations in the store (also those outside every configured set).
-    pub allocations: usize,
+    pub(crate) allocations: usize,
 }
 
 impl NetworkUsage {
     /// Allocations in no configured range set's subnet (left over from an older config).
-    pub fn outside(&self) -> usize {
+    fn outside(&self) -> usize {
         let inside: u128 = self.sets.iter().map(|s| s.used + s.static_outside).sum();
         (self.allocations as u128).saturating_sub(inside) as usize
     }
 }
 
-/// What a command did, ready to render.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Report {
-    List {
-        data_dir: PathBuf,
-        networks: Vec<NetworkListing>,
-        /// Stores that could not be read (unsafe, locked, unreadable): the
-        /// others are still listed; the exit status is 1.
-        errors: Vec<StoreFailure>,
-    },
-    Usage {
-        networks: Vec<NetworkUsage>,
-        /// (config file, problem): configs that could not be evaluated.
-        errors: Vec<(PathBuf, String)>,
-    },
-    Release {
-        network: String,
-        dir: PathBuf,
-        released: Vec<Allocation>,
-    },
-    Gc {
-        network: String,
-        dir: PathBuf,
-        dry_run: bool,
-        released: Vec<Allocation>,
-        kept: usize,
-        index_entries_dropped: usize,
-        errors: Vec<String>,
-    },
+const USAGE_HEADER: [&str; 7] = [
+    "NETWORK", "SET", "RANGES", "CAPACITY", "USED", "FREE", "STATIC",
+];
+
+fn usage_row(n: &NetworkUsage, s: &RangeSetUsage) -> Vec<String> {
+    let ranges: Vec<String> = s.ranges.iter().map(ToString::to_string).collect();
+    vec![
+        n.name.clone(),
+        s.key.clone(),
+        ranges.join(", "),
+        s.capacity.to_string(),
+        s.used.to_string(),
+        s.free().to_string(),
+        s.static_outside.to_string(),
+    ]
 }
+
+fn range_set_json(s: &RangeSetUsage) -> Value {
+    json!({
+        "set": s.set,
+        "key": s.key,
+        "ranges": s.ranges.iter().map(|r| json!({
+            "subnet": r.subnet.to_string(),
+            "rangeStart": r.range_start.to_string(),
+            "rangeEnd": r.range_end.to_string(),
+            "gateway": r.gateway.map(|g| g.to_string()),
+        })).collect::<Vec<_>>(),
+        "capacity": big(s.capacity),
+        "used": big(s.used),
+        "free": big(s.free()),
+        "static": big(s.static_outside),
+    })
+}
+
+impl Render for UsageReport {
+    fn table(&self) -> String {
+        let rows: Vec<Vec<String>> = self
+            .networks
+            .iter()
+            .flat_map(|n| n.sets.iter().map(move |s| usage_row(n, s)))
+            .collect();
+        let mut out = if self.networks.is_empty() {
+            "no mactrunk-ipam or host-local networks found\n".to_string()
+        } else {
+            table(&USAGE_HEADER, &rows, &[3, 4, 5, 6])
+        };
+        for n in &self.networks {
+            let o = n.outside();
+            if o > 0 {
+                out.push_str(&format!(
+                    "note: {}: {} in no configured subnet (left from an older config?)\n",
+                    n.name,
+                    plural(o, "allocation", "allocations")
+                ));
+            }
+        }
+        for (f, e) in &self.errors {
+            out.push_str(&format!("error: {}: {e}\n", f.display()));
+        }
+        out
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "networks": self.networks.iter().map(|n| json!({
+                "name": n.name,
+                "config": n.config.display().to_string(),
+                "plugin": n.plugin,
+                "ipamType": n.ipam_type,
+                "store": n.store.display().to_string(),
+                "allocations": n.allocations,
+                "outside": n.outside(),
+                "rangeSets": n.sets.iter().map(range_set_json).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+            "errors": self.errors.iter().map(|(f, e)| json!({
+                "config": f.display().to_string(), "error": e
+            })).collect::<Vec<_>>(),
+        })
+    }
+
+    fn failed(&self) -> bool {
+        !self.errors.is_empty()
+    }
+}
+
+// ------------------------------------------------------------------ release
+
+/// `release`: the allocations given back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ReleaseReport {
+    pub(crate) network: String,
+    pub(crate) dir: PathBuf,
+    pub(crate) released: Vec<Allocation>,
+}
+
+impl Render for ReleaseReport {
+    fn table(&self) -> String {
+        let rows: Vec<Vec<String>> = self
+            .released
+            .iter()
+            .map(|a| alloc_row(&self.network, a))
+            .collect();
+        let mut out = table(&ALLOC_HEADER, &rows, &[]);
+        out.push_str(&format!(
+            "released {}\n",
+            plural(self.released.len(), "allocation", "allocations")
+        ));
+        out
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "network": self.network,
+            "dir": self.dir.display().to_string(),
+            "released": self.released.iter().map(alloc_json).collect::<Vec<_>>(),
+        })
+    }
+}
+
+// ------------------------------------------------------------------ gc
+
+/// `gc`: what was (or, with `--dry-run`, would be) released and kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GcReport {
+    pub(crate) network: String,
+    pub(crate) dir: PathBuf,
+    pub(crate) dry_run: bool,
+    pub(crate) released: Vec<Allocation>,
+    pub(crate) kept: usize,
+    pub(crate) index_entries_dropped: usize,
+    pub(crate) errors: Vec<String>,
+}
+
+impl Render for GcReport {
+    fn table(&self) -> String {
+        let mut out = String::new();
+        if !self.released.is_empty() {
+            let rows: Vec<Vec<String>> = self
+                .released
+                .iter()
+                .map(|a| alloc_row(&self.network, a))
+                .collect();
+            out.push_str(&table(&ALLOC_HEADER, &rows, &[]));
+        }
+        let verb = if self.dry_run {
+            "would release"
+        } else {
+            "released"
+        };
+        out.push_str(&format!(
+            "{verb} {}, kept {}",
+            plural(self.released.len(), "allocation", "allocations"),
+            self.kept
+        ));
+        if self.index_entries_dropped > 0 {
+            out.push_str(&format!(
+                ", dropped {}",
+                plural(
+                    self.index_entries_dropped,
+                    "stale index entry",
+                    "stale index entries"
+                )
+            ));
+        }
+        out.push('\n');
+        for e in &self.errors {
+            out.push_str(&format!("error: {e}\n"));
+        }
+        out
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "network": self.network,
+            "dir": self.dir.display().to_string(),
+            "dryRun": self.dry_run,
+            "released": self.released.iter().map(alloc_json).collect::<Vec<_>>(),
+            "kept": self.kept,
+            "indexEntriesDropped": self.index_entries_dropped,
+            "errors": self.errors,
+        })
+    }
+
+    fn failed(&self) -> bool {
+        !self.errors.is_empty()
+    }
+}
+
+// ------------------------------------------------------------------ shared
 
 fn unix_secs(t: SystemTime) -> Option<u64> {
     t.duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs())
@@ -102,6 +394,8 @@ fn alloc_json(a: &Allocation) -> Value {
     })
 }
 
+const ALLOC_HEADER: [&str; 5] = ["NETWORK", "IP", "CONTAINER", "IFNAME", "SINCE"];
+
 fn alloc_row(network: &str, a: &Allocation) -> Vec<String> {
     vec![
         network.to_string(),
@@ -116,21 +410,17 @@ fn alloc_row(network: &str, a: &Allocation) -> Vec<String> {
     ]
 }
 
-const ALLOC_HEADER: [&str; 5] = ["NETWORK", "IP", "CONTAINER", "IFNAME", "SINCE"];
-
 /// Columns padded to their widest cell, two spaces apart; the columns whose
 /// index is in `right` are right-aligned. No trailing spaces.
-pub fn table(header: &[&str], rows: &[Vec<String>], right: &[usize]) -> String {
+fn table(header: &[&str], rows: &[Vec<String>], right: &[usize]) -> String {
     let mut width: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            if i < width.len() {
-                width[i] = width[i].max(c.chars().count());
-            }
+        for (w, c) in width.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
         }
     }
-    let mut out = String::new();
     let head: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    let mut out = String::new();
     for r in std::iter::once(&head).chain(rows) {
         let mut line = String::new();
         for (i, c) in r.iter().enumerate() {
@@ -152,246 +442,6 @@ pub fn table(header: &[&str], rows: &[Vec<String>], right: &[usize]) -> String {
 
 fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
-}
-
-impl Report {
-    /// The human rendering (stdout).
-    pub fn render_table(&self) -> String {
-        match self {
-            Report::List {
-                data_dir,
-                networks,
-                errors,
-            } => {
-                let failures: String = errors
-                    .iter()
-                    .map(|f| format!("error: {}: {}\n", f.name, f.error))
-                    .collect();
-                if networks.is_empty() {
-                    if errors.is_empty() {
-                        return format!("no IPAM stores in {}\n", data_dir.display());
-                    }
-                    return failures;
-                }
-                let mut rows = Vec::new();
-                for n in networks {
-                    if n.allocations.is_empty() {
-                        rows.push(vec![
-                            n.name.clone(),
-                            "-".into(),
-                            "-".into(),
-                            "-".into(),
-                            "-".into(),
-                        ]);
-                    }
-                    rows.extend(n.allocations.iter().map(|a| alloc_row(&n.name, a)));
-                }
-                let total: usize = networks.iter().map(|n| n.allocations.len()).sum();
-                let mut out = table(&ALLOC_HEADER, &rows, &[]);
-                out.push_str(&format!(
-                    "{} in {} ({})\n",
-                    plural(total, "allocation", "allocations"),
-                    plural(networks.len(), "network", "networks"),
-                    data_dir.display()
-                ));
-                for n in networks {
-                    for p in &n.problems {
-                        out.push_str(&format!("warning: {}: {p}\n", n.name));
-                    }
-                }
-                out.push_str(&failures);
-                out
-            }
-            Report::Usage { networks, errors } => {
-                let mut rows = Vec::new();
-                for n in networks {
-                    for s in &n.sets {
-                        rows.push(vec![
-                            n.name.clone(),
-                            s.key.clone(),
-                            s.ranges
-                                .iter()
-                                .map(|r| r.to_string())
-                                .collect::<Vec<_>>()
-                                .join(", "),
-                            s.capacity.to_string(),
-                            s.used.to_string(),
-                            s.free().to_string(),
-                            s.static_outside.to_string(),
-                        ]);
-                    }
-                }
-                let mut out = if networks.is_empty() {
-                    "no mactrunk-ipam or host-local networks found\n".to_string()
-                } else {
-                    table(
-                        &[
-                            "NETWORK", "SET", "RANGES", "CAPACITY", "USED", "FREE", "STATIC",
-                        ],
-                        &rows,
-                        &[3, 4, 5, 6],
-                    )
-                };
-                for n in networks {
-                    let o = n.outside();
-                    if o > 0 {
-                        out.push_str(&format!(
-                            "note: {}: {} in no configured subnet (left from an older config?)\n",
-                            n.name,
-                            plural(o, "allocation", "allocations")
-                        ));
-                    }
-                }
-                for (f, e) in errors {
-                    out.push_str(&format!("error: {}: {e}\n", f.display()));
-                }
-                out
-            }
-            Report::Release {
-                network, released, ..
-            } => {
-                let rows: Vec<Vec<String>> =
-                    released.iter().map(|a| alloc_row(network, a)).collect();
-                let mut out = table(&ALLOC_HEADER, &rows, &[]);
-                out.push_str(&format!(
-                    "released {}\n",
-                    plural(released.len(), "allocation", "allocations")
-                ));
-                out
-            }
-            Report::Gc {
-                network,
-                dry_run,
-                released,
-                kept,
-                index_entries_dropped,
-                errors,
-                ..
-            } => {
-                let mut out = String::new();
-                if !released.is_empty() {
-                    let rows: Vec<Vec<String>> =
-                        released.iter().map(|a| alloc_row(network, a)).collect();
-                    out.push_str(&table(&ALLOC_HEADER, &rows, &[]));
-                }
-                out.push_str(&format!(
-                    "{} {}, kept {}",
-                    if *dry_run {
-                        "would release"
-                    } else {
-                        "released"
-                    },
-                    plural(released.len(), "allocation", "allocations"),
-                    kept
-                ));
-                if *index_entries_dropped > 0 {
-                    out.push_str(&format!(
-                        ", dropped {}",
-                        plural(
-                            *index_entries_dropped,
-                            "stale index entry",
-                            "stale index entries"
-                        )
-                    ));
-                }
-                out.push('\n');
-                for e in errors {
-                    out.push_str(&format!("error: {e}\n"));
-                }
-                out
-            }
-        }
-    }
-
-    /// The `--json` rendering.
-    pub fn to_json(&self) -> Value {
-        match self {
-            Report::List {
-                data_dir,
-                networks,
-                errors,
-            } => json!({
-                "dataDir": data_dir.display().to_string(),
-                "networks": networks.iter().map(|n| json!({
-                    "name": n.name,
-                    "dir": n.dir.display().to_string(),
-                    "allocations": n.allocations.iter().map(alloc_json).collect::<Vec<_>>(),
-                    "problems": n.problems,
-                })).collect::<Vec<_>>(),
-                "errors": errors.iter().map(|f| json!({
-                    "name": f.name,
-                    "dir": f.dir.display().to_string(),
-                    "error": f.error,
-                })).collect::<Vec<_>>(),
-            }),
-            Report::Usage { networks, errors } => json!({
-                "networks": networks.iter().map(|n| {
-                    let mut m = Map::new();
-                    m.insert("name".into(), json!(n.name));
-                    m.insert("config".into(), json!(n.config.display().to_string()));
-                    m.insert("plugin".into(), json!(n.plugin));
-                    m.insert("ipamType".into(), json!(n.ipam_type));
-                    m.insert("store".into(), json!(n.store.display().to_string()));
-                    m.insert("allocations".into(), json!(n.allocations));
-                    m.insert("outside".into(), json!(n.outside()));
-                    m.insert("rangeSets".into(), Value::Array(n.sets.iter().map(|s| json!({
-                        "set": s.set,
-                        "key": s.key,
-                        "ranges": s.ranges.iter().map(|r| json!({
-                            "subnet": r.subnet.to_string(),
-                            "rangeStart": r.range_start.to_string(),
-                            "rangeEnd": r.range_end.to_string(),
-                            "gateway": r.gateway.map(|g| g.to_string()),
-                        })).collect::<Vec<_>>(),
-                        "capacity": big(s.capacity),
-                        "used": big(s.used),
-                        "free": big(s.free()),
-                        "static": big(s.static_outside),
-                    })).collect()));
-                    Value::Object(m)
-                }).collect::<Vec<_>>(),
-                "errors": errors.iter().map(|(f, e)| json!({
-                    "config": f.display().to_string(), "error": e
-                })).collect::<Vec<_>>(),
-            }),
-            Report::Release {
-                network,
-                dir,
-                released,
-            } => json!({
-                "network": network,
-                "dir": dir.display().to_string(),
-                "released": released.iter().map(alloc_json).collect::<Vec<_>>(),
-            }),
-            Report::Gc {
-                network,
-                dir,
-                dry_run,
-                released,
-                kept,
-                index_entries_dropped,
-                errors,
-            } => json!({
-                "network": network,
-                "dir": dir.display().to_string(),
-                "dryRun": dry_run,
-                "released": released.iter().map(alloc_json).collect::<Vec<_>>(),
-                "kept": kept,
-                "indexEntriesDropped": index_entries_dropped,
-                "errors": errors,
-            }),
-        }
-    }
-
-    /// Did the command partly fail (exit 1 even though there is a report)?
-    pub fn failed(&self) -> bool {
-        match self {
-            Report::List { errors, .. } => !errors.is_empty(),
-            Report::Usage { errors, .. } => !errors.is_empty(),
-            Report::Gc { errors, .. } => !errors.is_empty(),
-            Report::Release { .. } => false,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -426,7 +476,7 @@ mod tests {
 
     #[test]
     fn list_rendering() {
-        let r = Report::List {
+        let r = Report::List(ListReport {
             data_dir: "/d".into(),
             networks: vec![
                 NetworkListing {
@@ -450,7 +500,7 @@ mod tests {
                 dir: "/d/open".into(),
                 error: "mode 0777".into(),
             }],
-        };
+        });
         assert_eq!(
             r.render_table(),
             "NETWORK  IP        CONTAINER  IFNAME  SINCE\n\
@@ -477,11 +527,11 @@ mod tests {
         assert_eq!(j["networks"][0]["allocations"][1]["ifname"], Value::Null);
         assert_eq!(j["networks"][1]["allocations"], json!([]));
         assert_eq!(j["networks"][1]["problems"], json!(["bad entry"]));
-        let none = Report::List {
+        let none = Report::List(ListReport {
             data_dir: "/d".into(),
             networks: vec![],
             errors: vec![],
-        };
+        });
         assert_eq!(none.render_table(), "no IPAM stores in /d\n");
         assert_eq!(none.to_json()["networks"], json!([]));
         assert_eq!(none.to_json()["errors"], json!([]));
@@ -490,7 +540,7 @@ mod tests {
 
     #[test]
     fn gc_and_release_rendering() {
-        let r = Report::Gc {
+        let r = Report::Gc(GcReport {
             network: "blue".into(),
             dir: "/d/blue".into(),
             dry_run: true,
@@ -498,7 +548,7 @@ mod tests {
             kept: 2,
             index_entries_dropped: 0,
             errors: vec![],
-        };
+        });
         assert_eq!(
             r.render_table(),
             "NETWORK  IP        CONTAINER  IFNAME  SINCE\n\
@@ -510,7 +560,7 @@ mod tests {
         assert_eq!(j["dryRun"], true);
         assert_eq!(j["kept"], 2);
         assert_eq!(j["released"][0]["ip"], "10.0.0.3");
-        let r = Report::Gc {
+        let r = Report::Gc(GcReport {
             network: "blue".into(),
             dir: "/d/blue".into(),
             dry_run: false,
@@ -518,17 +568,17 @@ mod tests {
             kept: 0,
             index_entries_dropped: 3,
             errors: vec!["boom".into()],
-        };
+        });
         assert_eq!(
             r.render_table(),
             "released 0 allocations, kept 0, dropped 3 stale index entries\nerror: boom\n"
         );
         assert!(r.failed());
-        let r = Report::Release {
+        let r = Report::Release(ReleaseReport {
             network: "blue".into(),
             dir: "/d/blue".into(),
             released: vec![alloc("fd00::2", "c1", "eth0", None)],
-        };
+        });
         assert!(r.render_table().ends_with("released 1 allocation\n"));
         assert_eq!(r.to_json()["released"][0]["ip"], "fd00::2");
     }
@@ -558,10 +608,10 @@ mod tests {
             allocations: 4,
         };
         assert_eq!(n.outside(), 1);
-        let r = Report::Usage {
+        let r = Report::Usage(UsageReport {
             networks: vec![n],
             errors: vec![("/etc/cni/net.d/99-bad.conf".into(), "not valid JSON".into())],
-        };
+        });
         // /29: .1 gateway, .2-.6 range, .6 excluded -> 4
         assert_eq!(
             r.render_table(),
