@@ -1,22 +1,37 @@
-//! The command line of the admin tool: the subcommands and their arguments.
+//! The command line of the admin tool: one [`Command`] variant per
+//! subcommand, with typed fields, parsed with lexopt (no allocation or
+//! initialization before a subcommand is seen; the plugin path never gets
+//! here).
+//!
+//! Adding a subcommand: a [`Command`] variant, a help text, a `parse_*`
+//! function, a row in [`COMMANDS`] (name, help, options); then its arm in
+//! `commands::execute` and its report in `report.rs`.
 
+use std::ffi::OsString;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use crate::cni::names::is_valid_id;
+use crate::cni::names::{interface_name_problem, is_valid_id};
 use crate::ipam::config::DEFAULT_DATA_DIR;
 use crate::ipam::store::Owner;
 
 /// Where runtimes look for network configs.
-pub const DEFAULT_CONF_DIR: &str = "/etc/cni/net.d";
+const DEFAULT_CONF_DIR: &str = "/etc/cni/net.d";
 
 /// A parsed command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Cmd {
+pub(crate) enum Parsed {
     /// `--help`: the text to print (top level or one command's).
     Help(&'static str),
     /// `--version` / `-V`: the same text as the plugins' `--version`.
     Version,
+    /// A command to run, and whether `--json` was given.
+    Run { cmd: Command, json: bool },
+}
+
+/// A subcommand and its arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Command {
     List {
         data_dir: PathBuf,
         network: Option<String>,
@@ -38,29 +53,33 @@ pub enum Cmd {
     },
 }
 
+/// Where `usage` finds network configs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConfSource {
+pub(crate) enum ConfSource {
     File(PathBuf),
     Dir(PathBuf),
 }
 
+/// What `release` gives back.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReleaseTarget {
+pub(crate) enum ReleaseTarget {
     Ip(IpAddr),
-    Container { id: String, ifname: Option<String> },
+    /// Every address of a container, or of one of its interfaces.
+    Container(Keep),
 }
 
-/// One live attachment for `gc`: a container, or one interface of it.
+/// One live attachment for `gc` (or a `release --container` target): a
+/// container, or one interface of it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Keep {
-    pub container_id: String,
+pub(crate) struct Keep {
+    pub(crate) container_id: String,
     /// `None`: every interface of the container.
-    pub ifname: Option<String>,
+    pub(crate) ifname: Option<String>,
 }
 
 impl Keep {
     /// `ID` or `ID:IFNAME` (also `ID IFNAME`, as in a keep file).
-    pub fn parse(s: &str) -> Result<Keep, String> {
+    pub(crate) fn parse(s: &str) -> Result<Keep, String> {
         let s = s.trim();
         let (id, ifname) = match s.split_once([':', ' ', '\t']) {
             Some((id, i)) => (id.trim(), Some(i.trim())),
@@ -69,7 +88,7 @@ impl Keep {
         Keep::new(id, ifname)
     }
 
-    pub fn new(id: &str, ifname: Option<&str>) -> Result<Keep, String> {
+    pub(crate) fn new(id: &str, ifname: Option<&str>) -> Result<Keep, String> {
         if !is_valid_id(id) {
             return Err(format!(
                 "container ID {id:?} must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$"
@@ -77,9 +96,7 @@ impl Keep {
         }
         let ifname = match ifname {
             None => None,
-            Some(i) if crate::cni::names::interface_name_problem(i).is_none() => {
-                Some(i.to_string())
-            }
+            Some(i) if interface_name_problem(i).is_none() => Some(i.to_string()),
             Some(i) => return Err(format!("interface name {i:?} is not valid")),
         };
         Ok(Keep {
@@ -90,7 +107,7 @@ impl Keep {
 
     /// Does this entry keep the allocation of `owner`? A legacy record (no
     /// interface) is kept when its container is.
-    pub fn keeps(&self, owner: &Owner) -> bool {
+    pub(crate) fn keeps(&self, owner: &Owner) -> bool {
         self.container_id == owner.container_id
             && match &self.ifname {
                 None => true,
@@ -99,21 +116,14 @@ impl Keep {
     }
 }
 
-/// A usage error (exit 2): message and the help text of the command.
+/// A usage error (exit 2): the message and the help text of the command.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UsageError {
-    pub msg: String,
-    pub help: &'static str,
+pub(crate) struct UsageError {
+    pub(crate) msg: String,
+    pub(crate) help: &'static str,
 }
 
-/// A parsed command line plus the global options.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Invocation {
-    pub cmd: Cmd,
-    pub json: bool,
-}
-
-pub const HELP: &str = "\
+pub(crate) const HELP: &str = "\
 mactrunk-ipam: the IPAM plugin of mactrunk (a CNI plugin when CNI_COMMAND is set),
 and, run with arguments, an admin tool for its IPAM stores (<dataDir>/<network>/,
 the layout of the reference host-local, so host-local stores work too).
@@ -135,7 +145,7 @@ Options for every command:
 Exit status: 0 success, 1 failure, 2 usage error.
 ";
 
-pub const HELP_LIST: &str = "\
+const HELP_LIST: &str = "\
 mactrunk-ipam list [--data-dir DIR] [NETWORK] [--json]
 
 List the networks in DIR (default /var/lib/cni/networks) and their allocations:
@@ -146,7 +156,7 @@ permissions, locked, unreadable) is reported on an 'error:' line (JSON: \"errors
 and the exit status is 1; the others are still listed. Writes nothing, anywhere.
 ";
 
-pub const HELP_USAGE: &str = "\
+const HELP_USAGE: &str = "\
 mactrunk-ipam usage [--config FILE | --conf-dir DIR] [--json]
 
 Capacity, used and free addresses per range set, for the network config FILE
@@ -157,7 +167,7 @@ allocated, FREE the rest; STATIC counts allocations in the subnet but outside
 [rangeStart, rangeEnd] (static IPs). JSON numbers larger than 2^64-1 are strings.
 ";
 
-pub const HELP_RELEASE: &str = "\
+const HELP_RELEASE: &str = "\
 mactrunk-ipam release [--data-dir DIR] NETWORK (--ip IP | --container ID [--ifname IF]) [--json]
 
 Release one allocation (--ip) or those of a container (--container; with --ifname only
@@ -165,7 +175,7 @@ that interface's, plus legacy records of the container). Does not touch any inte
 use it for containers that are gone. Exit 1 if nothing matched.
 ";
 
-pub const HELP_GC: &str = "\
+const HELP_GC: &str = "\
 mactrunk-ipam gc [--data-dir DIR] NETWORK (--keep ID[:IFNAME]... | --keep-file FILE) [--dry-run] [--json]
 
 Release every allocation of NETWORK whose container is not listed as live. --keep ID
@@ -176,6 +186,92 @@ keeps all interfaces of container ID, --keep ID:IFNAME one interface (repeatable
 reports what would be released. Also drops stale owner-index entries.
 ";
 
+/// One subcommand: how it is called, its help, the options it takes
+/// besides `--json` and `-h`/`--help` (as typed: `--data-dir`, `-n`), and
+/// its parser.
+struct Spec {
+    name: &'static str,
+    aliases: &'static [&'static str],
+    help: &'static str,
+    options: &'static [&'static str],
+    parse: fn(&mut Args) -> Result<Command, Stop>,
+}
+
+static COMMANDS: [Spec; 4] = [
+    Spec {
+        name: "list",
+        aliases: &["ls"],
+        help: HELP_LIST,
+        options: &["--data-dir"],
+        parse: parse_list,
+    },
+    Spec {
+        name: "usage",
+        aliases: &[],
+        help: HELP_USAGE,
+        options: &["--config", "--conf-dir"],
+        parse: parse_usage,
+    },
+    Spec {
+        name: "release",
+        aliases: &[],
+        help: HELP_RELEASE,
+        options: &["--data-dir", "--ip", "--container", "--ifname"],
+        parse: parse_release,
+    },
+    Spec {
+        name: "gc",
+        aliases: &[],
+        help: HELP_GC,
+        options: &["--data-dir", "--keep", "--keep-file", "--dry-run", "-n"],
+        parse: parse_gc,
+    },
+];
+
+fn find(name: &str) -> Option<&'static Spec> {
+    COMMANDS
+        .iter()
+        .find(|s| s.name == name || s.aliases.contains(&name))
+}
+
+/// Parse the arguments (without the program name). An argument that is not
+/// UTF-8 is a usage error.
+pub(crate) fn parse(args: &[OsString]) -> Result<Parsed, UsageError> {
+    let args = utf8(args)?;
+    let Some((first, rest)) = args.split_first() else {
+        return Err(usage_err("missing command", HELP));
+    };
+    match first.as_str() {
+        "-h" | "--help" | "help" => {
+            let topic = rest.first().and_then(|t| find(t));
+            Ok(Parsed::Help(topic.map_or(HELP, |s| s.help)))
+        }
+        "--version" | "-V" | "version" => Ok(Parsed::Version),
+        typed => match find(typed) {
+            Some(spec) => Args::new(spec, typed, rest).run(),
+            None => Err(usage_err(format!("unknown command {typed:?}"), HELP)),
+        },
+    }
+}
+
+fn utf8(args: &[OsString]) -> Result<Vec<String>, UsageError> {
+    let mut strings = Vec::with_capacity(args.len());
+    for (i, a) in args.iter().enumerate() {
+        match a.to_str() {
+            Some(s) => strings.push(s.to_string()),
+            None => {
+                let msg = format!(
+                    "argument {} is not valid UTF-8: {:?}",
+                    i + 1,
+                    a.to_string_lossy()
+                );
+                return Err(usage_err(msg, HELP));
+            }
+        }
+    }
+    Ok(strings)
+}
+
 fn usage_err(msg: impl Into<String>, help: &'static str) -> UsageError {
     UsageError {
         msg: msg.into(),
@@ -183,266 +279,335 @@ fn usage_err(msg: impl Into<String>, help: &'static str) -> UsageError {
     }
 }
 
-/// Parse the arguments (without the program name).
-pub fn parse_args(args: &[String]) -> Result<Invocation, UsageError> {
-    let Some((sub, rest)) = args.split_first() else {
-        return Err(usage_err("missing command", HELP));
-    };
-    let help: &'static str = match sub.as_str() {
-        "-h" | "--help" | "help" => {
-            let topic = match rest.first().map(String::as_str) {
-                Some("list") => HELP_LIST,
-                Some("usage") => HELP_USAGE,
-                Some("release") => HELP_RELEASE,
-                Some("gc") => HELP_GC,
-                _ => HELP,
-            };
-            return Ok(Invocation {
-                cmd: Cmd::Help(topic),
-                json: false,
-            });
-        }
-        "--version" | "-V" | "version" => {
-            return Ok(Invocation {
-                cmd: Cmd::Version,
-                json: false,
-            });
-        }
-        "list" | "ls" => HELP_LIST,
-        "usage" => HELP_USAGE,
-        "release" => HELP_RELEASE,
-        "gc" => HELP_GC,
-        other => return Err(usage_err(format!("unknown command {other:?}"), HELP)),
-    };
-
-    // Options may come before or after the positional arguments.
-    let mut json = false;
-    let mut data_dir: Option<PathBuf> = None;
-    let mut config: Option<PathBuf> = None;
-    let mut conf_dir: Option<PathBuf> = None;
-    let mut ip: Option<IpAddr> = None;
-    let mut container: Option<String> = None;
-    let mut ifname: Option<String> = None;
-    let mut keep: Vec<Keep> = Vec::new();
-    let mut keep_files: Vec<PathBuf> = Vec::new();
-    let mut dry_run = false;
-    let mut positional: Vec<String> = Vec::new();
-
-    let mut it = rest.iter();
-    while let Some(arg) = it.next() {
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
-            _ => (arg.as_str(), None),
-        };
-        let mut value = |opt: &str| -> Result<String, UsageError> {
-            match &inline {
-                Some(v) => Ok(v.clone()),
-                None => it
-                    .next()
-                    .cloned()
-                    .ok_or_else(|| usage_err(format!("{opt} needs a value"), help)),
-            }
-        };
-        let allowed = |ok: bool| -> Result<(), UsageError> {
-            if ok {
-                Ok(())
-            } else {
-                Err(usage_err(
-                    format!("option {name} does not apply to {sub}"),
-                    help,
-                ))
-            }
-        };
-        let once = |set: bool| -> Result<(), UsageError> {
-            if set {
-                Err(usage_err(format!("{name} given twice"), help))
-            } else {
-                Ok(())
-            }
-        };
-        match name {
-            "-h" | "--help" => {
-                return Ok(Invocation {
-                    cmd: Cmd::Help(help),
-                    json: false,
-                });
-            }
-            "--json" => json = true,
-            "--data-dir" => {
-                allowed(help != HELP_USAGE)?;
-                once(data_dir.is_some())?;
-                data_dir = Some(PathBuf::from(nonempty(&value(name)?, name, help)?));
-            }
-            "--config" => {
-                allowed(help == HELP_USAGE)?;
-                once(config.is_some())?;
-                config = Some(PathBuf::from(nonempty(&value(name)?, name, help)?));
-            }
-            "--conf-dir" => {
-                allowed(help == HELP_USAGE)?;
-                once(conf_dir.is_some())?;
-                conf_dir = Some(PathBuf::from(nonempty(&value(name)?, name, help)?));
-            }
-            "--ip" => {
-                allowed(help == HELP_RELEASE)?;
-                once(ip.is_some())?;
-                let v = value(name)?;
-                // Accept an address with a prefix too (as printed by `ip addr`).
-                let bare = v.split_once('/').map_or(v.as_str(), |(a, _)| a);
-                ip =
-                    Some(bare.parse().map_err(|_| {
-                        usage_err(format!("--ip: {v:?} is not an IP address"), help)
-                    })?);
-            }
-            "--container" => {
-                allowed(help == HELP_RELEASE)?;
-                once(container.is_some())?;
-                container = Some(value(name)?);
-            }
-            "--ifname" => {
-                allowed(help == HELP_RELEASE)?;
-                once(ifname.is_some())?;
-                ifname = Some(value(name)?);
-            }
-            "--keep" => {
-                allowed(help == HELP_GC)?;
-                let v = value(name)?;
-                keep.push(
-                    Keep::parse(&v).map_err(|e| usage_err(format!("--keep {v}: {e}"), help))?,
-                );
-            }
-            "--keep-file" => {
-                allowed(help == HELP_GC)?;
-                keep_files.push(PathBuf::from(nonempty(&value(name)?, name, help)?));
-            }
-            "--dry-run" | "-n" => {
-                allowed(help == HELP_GC)?;
-                dry_run = true;
-            }
-            "--" => positional.extend(it.by_ref().cloned()),
-            s if s.starts_with('-') && s.len() > 1 => {
-                return Err(usage_err(format!("unknown option {s}"), help));
-            }
-            _ => positional.push(arg.clone()),
-        }
-    }
-
-    let data_dir = data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
-    let network = |positional: &[String], required: bool| -> Result<Option<String>, UsageError> {
-        match positional {
-            [] if required => Err(usage_err("missing NETWORK", help)),
-            [] => Ok(None),
-            [n] if is_valid_id(n) => Ok(Some(n.clone())),
-            [n] => Err(usage_err(
-                format!("NETWORK {n:?} is not a valid network name (^[a-zA-Z0-9][a-zA-Z0-9_.-]*$)"),
-                help,
-            )),
-            [_, extra, ..] => Err(usage_err(format!("unexpected argument {extra:?}"), help)),
-        }
-    };
-
-    let cmd = match help {
-        HELP_LIST => Cmd::List {
-            data_dir,
-            network: network(&positional, false)?,
-        },
-        HELP_USAGE => {
-            if let Some(p) = positional.first() {
-                return Err(usage_err(format!("unexpected argument {p:?}"), help));
-            }
-            let source = match (config, conf_dir) {
-                (Some(_), Some(_)) => {
-                    return Err(usage_err(
-                        "--config and --conf-dir exclude each other",
-                        help,
-                    ));
-                }
-                (Some(f), None) => ConfSource::File(f),
-                (None, Some(d)) => ConfSource::Dir(d),
-                (None, None) => ConfSource::Dir(PathBuf::from(DEFAULT_CONF_DIR)),
-            };
-            Cmd::Usage { source }
-        }
-        HELP_RELEASE => {
-            let network = network(&positional, true)?.unwrap_or_default();
-            let target = match (ip, container, ifname) {
-                (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
-                    return Err(usage_err("--ip excludes --container and --ifname", help));
-                }
-                (Some(ip), None, None) => ReleaseTarget::Ip(ip),
-                (None, Some(id), ifname) => {
-                    let k = Keep::new(&id, ifname.as_deref())
-                        .map_err(|e| usage_err(format!("--container/--ifname: {e}"), help))?;
-                    ReleaseTarget::Container {
-                        id: k.container_id,
-                        ifname: k.ifname,
-                    }
-                }
-                (None, None, Some(_)) => {
-                    return Err(usage_err("--ifname needs --container", help));
-                }
-                (None, None, None) => {
-                    return Err(usage_err(
-                        "say what to release: --ip IP or --container ID",
-                        help,
-                    ));
-                }
-            };
-            Cmd::Release {
-                data_dir,
-                network,
-                target,
-            }
-        }
-        _ => {
-            let network = network(&positional, true)?.unwrap_or_default();
-            if keep.is_empty() && keep_files.is_empty() {
-                return Err(usage_err(
-                    "gc needs the live containers: --keep ID[:IFNAME] or --keep-file FILE \
-                     (an empty file releases everything)",
-                    help,
-                ));
-            }
-            Cmd::Gc {
-                data_dir,
-                network,
-                keep,
-                keep_files,
-                dry_run,
-            }
-        }
-    };
-    Ok(Invocation { cmd, json })
+/// Why a command's parse stopped early: `--help`, or a usage error.
+enum Stop {
+    Help(&'static str),
+    Usage(UsageError),
 }
 
-fn nonempty(v: &str, opt: &str, help: &'static str) -> Result<String, UsageError> {
-    if v.is_empty() {
-        Err(usage_err(format!("{opt} needs a non-empty value"), help))
-    } else {
-        Ok(v.to_string())
+impl From<UsageError> for Stop {
+    fn from(e: UsageError) -> Stop {
+        Stop::Usage(e)
     }
+}
+
+/// One argument of a command, `--json` and `--help` taken out.
+enum Arg {
+    /// One of the command's options ([`Spec::options`]).
+    Opt(&'static str),
+    Value(String),
+}
+
+/// The arguments of one command: lexopt's parser plus what every command
+/// shares (`--json`, `--help`, the messages).
+struct Args {
+    parser: lexopt::Parser,
+    spec: &'static Spec,
+    /// The command as typed (`ls` for `list`), for messages.
+    typed: String,
+    json: bool,
+}
+
+impl Args {
+    fn new(spec: &'static Spec, typed: &str, rest: &[String]) -> Args {
+        Args {
+            parser: lexopt::Parser::from_args(rest),
+            spec,
+            typed: typed.to_string(),
+            json: false,
+        }
+    }
+
+    fn run(mut self) -> Result<Parsed, UsageError> {
+        match (self.spec.parse)(&mut self) {
+            Ok(cmd) => Ok(Parsed::Run {
+                cmd,
+                json: self.json,
+            }),
+            Err(Stop::Help(text)) => Ok(Parsed::Help(text)),
+            Err(Stop::Usage(e)) => Err(e),
+        }
+    }
+
+    fn err(&self, msg: impl Into<String>) -> UsageError {
+        usage_err(msg, self.spec.help)
+    }
+
+    /// The next argument; options may come before or after the positional
+    /// arguments, everything after `--` is positional.
+    fn next(&mut self) -> Result<Option<Arg>, Stop> {
+        loop {
+            let name = match self.parser.next() {
+                Ok(None) => return Ok(None),
+                Ok(Some(lexopt::Arg::Value(v))) => return Ok(Some(Arg::Value(self.string(v)?))),
+                Ok(Some(lexopt::Arg::Long(l))) => format!("--{l}"),
+                Ok(Some(lexopt::Arg::Short(c))) => format!("-{c}"),
+                Err(e) => return Err(self.lexopt_error(e).into()),
+            };
+            match name.as_str() {
+                "--json" => self.json = true,
+                "-h" | "--help" => return Err(Stop::Help(self.spec.help)),
+                _ => return self.option(&name).map(|o| Some(Arg::Opt(o))),
+            }
+        }
+    }
+
+    /// `name` as one of the command's options, or the usage error.
+    fn option(&self, name: &str) -> Result<&'static str, Stop> {
+        if let Some(o) = self.spec.options.iter().find(|o| **o == name) {
+            return Ok(o);
+        }
+        let elsewhere = COMMANDS.iter().any(|s| s.options.contains(&name));
+        Err(if elsewhere {
+            self.err(format!("option {name} does not apply to {}", self.typed))
+        } else {
+            self.err(format!("unknown option {name}"))
+        }
+        .into())
+    }
+
+    /// An option of [`Spec::options`] its parser does not handle: a bug,
+    /// which `every_listed_option_is_handled` catches.
+    fn unhandled(&self, opt: &str) -> Stop {
+        self.err(format!(
+            "option {opt} is not implemented for {}",
+            self.spec.name
+        ))
+        .into()
+    }
+
+    fn lexopt_error(&self, e: lexopt::Error) -> UsageError {
+        self.err(match e {
+            lexopt::Error::UnexpectedValue { option, value } => format!(
+                "{option} takes no value (given {:?})",
+                value.to_string_lossy()
+            ),
+            other => other.to_string(),
+        })
+    }
+
+    fn string(&self, v: OsString) -> Result<String, UsageError> {
+        v.into_string()
+            .map_err(|v| self.err(format!("{:?} is not valid UTF-8", v.to_string_lossy())))
+    }
+
+    /// The value of option `opt` (`--opt VALUE` or `--opt=VALUE`).
+    fn value(&mut self, opt: &str) -> Result<String, UsageError> {
+        match self.parser.value() {
+            Ok(v) => self.string(v),
+            Err(_) => Err(self.err(format!("{opt} needs a value"))),
+        }
+    }
+
+    /// A path option given at most once, not empty.
+    fn path_once(&mut self, slot: &mut Option<PathBuf>, opt: &str) -> Result<(), UsageError> {
+        self.once(slot.is_some(), opt)?;
+        *slot = Some(self.path(opt)?);
+        Ok(())
+    }
+
+    fn path(&mut self, opt: &str) -> Result<PathBuf, UsageError> {
+        match self.value(opt)? {
+            v if v.is_empty() => Err(self.err(format!("{opt} needs a non-empty value"))),
+            v => Ok(PathBuf::from(v)),
+        }
+    }
+
+    fn once(&self, set: bool, opt: &str) -> Result<(), UsageError> {
+        if set {
+            Err(self.err(format!("{opt} given twice")))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The NETWORK argument: the only positional one.
+    fn network(&self, positional: &[String], required: bool) -> Result<Option<String>, UsageError> {
+        match positional {
+            [] if required => Err(self.err("missing NETWORK")),
+            [] => Ok(None),
+            [n] if is_valid_id(n) => Ok(Some(n.clone())),
+            [n] => Err(self.err(format!(
+                "NETWORK {n:?} is not a valid network name (^[a-zA-Z0-9][a-zA-Z0-9_.-]*$)"
+            ))),
+            [_, extra, ..] => Err(self.err(format!("unexpected argument {extra:?}"))),
+        }
+    }
+}
+
+fn default_data_dir(data_dir: Option<PathBuf>) -> PathBuf {
+    data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+}
+
+fn parse_list(a: &mut Args) -> Result<Command, Stop> {
+    let mut data_dir = None;
+    let mut positional = Vec::new();
+    while let Some(arg) = a.next()? {
+        match arg {
+            Arg::Opt(o @ "--data-dir") => a.path_once(&mut data_dir, o)?,
+            Arg::Opt(o) => return Err(a.unhandled(o)),
+            Arg::Value(v) => positional.push(v),
+        }
+    }
+    Ok(Command::List {
+        data_dir: default_data_dir(data_dir),
+        network: a.network(&positional, false)?,
+    })
+}
+
+fn parse_usage(a: &mut Args) -> Result<Command, Stop> {
+    let (mut config, mut conf_dir) = (None, None);
+    let mut positional = Vec::new();
+    while let Some(arg) = a.next()? {
+        match arg {
+            Arg::Opt(o @ "--config") => a.path_once(&mut config, o)?,
+            Arg::Opt(o @ "--conf-dir") => a.path_once(&mut conf_dir, o)?,
+            Arg::Opt(o) => return Err(a.unhandled(o)),
+            Arg::Value(v) => positional.push(v),
+        }
+    }
+    if let Some(p) = positional.first() {
+        return Err(a.err(format!("unexpected argument {p:?}")).into());
+    }
+    let source = match (config, conf_dir) {
+        (Some(_), Some(_)) => {
+            return Err(a.err("--config and --conf-dir exclude each other").into());
+        }
+        (Some(f), None) => ConfSource::File(f),
+        (None, Some(d)) => ConfSource::Dir(d),
+        (None, None) => ConfSource::Dir(PathBuf::from(DEFAULT_CONF_DIR)),
+    };
+    Ok(Command::Usage { source })
+}
+
+fn parse_release(a: &mut Args) -> Result<Command, Stop> {
+    let (mut data_dir, mut ip, mut container, mut ifname) = (None, None, None, None);
+    let mut positional = Vec::new();
+    while let Some(arg) = a.next()? {
+        match arg {
+            Arg::Opt(o @ "--data-dir") => a.path_once(&mut data_dir, o)?,
+            Arg::Opt(o @ "--ip") => {
+                a.once(ip.is_some(), o)?;
+                ip = Some(parse_ip(a, o)?);
+            }
+            Arg::Opt(o @ "--container") => {
+                a.once(container.is_some(), o)?;
+                container = Some(a.value(o)?);
+            }
+            Arg::Opt(o @ "--ifname") => {
+                a.once(ifname.is_some(), o)?;
+                ifname = Some(a.value(o)?);
+            }
+            Arg::Opt(o) => return Err(a.unhandled(o)),
+            Arg::Value(v) => positional.push(v),
+        }
+    }
+    let network = a.network(&positional, true)?.unwrap_or_default();
+    let target = release_target(a, ip, container, ifname)?;
+    Ok(Command::Release {
+        data_dir: default_data_dir(data_dir),
+        network,
+        target,
+    })
+}
+
+/// An address; with a prefix too (as `ip addr` prints it), which is ignored.
+fn parse_ip(a: &mut Args, opt: &str) -> Result<IpAddr, UsageError> {
+    let v = a.value(opt)?;
+    let bare = v.split_once('/').map_or(v.as_str(), |(addr, _)| addr);
+    bare.parse()
+        .map_err(|_| a.err(format!("{opt}: {v:?} is not an IP address")))
+}
+
+fn release_target(
+    a: &Args,
+    ip: Option<IpAddr>,
+    container: Option<String>,
+    ifname: Option<String>,
+) -> Result<ReleaseTarget, UsageError> {
+    match (ip, container, ifname) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+            Err(a.err("--ip excludes --container and --ifname"))
+        }
+        (Some(ip), None, None) => Ok(ReleaseTarget::Ip(ip)),
+        (None, Some(id), ifname) => Keep::new(&id, ifname.as_deref())
+            .map(ReleaseTarget::Container)
+            .map_err(|e| a.err(format!("--container/--ifname: {e}"))),
+        (None, None, Some(_)) => Err(a.err("--ifname needs --container")),
+        (None, None, None) => Err(a.err("say what to release: --ip IP or --container ID")),
+    }
+}
+
+fn parse_gc(a: &mut Args) -> Result<Command, Stop> {
+    let mut data_dir = None;
+    let (mut keep, mut keep_files, mut dry_run) = (Vec::new(), Vec::new(), false);
+    let mut positional = Vec::new();
+    while let Some(arg) = a.next()? {
+        match arg {
+            Arg::Opt(o @ "--data-dir") => a.path_once(&mut data_dir, o)?,
+            Arg::Opt(o @ "--keep") => {
+                let v = a.value(o)?;
+                keep.push(Keep::parse(&v).map_err(|e| a.err(format!("{o} {v}: {e}")))?);
+            }
+            Arg::Opt(o @ "--keep-file") => keep_files.push(a.path(o)?),
+            Arg::Opt("--dry-run" | "-n") => dry_run = true,
+            Arg::Opt(o) => return Err(a.unhandled(o)),
+            Arg::Value(v) => positional.push(v),
+        }
+    }
+    let network = a.network(&positional, true)?.unwrap_or_default();
+    if keep.is_empty() && keep_files.is_empty() {
+        return Err(a
+            .err(
+                "gc needs the live containers: --keep ID[:IFNAME] or --keep-file FILE \
+                 (an empty file releases everything)",
+            )
+            .into());
+    }
+    Ok(Command::Gc {
+        data_dir: default_data_dir(data_dir),
+        network,
+        keep,
+        keep_files,
+        dry_run,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::ffi::OsStringExt;
 
-    fn args(s: &str) -> Vec<String> {
-        s.split_whitespace().map(String::from).collect()
+    fn os(s: &str) -> Vec<OsString> {
+        s.split_whitespace().map(OsString::from).collect()
     }
 
-    fn parse(s: &str) -> Result<Invocation, UsageError> {
-        parse_args(&args(s))
+    fn parsed(s: &str) -> Result<Parsed, UsageError> {
+        parse(&os(s))
     }
 
-    fn cmd(s: &str) -> Cmd {
-        parse(s).unwrap_or_else(|e| panic!("{s}: {}", e.msg)).cmd
+    fn cmd(s: &str) -> Command {
+        match parsed(s) {
+            Ok(Parsed::Run { cmd, .. }) => cmd,
+            other => panic!("{s}: {other:?}"),
+        }
+    }
+
+    fn json(s: &str) -> bool {
+        matches!(parsed(s), Ok(Parsed::Run { json: true, .. }))
+    }
+
+    fn help(s: &str) -> &'static str {
+        match parsed(s) {
+            Ok(Parsed::Help(text)) => text,
+            other => panic!("{s}: {other:?}"),
+        }
     }
 
     fn usage_msg(s: &str) -> String {
-        match parse(s) {
+        match parsed(s) {
             Err(e) => e.msg,
-            Ok(i) => panic!("{s}: parsed as {i:?}"),
+            Ok(p) => panic!("{s}: parsed as {p:?}"),
         }
     }
 
@@ -450,67 +615,49 @@ mod tests {
     fn parse_list() {
         assert_eq!(
             cmd("list"),
-            Cmd::List {
+            Command::List {
                 data_dir: DEFAULT_DATA_DIR.into(),
                 network: None
             }
         );
         assert_eq!(
             cmd("list --data-dir /d net1"),
-            Cmd::List {
+            Command::List {
                 data_dir: "/d".into(),
                 network: Some("net1".into())
             }
         );
         assert_eq!(cmd("ls net1 --data-dir=/d"), cmd("list --data-dir /d net1"));
-        let inv = parse("list --json").unwrap();
-        assert!(inv.json);
-        assert!(!parse("list").unwrap().json);
-        assert!(usage_msg("list a b").contains("unexpected argument"));
+        assert!(json("list --json"));
+        assert!(!json("list"));
+        assert!(usage_msg("list a b").contains("unexpected argument \"b\""));
         assert!(usage_msg("list ../etc").contains("not a valid network name"));
-        assert!(usage_msg("list --data-dir").contains("needs a value"));
         assert!(usage_msg("list --data-dir=").contains("non-empty"));
-        assert!(usage_msg("list --ip 10.0.0.1").contains("does not apply"));
-        assert!(usage_msg("list --bogus").contains("unknown option --bogus"));
+        assert_eq!(
+            usage_msg("list --ip 10.0.0.1"),
+            "option --ip does not apply to list"
+        );
+        assert_eq!(usage_msg("ls -n"), "option -n does not apply to ls");
         assert!(usage_msg("list --data-dir /a --data-dir /b").contains("twice"));
-    }
-
-    #[test]
-    fn parse_help_and_errors() {
-        assert_eq!(cmd("--help"), Cmd::Help(HELP));
-        assert_eq!(cmd("-h"), Cmd::Help(HELP));
-        assert_eq!(cmd("help gc"), Cmd::Help(HELP_GC));
-        assert_eq!(cmd("gc --help"), Cmd::Help(HELP_GC));
-        assert_eq!(cmd("release net -h"), Cmd::Help(HELP_RELEASE));
-        assert_eq!(cmd("usage --help"), Cmd::Help(HELP_USAGE));
-        assert_eq!(cmd("list --help"), Cmd::Help(HELP_LIST));
-        assert_eq!(cmd("--version"), Cmd::Version);
-        assert_eq!(cmd("-V"), Cmd::Version);
-        assert_eq!(parse_args(&[]).unwrap_err().help, HELP);
-        let e = parse("frobnicate").unwrap_err();
-        assert!(e.msg.contains("unknown command"));
-        assert_eq!(e.help, HELP);
-        // a usage error carries the command's help
-        assert_eq!(parse("gc net").unwrap_err().help, HELP_GC);
     }
 
     #[test]
     fn parse_usage() {
         assert_eq!(
             cmd("usage"),
-            Cmd::Usage {
+            Command::Usage {
                 source: ConfSource::Dir(DEFAULT_CONF_DIR.into())
             }
         );
         assert_eq!(
             cmd("usage --config /x.conf"),
-            Cmd::Usage {
+            Command::Usage {
                 source: ConfSource::File("/x.conf".into())
             }
         );
         assert_eq!(
             cmd("usage --conf-dir /etc/cni/net.d --json"),
-            Cmd::Usage {
+            Command::Usage {
                 source: ConfSource::Dir("/etc/cni/net.d".into())
             }
         );
@@ -521,12 +668,13 @@ mod tests {
 
     #[test]
     fn parse_release() {
+        let ip = |s: &str| ReleaseTarget::Ip(s.parse().unwrap());
         assert_eq!(
             cmd("release net --ip 10.0.0.5"),
-            Cmd::Release {
+            Command::Release {
                 data_dir: DEFAULT_DATA_DIR.into(),
                 network: "net".into(),
-                target: ReleaseTarget::Ip("10.0.0.5".parse().unwrap())
+                target: ip("10.0.0.5")
             }
         );
         assert_eq!(
@@ -535,21 +683,18 @@ mod tests {
         );
         assert_eq!(
             cmd("release --data-dir /d net --container abc --ifname net1"),
-            Cmd::Release {
+            Command::Release {
                 data_dir: "/d".into(),
                 network: "net".into(),
-                target: ReleaseTarget::Container {
-                    id: "abc".into(),
-                    ifname: Some("net1".into())
-                }
+                target: ReleaseTarget::Container(Keep::parse("abc:net1").unwrap())
             }
         );
         assert_eq!(
-            cmd("release net --ip fd00::5"),
-            Cmd::Release {
+            cmd("release net --ip=fd00::5"),
+            Command::Release {
                 data_dir: DEFAULT_DATA_DIR.into(),
                 network: "net".into(),
-                target: ReleaseTarget::Ip("fd00::5".parse().unwrap())
+                target: ip("fd00::5")
             }
         );
         assert!(usage_msg("release --ip 10.0.0.5").contains("missing NETWORK"));
@@ -560,32 +705,24 @@ mod tests {
         assert!(usage_msg("release net --container ../x").contains("container ID"));
         assert!(usage_msg("release net --container a --ifname a/b").contains("interface"));
         assert!(usage_msg("release net --keep a").contains("does not apply"));
+        assert!(usage_msg("release net --ip 10.0.0.5 --ip 10.0.0.6").contains("twice"));
     }
 
     #[test]
     fn parse_gc() {
         assert_eq!(
             cmd("gc net --keep a --keep b:eth0 --dry-run"),
-            Cmd::Gc {
+            Command::Gc {
                 data_dir: DEFAULT_DATA_DIR.into(),
                 network: "net".into(),
-                keep: vec![
-                    Keep {
-                        container_id: "a".into(),
-                        ifname: None
-                    },
-                    Keep {
-                        container_id: "b".into(),
-                        ifname: Some("eth0".into())
-                    }
-                ],
+                keep: vec![Keep::parse("a").unwrap(), Keep::parse("b:eth0").unwrap()],
                 keep_files: vec![],
                 dry_run: true,
             }
         );
         assert_eq!(
             cmd("gc net --keep-file /k --data-dir /d"),
-            Cmd::Gc {
+            Command::Gc {
                 data_dir: "/d".into(),
                 network: "net".into(),
                 keep: vec![],
@@ -593,10 +730,12 @@ mod tests {
                 dry_run: false,
             }
         );
+        assert_eq!(cmd("gc -n net --keep a"), cmd("gc net --keep a --dry-run"));
         assert!(usage_msg("gc net").contains("--keep"));
         assert!(usage_msg("gc --keep a").contains("missing NETWORK"));
         assert!(usage_msg("gc net --keep a/b").contains("container ID"));
         assert!(usage_msg("gc net --keep a:").contains("interface name"));
+        assert!(usage_msg("gc net --keep-file=").contains("non-empty"));
     }
 
     #[test]
@@ -614,5 +753,154 @@ mod tests {
             "legacy record of the container"
         );
         assert_eq!(Keep::parse(" c1 net1 ").unwrap(), k);
+    }
+
+    #[test]
+    fn help_top_level_and_per_command() {
+        for s in ["--help", "-h", "help", "help frob", "--help frob"] {
+            assert_eq!(help(s), HELP, "{s}");
+        }
+        for spec in &COMMANDS {
+            let n = spec.name;
+            for s in [
+                format!("{n} --help"),
+                format!("{n} -h"),
+                format!("help {n}"),
+                format!("--help {n}"),
+                format!("{n} --json --help"),
+                // --help wins over what is still missing or unparsed
+                format!("{n} net --help --bogus"),
+            ] {
+                assert_eq!(help(&s), spec.help, "{s}");
+            }
+            assert!(spec.help.starts_with(&format!("mactrunk-ipam {n} ")));
+            assert!(HELP.contains(&format!("mactrunk-ipam {n} ")), "{n}");
+        }
+        assert_eq!(help("ls --help"), HELP_LIST);
+        assert_eq!(help("gc -nh"), HELP_GC);
+        // an error before --help is reported
+        assert!(usage_msg("list --bogus --help").contains("unknown option --bogus"));
+    }
+
+    #[test]
+    fn version() {
+        for s in ["--version", "-V", "version", "--version --json"] {
+            assert_eq!(parsed(s), Ok(Parsed::Version), "{s}");
+        }
+        assert_eq!(usage_msg("list --version"), "unknown option --version");
+    }
+
+    #[test]
+    fn unknown_commands_and_options() {
+        let e = parsed("").unwrap_err();
+        assert_eq!((e.msg.as_str(), e.help), ("missing command", HELP));
+        let e = parsed("frobnicate").unwrap_err();
+        assert_eq!(
+            (e.msg.as_str(), e.help),
+            ("unknown command \"frobnicate\"", HELP)
+        );
+        assert_eq!(usage_msg("--json list"), "unknown command \"--json\"");
+        assert_eq!(usage_msg("list --bogus"), "unknown option --bogus");
+        assert_eq!(usage_msg("list --bogus=1"), "unknown option --bogus");
+        assert_eq!(usage_msg("list -x"), "unknown option -x");
+        assert_eq!(usage_msg("gc net -nx"), "unknown option -x");
+        // a usage error carries the command's help
+        assert_eq!(parsed("gc net").unwrap_err().help, HELP_GC);
+        assert_eq!(parsed("ls --bogus").unwrap_err().help, HELP_LIST);
+    }
+
+    #[test]
+    fn missing_and_unexpected_values() {
+        for (s, opt) in [
+            ("list --data-dir", "--data-dir"),
+            ("usage --config", "--config"),
+            ("usage --conf-dir", "--conf-dir"),
+            ("release net --ip", "--ip"),
+            ("release net --container", "--container"),
+            ("release net --container c --ifname", "--ifname"),
+            ("gc net --keep", "--keep"),
+            ("gc net --keep a --keep-file", "--keep-file"),
+        ] {
+            assert_eq!(usage_msg(s), format!("{opt} needs a value"), "{s}");
+        }
+        // a value that looks like an option is still the value
+        assert_eq!(
+            cmd("list --data-dir --json"),
+            Command::List {
+                data_dir: "--json".into(),
+                network: None
+            }
+        );
+        assert_eq!(
+            usage_msg("gc net --keep a --dry-run=yes"),
+            "--dry-run takes no value (given \"yes\")"
+        );
+        assert_eq!(
+            usage_msg("list --json=false"),
+            "--json takes no value (given \"false\")"
+        );
+    }
+
+    #[test]
+    fn double_dash_ends_the_options() {
+        assert_eq!(
+            cmd("list -- net1"),
+            Command::List {
+                data_dir: DEFAULT_DATA_DIR.into(),
+                network: Some("net1".into())
+            }
+        );
+        assert!(!json("list -- net1"));
+        assert!(usage_msg("list -- --json").contains("NETWORK \"--json\" is not a valid"));
+        assert!(usage_msg("gc --keep a -- --help").contains("NETWORK \"--help\""));
+    }
+
+    #[test]
+    fn non_utf8_arguments_are_usage_errors() {
+        let raw = |v: &[&[u8]]| -> Vec<OsString> {
+            v.iter().map(|b| OsString::from_vec(b.to_vec())).collect()
+        };
+        let e = parse(&raw(&[b"\xff"])).unwrap_err();
+        assert_eq!(e.msg, "argument 1 is not valid UTF-8: \"\u{fffd}\"");
+        assert_eq!(e.help, HELP);
+        let e = parse(&raw(&[b"list", b"--data-dir", b"/x\xfe"])).unwrap_err();
+        assert!(
+            e.msg.starts_with("argument 3 is not valid UTF-8"),
+            "{}",
+            e.msg
+        );
+        let e = parse(&raw(&[b"gc", b"net", b"--keep", b"a", b"--", b"\xff"])).unwrap_err();
+        assert!(
+            e.msg.starts_with("argument 6 is not valid UTF-8"),
+            "{}",
+            e.msg
+        );
+    }
+
+    /// The option table and the parsers agree: every listed option is
+    /// handled by its command and named in its help.
+    #[test]
+    fn every_listed_option_is_handled() {
+        for spec in &COMMANDS {
+            for opt in spec.options {
+                let line = format!("{} {opt}", spec.name);
+                if let Err(e) = parsed(&line) {
+                    assert!(
+                        !e.msg.contains("not implemented")
+                            && !e.msg.contains("does not apply")
+                            && !e.msg.contains("unknown option"),
+                        "{line}: {}",
+                        e.msg
+                    );
+                }
+                if opt.starts_with("--") {
+                    assert!(
+                        spec.help.contains(opt),
+                        "{opt} not in the help of {}",
+                        spec.name
+                    );
+                }
+            }
+        }
     }
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::args::{Cmd, ConfSource, Keep, ReleaseTarget};
+use super::args::{Command, ConfSource, Keep, ReleaseTarget};
 use super::report::{
     GcReport, ListReport, NetworkListing, NetworkUsage, ReleaseReport, Report, StoreFailure,
     UsageReport,
@@ -49,17 +49,16 @@ impl From<CniError> for Failure {
 }
 
 /// Execute a parsed command.
-pub(crate) fn execute(cmd: &Cmd) -> Result<Report, Failure> {
+pub(crate) fn execute(cmd: &Command) -> Result<Report, Failure> {
     match cmd {
-        Cmd::Help(_) | Cmd::Version => Err(Failure("help is not a report".into())),
-        Cmd::List { data_dir, network } => list(data_dir, network.as_deref()).map(Report::List),
-        Cmd::Usage { source } => usage(source).map(Report::Usage),
-        Cmd::Release {
+        Command::List { data_dir, network } => list(data_dir, network.as_deref()).map(Report::List),
+        Command::Usage { source } => usage(source).map(Report::Usage),
+        Command::Release {
             data_dir,
             network,
             target,
         } => release(data_dir, network, target).map(Report::Release),
-        Cmd::Gc {
+        Command::Gc {
             data_dir,
             network,
             keep,
@@ -283,11 +282,7 @@ fn release(
         .into_iter()
         .filter(|a| match target {
             ReleaseTarget::Ip(ip) => a.ip == *ip,
-            ReleaseTarget::Container { id, ifname } => Keep {
-                container_id: id.clone(),
-                ifname: ifname.clone(),
-            }
-            .keeps(&a.owner),
+            ReleaseTarget::Container(k) => k.keeps(&a.owner),
         })
         .collect();
     if matching.is_empty() {
@@ -311,13 +306,14 @@ fn release(
 fn nothing_matched(target: &ReleaseTarget, network: &str, dir: &Path) -> Failure {
     let what = match target {
         ReleaseTarget::Ip(ip) => format!("{ip} is not allocated"),
-        ReleaseTarget::Container { id, ifname: None } => {
-            format!("container {id} holds no address")
-        }
-        ReleaseTarget::Container {
-            id,
+        ReleaseTarget::Container(Keep {
+            container_id,
+            ifname: None,
+        }) => format!("container {container_id} holds no address"),
+        ReleaseTarget::Container(Keep {
+            container_id,
             ifname: Some(i),
-        } => format!("container {id} interface {i} holds no address"),
+        }) => format!("container {container_id} interface {i} holds no address"),
     };
     Failure(format!("{what} in network {network} ({})", dir.display()))
 }

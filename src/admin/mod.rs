@@ -29,113 +29,36 @@ mod report;
 #[cfg(test)]
 mod tests;
 
+use std::ffi::OsString;
 use std::io::Write;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use serde_json::json;
 
-use args::{HELP, parse_args};
-use commands::execute;
+use args::{Parsed, UsageError};
+use commands::{Failure, execute};
+use report::Report;
 
 /// Exit statuses.
 const EXIT_OK: i32 = 0;
 const EXIT_FAILURE: i32 = 1;
 const EXIT_USAGE: i32 = 2;
 
-/// Was `--json` given (before a `--`)? Looked up in the raw arguments, so
-/// that a usage error, too, is reported as JSON when the caller asked for it.
-fn wants_json<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> bool {
-    args.iter()
-        .map(AsRef::as_ref)
-        .take_while(|a| *a != "--")
-        .any(|a| a == "--json")
+/// `mactrunk-ipam` run by hand (arguments, no `CNI_COMMAND`): the process's
+/// arguments without the program name in, the exit status out.
+pub fn main(args: &[OsString]) -> i32 {
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    run(args, &mut stdout.lock(), &mut stderr.lock())
 }
 
-/// A failure as the one JSON document on stdout (`--json`).
-fn json_error(out: &mut dyn Write, msg: &str, status: i32) {
-    let _ = writeln!(out, "{}", json!({"error": msg, "exitStatus": status}));
-    let _ = out.flush();
-}
-
-/// Parse, execute, print; returns the exit status.
-fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+/// Parse, execute, print; returns the exit status. A panic is a failure
+/// (exit 1), never exit 101; with `--json` it, too, is a JSON error on stdout.
+fn run(args: &[OsString], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let json = wants_json(args);
-    let inv = match parse_args(args) {
-        Ok(i) => i,
-        Err(e) => {
-            let _ = writeln!(err, "mactrunk-ipam: {}\n", e.msg);
-            let _ = write!(err, "{}", e.help);
-            if json {
-                json_error(out, &e.msg, EXIT_USAGE);
-            }
-            return EXIT_USAGE;
-        }
-    };
-    match inv.cmd {
-        args::Cmd::Help(text) => {
-            let _ = write!(out, "{text}");
-            return EXIT_OK;
-        }
-        args::Cmd::Version => {
-            let _ = writeln!(out, "{}", crate::cni::entry::version_text("mactrunk-ipam"));
-            return EXIT_OK;
-        }
-        _ => {}
-    }
-    match execute(&inv.cmd) {
-        Ok(report) => {
-            let written = if inv.json {
-                writeln!(out, "{}", report.to_json())
-            } else {
-                write!(out, "{}", report.render_table())
-            };
-            if let Err(e) = written.and_then(|_| out.flush()) {
-                let _ = writeln!(err, "mactrunk-ipam: cannot write the output: {e}");
-                return EXIT_FAILURE;
-            }
-            if report.failed() {
-                let _ = writeln!(err, "mactrunk-ipam: finished with errors (see the output)");
-                EXIT_FAILURE
-            } else {
-                EXIT_OK
-            }
-        }
-        Err(f) => {
-            let _ = writeln!(err, "mactrunk-ipam: {f}");
-            if inv.json {
-                json_error(out, &f.0, EXIT_FAILURE);
-            }
-            EXIT_FAILURE
-        }
-    }
-}
-
-/// [`run`] for the process's raw arguments: one that is not UTF-8 is a usage
-/// error (exit 2), and a panic is a failure (exit 1), never exit 101; with
-/// `--json` each still prints its JSON error on stdout.
-fn run_os(args: &[std::ffi::OsString], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    let json = wants_json(args);
-    let mut strings = Vec::with_capacity(args.len());
-    for (i, a) in args.iter().enumerate() {
-        match a.to_str() {
-            Some(s) => strings.push(s.to_string()),
-            None => {
-                let msg = format!(
-                    "argument {} is not valid UTF-8: {:?}",
-                    i + 1,
-                    a.to_string_lossy()
-                );
-                let _ = writeln!(err, "mactrunk-ipam: {msg}\n");
-                let _ = write!(err, "{HELP}");
-                if json {
-                    json_error(out, &msg, EXIT_USAGE);
-                }
-                return EXIT_USAGE;
-            }
-        }
-    }
     let status = {
         let (o, e) = (&mut *out, &mut *err);
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&strings, o, e)))
+        catch_unwind(AssertUnwindSafe(|| dispatch(args, json, o, e)))
     };
     status.unwrap_or_else(|_| {
         // The panic message went to stderr already.
@@ -148,8 +71,75 @@ fn run_os(args: &[std::ffi::OsString], out: &mut dyn Write, err: &mut dyn Write)
     })
 }
 
-pub fn main(args: &[std::ffi::OsString]) -> i32 {
-    let stdout = std::io::stdout();
-    let stderr = std::io::stderr();
-    run_os(args, &mut stdout.lock(), &mut stderr.lock())
+/// `json`: `--json` among the raw arguments, for errors before the command
+/// line is parsed.
+fn dispatch(args: &[OsString], json: bool, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    match args::parse(args) {
+        Err(e) => usage_error(&e, json, out, err),
+        Ok(Parsed::Help(text)) => {
+            let _ = write!(out, "{text}");
+            EXIT_OK
+        }
+        Ok(Parsed::Version) => {
+            let _ = writeln!(out, "{}", crate::cni::entry::version_text("mactrunk-ipam"));
+            EXIT_OK
+        }
+        Ok(Parsed::Run { cmd, json }) => match execute(&cmd) {
+            Ok(report) => print_report(&report, json, out, err),
+            Err(f) => failure(&f, json, out, err),
+        },
+    }
+}
+
+/// Exit 2: the message and the command's help on stderr, nothing on stdout
+/// but the JSON error with `--json`.
+fn usage_error(e: &UsageError, json: bool, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let _ = writeln!(err, "mactrunk-ipam: {}\n", e.msg);
+    let _ = write!(err, "{}", e.help);
+    if json {
+        json_error(out, &e.msg, EXIT_USAGE);
+    }
+    EXIT_USAGE
+}
+
+/// Exit 1 with nothing to show: the message on stderr (and as JSON).
+fn failure(f: &Failure, json: bool, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let _ = writeln!(err, "mactrunk-ipam: {f}");
+    if json {
+        json_error(out, &f.0, EXIT_FAILURE);
+    }
+    EXIT_FAILURE
+}
+
+/// The report on stdout; exit 1 if the command partly failed (the report
+/// says what) or stdout cannot be written.
+fn print_report(report: &Report, json: bool, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let written = if json {
+        writeln!(out, "{}", report.to_json())
+    } else {
+        write!(out, "{}", report.render_table())
+    };
+    if let Err(e) = written.and_then(|_| out.flush()) {
+        let _ = writeln!(err, "mactrunk-ipam: cannot write the output: {e}");
+        return EXIT_FAILURE;
+    }
+    if report.failed() {
+        let _ = writeln!(err, "mactrunk-ipam: finished with errors (see the output)");
+        return EXIT_FAILURE;
+    }
+    EXIT_OK
+}
+
+/// Was `--json` given (before a `--`)? Looked up in the raw arguments, so
+/// that a usage error, too, is reported as JSON when the caller asked for it.
+fn wants_json(args: &[OsString]) -> bool {
+    args.iter()
+        .take_while(|a| *a != "--")
+        .any(|a| a == "--json")
+}
+
+/// A failure as the one JSON document on stdout (`--json`).
+fn json_error(out: &mut dyn Write, msg: &str, status: i32) {
+    let _ = writeln!(out, "{}", json!({"error": msg, "exitStatus": status}));
+    let _ = out.flush();
 }

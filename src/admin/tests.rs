@@ -1,6 +1,7 @@
 //! The admin tool end to end: command lines through [`super::run`] against
 //! real stores filled by IPAM ADDs.
 
+use std::ffi::OsString;
 use std::path::Path;
 
 use serde_json::{Value, json};
@@ -11,8 +12,8 @@ use crate::ipam::config::DEFAULT_LOCK_TIMEOUT;
 use crate::ipam::store::{FileStore, Owner, Store};
 use crate::ipam::{self, IpamConfig};
 
-fn args(s: &str) -> Vec<String> {
-    s.split_whitespace().map(String::from).collect()
+fn args(s: &str) -> Vec<OsString> {
+    s.split_whitespace().map(OsString::from).collect()
 }
 
 fn conf_json(name: &str, dir: &Path) -> Value {
@@ -57,10 +58,14 @@ fn tree(root: &Path) -> Vec<String> {
 }
 
 fn run_args(a: &[&str]) -> (i32, String, String) {
-    let a: Vec<String> = a.iter().map(|s| s.to_string()).collect();
+    let a: Vec<OsString> = a.iter().map(OsString::from).collect();
+    run_raw(&a)
+}
+
+fn run_raw(a: &[OsString]) -> (i32, String, String) {
     let mut out = Vec::new();
     let mut err = Vec::new();
-    let rc = run(&a, &mut out, &mut err);
+    let rc = run(a, &mut out, &mut err);
     (
         rc,
         String::from_utf8(out).unwrap(),
@@ -143,17 +148,6 @@ fn read_only_commands_write_nothing_and_report_unsafe_stores() {
     assert_eq!(tree(tmp.path()), before, "a read-only command wrote");
 }
 
-fn run_raw(a: &[std::ffi::OsString]) -> (i32, String, String) {
-    let mut out = Vec::new();
-    let mut err = Vec::new();
-    let rc = run_os(a, &mut out, &mut err);
-    (
-        rc,
-        String::from_utf8(out).unwrap(),
-        String::from_utf8(err).unwrap(),
-    )
-}
-
 /// Issue 8, finding 11: arguments that are not UTF-8 are a usage error,
 /// `--version` prints the version, and with `--json` every failure,
 /// usage errors included, is one JSON object on stdout.
@@ -228,16 +222,7 @@ fn commands_on_a_store() {
     ] {
         ipam::add(&ipc, &Owner::new(cid, ifname)).unwrap();
     }
-    let run_s = |a: &str| {
-        let mut out = Vec::new();
-        let mut err = Vec::new();
-        let rc = run(&args(a), &mut out, &mut err);
-        (
-            rc,
-            String::from_utf8(out).unwrap(),
-            String::from_utf8(err).unwrap(),
-        )
-    };
+    let run_s = |a: &str| run_raw(&args(a));
     let dd = data.display();
 
     let (rc, out, _) = run_s(&format!("list --data-dir {dd} --json"));
