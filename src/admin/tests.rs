@@ -207,25 +207,49 @@ fn raw_arguments_version_and_json_failures() {
     assert_eq!((rc, out.as_str()), (2, ""));
 }
 
-/// The commands against a real store filled by real IPAM ADDs.
-#[test]
-fn commands_on_a_store() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    let conf = conf_json("blue", &data);
-    let ipc = IpamConfig::from_netconf(&conf, &CniArgs::default()).unwrap();
-    for (cid, ifname) in [
-        ("c1", "eth0"),
-        ("c1", "net1"),
-        ("c2", "eth0"),
-        ("c3", "eth0"),
-    ] {
-        ipam::add(&ipc, &Owner::new(cid, ifname)).unwrap();
-    }
-    let run_s = |a: &str| run_raw(&args(a));
-    let dd = data.display();
+/// A store filled by real IPAM ADDs: c1/eth0 10.9.0.2, c1/net1 .3,
+/// c2/eth0 .4, c3/eth0 .5 (the /29 is then full).
+struct Filled {
+    tmp: tempfile::TempDir,
+    data: std::path::PathBuf,
+    conf: Value,
+    ipc: IpamConfig,
+}
 
-    let (rc, out, _) = run_s(&format!("list --data-dir {dd} --json"));
+impl Filled {
+    fn new() -> Filled {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        let conf = conf_json("blue", &data);
+        let ipc = IpamConfig::from_netconf(&conf, &CniArgs::default()).unwrap();
+        for (cid, ifname) in [
+            ("c1", "eth0"),
+            ("c1", "net1"),
+            ("c2", "eth0"),
+            ("c3", "eth0"),
+        ] {
+            ipam::add(&ipc, &Owner::new(cid, ifname)).unwrap();
+        }
+        Filled {
+            tmp,
+            data,
+            conf,
+            ipc,
+        }
+    }
+
+    /// Run a command line with `{dd}` replaced by the data dir.
+    fn run(&self, line: &str) -> (i32, String, String) {
+        run_raw(&args(
+            &line.replace("{dd}", &self.data.display().to_string()),
+        ))
+    }
+}
+
+#[test]
+fn list_on_a_store() {
+    let f = Filled::new();
+    let (rc, out, _) = f.run("list --data-dir {dd} --json");
     assert_eq!(rc, 0);
     let j: Value = serde_json::from_str(&out).unwrap();
     let ips: Vec<&str> = j["networks"][0]["allocations"]
@@ -236,41 +260,39 @@ fn commands_on_a_store() {
         .collect();
     assert_eq!(ips, ["10.9.0.2", "10.9.0.3", "10.9.0.4", "10.9.0.5"]);
     assert!(j["networks"][0]["allocations"][0]["since"].is_string());
-    let (rc, out, _) = run_s(&format!("list --data-dir {dd}"));
+    let (rc, out, _) = f.run("list --data-dir {dd}");
     assert_eq!(rc, 0);
     assert!(out.contains("blue     10.9.0.3  c1         net1"), "{out}");
-    assert!(
-        out.ends_with(&format!("4 allocations in 1 network ({dd})\n")),
-        "{out}"
-    );
+    let summary = format!("4 allocations in 1 network ({})\n", f.data.display());
+    assert!(out.ends_with(&summary), "{out}");
 
-    let (rc, _, err) = run_s(&format!("list --data-dir {dd} nosuch"));
+    let (rc, _, err) = f.run("list --data-dir {dd} nosuch");
     assert_eq!(rc, 1);
     assert!(err.contains("no IPAM store"), "{err}");
     assert!(
-        !data.join("nosuch").exists(),
+        !f.data.join("nosuch").exists(),
         "list must not create a store"
     );
-    let (rc, out, _) = run_s(&format!("list --data-dir {dd}/missing"));
+    let (rc, out, _) = f.run("list --data-dir {dd}/missing");
     assert_eq!((rc, out.contains("no IPAM stores")), (0, true));
+}
 
-    // usage from a config file
-    let cf = tmp.path().join("10-blue.conf");
-    std::fs::write(&cf, conf.to_string()).unwrap();
-    let (rc, out, _) = run_s(&format!("usage --config {} --json", cf.display()));
+#[test]
+fn usage_on_a_store() {
+    let f = Filled::new();
+    let dir = f.tmp.path();
+    let cf = dir.join("10-blue.conf");
+    std::fs::write(&cf, f.conf.to_string()).unwrap();
+    let (rc, out, _) = f.run(&format!("usage --config {} --json", cf.display()));
     assert_eq!(rc, 0, "{out}");
     let j: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(j["networks"][0]["rangeSets"][0]["used"], 4);
     assert_eq!(j["networks"][0]["rangeSets"][0]["free"], 0);
     // and from a directory, next to a broken and an unrelated config
-    std::fs::write(
-        tmp.path().join("20-other.conf"),
-        r#"{"name":"o","type":"bridge"}"#,
-    )
-    .unwrap();
-    std::fs::write(tmp.path().join("30-bad.conflist"), "{").unwrap();
-    std::fs::write(tmp.path().join("README"), "not a config").unwrap();
-    let (rc, out, _) = run_s(&format!("usage --conf-dir {}", tmp.path().display()));
+    std::fs::write(dir.join("20-other.conf"), r#"{"name":"o","type":"bridge"}"#).unwrap();
+    std::fs::write(dir.join("30-bad.conflist"), "{").unwrap();
+    std::fs::write(dir.join("README"), "not a config").unwrap();
+    let (rc, out, _) = f.run(&format!("usage --conf-dir {}", dir.display()));
     assert_eq!(rc, 1, "a broken config is an error: {out}");
     assert!(out.contains("blue "), "{out}");
     assert!(out.contains("30-bad.conflist: not valid JSON"), "{out}");
@@ -278,75 +300,96 @@ fn commands_on_a_store() {
         !out.contains("20-other") && !out.contains("README"),
         "{out}"
     );
+}
 
-    // release by IP, by container + ifname, nothing to release
-    let (rc, out, _) = run_s(&format!(
-        "release --data-dir {dd} blue --ip 10.9.0.4 --json"
-    ));
+#[test]
+fn release_on_a_store() {
+    let f = Filled::new();
+    let (rc, out, _) = f.run("release --data-dir {dd} blue --ip 10.9.0.4 --json");
     assert_eq!(rc, 0);
     let j: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(j["released"][0]["containerID"], "c2");
-    assert!(!data.join("blue/10.9.0.4").exists());
-    let (rc, _, err) = run_s(&format!("release --data-dir {dd} blue --ip 10.9.0.4"));
+    assert!(!f.data.join("blue/10.9.0.4").exists());
+    let (rc, _, err) = f.run("release --data-dir {dd} blue --ip 10.9.0.4");
     assert_eq!(rc, 1);
     assert!(err.contains("10.9.0.4 is not allocated"), "{err}");
-    let (rc, out, _) = run_s(&format!(
-        "release --data-dir {dd} blue --container c1 --ifname net1"
-    ));
+    let (rc, out, _) = f.run("release --data-dir {dd} blue --container c1 --ifname net1");
     assert_eq!(rc, 0);
     assert!(
         out.contains("10.9.0.3") && out.ends_with("released 1 allocation\n"),
         "{out}"
     );
     // the index follows: the IPAM sees c1/net1 as gone, c1/eth0 still there
-    let mut st = FileStore::open(&data.join("blue"), DEFAULT_LOCK_TIMEOUT).unwrap();
+    let mut st = FileStore::open(&f.data.join("blue"), DEFAULT_LOCK_TIMEOUT).unwrap();
     assert!(st.owned_by(&Owner::new("c1", "net1")).unwrap().is_empty());
     assert_eq!(st.owned_by(&Owner::new("c1", "eth0")).unwrap().len(), 1);
-    drop(st);
+}
 
-    // gc: dry run changes nothing; then keep c1 only
-    let (rc, out, _) = run_s(&format!("gc --data-dir {dd} blue --keep c1 --dry-run"));
+#[test]
+fn gc_on_a_store() {
+    let f = Filled::new();
+    // dry run changes nothing
+    let (rc, out, _) = f.run("gc --data-dir {dd} blue --keep c1 --dry-run");
     assert_eq!(rc, 0);
-    assert!(out.contains("would release 1 allocation, kept 1"), "{out}");
-    assert!(data.join("blue/10.9.0.5").exists());
-    let kf = tmp.path().join("keep");
+    assert!(out.contains("would release 2 allocations, kept 2"), "{out}");
+    assert!(f.data.join("blue/10.9.0.5").exists());
+    // keep one interface of c1 only
+    let kf = f.tmp.path().join("keep");
     std::fs::write(&kf, "# live containers\nc1:eth0\n").unwrap();
-    let (rc, out, _) = run_s(&format!(
-        "gc --data-dir {dd} blue --keep-file {} --json",
+    let (rc, out, _) = f.run(&format!(
+        "gc --data-dir {{dd}} blue --keep-file {} --json",
         kf.display()
     ));
     assert_eq!(rc, 0);
     let j: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(j["released"][0]["ip"], "10.9.0.5");
+    let released: Vec<&str> = j["released"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["ip"].as_str().unwrap())
+        .collect();
+    assert_eq!(released, ["10.9.0.3", "10.9.0.4", "10.9.0.5"]);
     assert_eq!(j["kept"], 1);
-    assert!(!data.join("blue/10.9.0.5").exists());
+    assert!(!f.data.join("blue/10.9.0.5").exists());
     // freed addresses are allocatable again
-    let got = ipam::add(&ipc, &Owner::new("c4", "eth0")).unwrap();
+    let got = ipam::add(&f.ipc, &Owner::new("c4", "eth0")).unwrap();
     assert_eq!(got.ips.len(), 1);
     // an empty keep file releases everything
     std::fs::write(&kf, "").unwrap();
-    let (rc, out, _) = run_s(&format!(
-        "gc --data-dir {dd} blue --keep-file {}",
+    let (rc, out, _) = f.run(&format!(
+        "gc --data-dir {{dd}} blue --keep-file {}",
         kf.display()
     ));
     assert_eq!(rc, 0);
     assert!(out.contains("released 2 allocations, kept 0"), "{out}");
-    let (rc, out, _) = run_s(&format!("list --data-dir {dd} blue --json"));
+    let (rc, out, _) = f.run("list --data-dir {dd} blue --json");
     assert_eq!(rc, 0);
     let j: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(j["networks"][0]["allocations"], json!([]));
-
-    // usage errors: exit 2 with the help on stderr
-    let (rc, out, err) = run_s("gc blue");
-    assert_eq!((rc, out.as_str()), (2, ""));
-    assert!(
-        err.contains("--keep") && err.contains("Release every allocation"),
-        "{err}"
-    );
-    let (rc, out, _) = run_s("--help");
-    assert_eq!(rc, 0);
-    assert!(out.contains("mactrunk-ipam list"));
-    let (rc, _, err) = run_s(&format!("gc --data-dir {dd} blue --keep-file {dd}/nope"));
+    // a keep file that cannot be read is a failure
+    let (rc, _, err) = f.run("gc --data-dir {dd} blue --keep-file {dd}/nope");
     assert_eq!(rc, 1);
     assert!(err.contains("--keep-file"), "{err}");
+}
+
+/// Usage errors: exit 2, the command's help on stderr, nothing on stdout;
+/// --help: the help on stdout, exit 0.
+#[test]
+fn usage_errors_and_help() {
+    let (rc, out, err) = run_args(&["gc", "blue"]);
+    assert_eq!((rc, out.as_str()), (2, ""));
+    assert!(
+        err.starts_with("mactrunk-ipam: gc needs the live containers")
+            && err.contains("Release every allocation"),
+        "{err}"
+    );
+    let (rc, out, err) = run_args(&["list", "--dry-run=yes"]);
+    assert_eq!((rc, out.as_str()), (2, ""));
+    assert!(err.contains("does not apply to list"), "{err}");
+    let (rc, out, _) = run_args(&["--help"]);
+    assert_eq!(rc, 0);
+    assert!(out.contains("mactrunk-ipam list"));
+    let (rc, out, _) = run_args(&["gc", "-nh"]);
+    assert_eq!(rc, 0);
+    assert!(out.starts_with("mactrunk-ipam gc "), "{out}");
 }
