@@ -1,7 +1,7 @@
 //! The command line of the admin tool: one [`Command`] variant per
-//! subcommand, with typed fields, parsed with lexopt (no allocation or
-//! initialization before a subcommand is seen; the plugin path never gets
-//! here).
+//! subcommand, with typed fields, parsed with lexopt (a lexer with no
+//! setup and no global state; `mactrunk-ipam` gets here only when run with
+//! arguments and without `CNI_COMMAND`, never on the plugin path).
 //!
 //! Adding a subcommand: a [`Command`] variant, a help text, a `parse_*`
 //! function, a row in [`COMMANDS`] (name, help, options); then its arm in
@@ -421,10 +421,9 @@ impl Args {
         }
     }
 
-    /// The NETWORK argument: the only positional one.
-    fn network(&self, positional: &[String], required: bool) -> Result<Option<String>, UsageError> {
+    /// An optional NETWORK: the only positional argument.
+    fn network(&self, positional: &[String]) -> Result<Option<String>, UsageError> {
         match positional {
-            [] if required => Err(self.err("missing NETWORK")),
             [] => Ok(None),
             [n] if is_valid_id(n) => Ok(Some(n.clone())),
             [n] => Err(self.err(format!(
@@ -432,6 +431,12 @@ impl Args {
             ))),
             [_, extra, ..] => Err(self.err(format!("unexpected argument {extra:?}"))),
         }
+    }
+
+    /// NETWORK, the only positional argument, required.
+    fn required_network(&self, positional: &[String]) -> Result<String, UsageError> {
+        self.network(positional)?
+            .ok_or_else(|| self.err("missing NETWORK"))
     }
 }
 
@@ -451,7 +456,7 @@ fn parse_list(a: &mut Args) -> Result<Command, Stop> {
     }
     Ok(Command::List {
         data_dir: default_data_dir(data_dir),
-        network: a.network(&positional, false)?,
+        network: a.network(&positional)?,
     })
 }
 
@@ -502,7 +507,7 @@ fn parse_release(a: &mut Args) -> Result<Command, Stop> {
             Arg::Value(v) => positional.push(v),
         }
     }
-    let network = a.network(&positional, true)?.unwrap_or_default();
+    let network = a.required_network(&positional)?;
     let target = release_target(a, ip, container, ifname)?;
     Ok(Command::Release {
         data_dir: default_data_dir(data_dir),
@@ -555,7 +560,7 @@ fn parse_gc(a: &mut Args) -> Result<Command, Stop> {
             Arg::Value(v) => positional.push(v),
         }
     }
-    let network = a.network(&positional, true)?.unwrap_or_default();
+    let network = a.required_network(&positional)?;
     if keep.is_empty() && keep_files.is_empty() {
         return Err(a
             .err(

@@ -4,7 +4,7 @@
 //! mactrunk-ipam list    [--data-dir DIR] [NETWORK]
 //! mactrunk-ipam usage   [--config FILE | --conf-dir DIR]
 //! mactrunk-ipam release [--data-dir DIR] NETWORK (--ip IP | --container ID [--ifname IF])
-//! mactrunk-ipam gc      [--data-dir DIR] NETWORK (--keep ID[:IFNAME])... [--keep-file FILE] [--dry-run]
+//! mactrunk-ipam gc      [--data-dir DIR] NETWORK (--keep ID[:IFNAME]... | --keep-file FILE) [--dry-run]
 //! ```
 //!
 //! Every command takes `--json` (one JSON document on stdout) and `--help`.
@@ -14,10 +14,11 @@
 //! reference host-local layout). `release` and `gc` take the store's lock,
 //! so they are safe next to a runtime that is adding and deleting
 //! containers; the read-only commands (`list`, `usage`, `gc --dry-run`) open
-//! stores with [`StoreReader`](crate::ipam::store::StoreReader): shared lock if the store has a lock file,
-//! and nothing created or written, whatever directory they are pointed at.
+//! stores with [`StoreReader`](crate::ipam::store::StoreReader): shared lock
+//! if the store has a lock file, and nothing created or written, whatever
+//! directory they are pointed at.
 //!
-//! - [`args`]: the command line (pure);
+//! - [`args`]: the command line, one enum variant per subcommand (pure);
 //! - [`report`]: what a command did, as a table or as JSON (pure);
 //! - [`commands`]: what each command does against the stores;
 //! - here: the process glue (exit statuses, usage errors, `--json` errors,
