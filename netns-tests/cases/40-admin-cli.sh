@@ -7,7 +7,8 @@
 # by the reference host-local is listed too; list, usage and gc --dry-run write nothing
 # (not even in host-local stores or unrelated directories), and an unsafe store is reported
 # while the others are still listed; usage errors exit 2 (also for an argument that is not
-# UTF-8), failures 1, both as a JSON object on stdout with --json; --version prints the version.
+# UTF-8, a flag given a value, an option of another command), failures 1, both as a JSON object
+# on stdout with --json; --version prints the version; every command's --help, -h, `help CMD`.
 [[ $NT_REFERENCE == 1 ]] && skip "mactrunk-only (admin CLI)"
 ADMIN=$NT_BIN_DIR/mactrunk-ipam
 
@@ -191,7 +192,8 @@ assert_eq "$(snap)" "$before" "list, gc --dry-run and usage wrote nothing under 
 chmod 0700 "$RO/shared"
 
 # ---- usage errors: exit 2, help on stderr, nothing on stdout
-for a in "frob" "gc $net" "release $net" "release $net --ip nope" "list a b" "list --data-dir" "usage --config a --conf-dir b"; do
+for a in "frob" "gc $net" "release $net" "release $net --ip nope" "list a b" "list --data-dir" "usage --config a --conf-dir b" \
+    "list --bogus" "list --ip 10.0.0.1" "gc $net --keep a --dry-run=yes" "list --json=1" "gc -nx $net --keep a"; do
     # shellcheck disable=SC2086
     adm $a
     CTX="mactrunk-ipam $a" assert_rc 2 "usage error"
@@ -228,3 +230,19 @@ assert_match "$OUT" "mactrunk-ipam gc" "--help text"
 adm gc --help
 assert_rc 0 "gc --help"
 assert_match "$OUT" "keep-file" "gc --help text"
+# every command's help, however asked for: stdout, exit 0, before any other check of the line
+for c in list usage release gc; do
+    for a in "$c --help" "$c -h" "help $c" "$c --json --help" "$c $net --help --bogus-after-help"; do
+        # shellcheck disable=SC2086
+        adm $a
+        CTX="mactrunk-ipam $a" assert_rc 0 "help"
+        [[ $OUT == "mactrunk-ipam $c "* ]] || CTX="mactrunk-ipam $a" fail "not the help of $c: ${OUT:0:80}"
+    done
+done
+adm gc -nh
+assert_rc 0 "gc -nh (short options cluster)"
+assert_match "$OUT" "keep-file" "gc -nh prints gc's help"
+# --opt=VALUE and short -n work like --opt VALUE and --dry-run
+adm gc --data-dir="$DATA" "$net" --keep=nobody -n --json
+assert_rc 0 "gc --data-dir=DIR --keep=ID -n"
+assert_jq '.dryRun == true' "-n is --dry-run"
