@@ -15,7 +15,8 @@
 #   CASE            a case name or number prefix, e.g. 01 or 06-exhaust (default: all)
 #
 # Each case runs in a fresh "host" netns with a veth parent, with a temporary dataDir; see
-# lib.sh. Output: one PASS/FAIL/SKIP line per case (FAIL lines are followed by the failing
+# lib.sh. The cases that use cnitool take $NT_CNITOOL, else target/cnitool, built from
+# netns-tests/tools/cnitool when stale. Output: one PASS/FAIL/SKIP line per case (FAIL lines are followed by the failing
 # assertions), then a plain "N passed, M failed" line. Exit status 1 if any case failed.
 set -uo pipefail
 
@@ -101,13 +102,6 @@ for b in "${need[@]}"; do
         exit 1
     fi
 done
-
-# ---- cnitool (used by some cases; built once per machine, offline)
-if [[ -z ${NT_CNITOOL:-} ]]; then
-    for c in "$root/target/cnitool" /tmp/mactrunk-cnitool; do
-        [[ -x $c ]] && { NT_CNITOOL=$c; break; }
-    done
-fi
 
 run_id=mt$(printf '%04x' $((($$ + RANDOM) % 65536)))
 work=$(mktemp -d "/tmp/mactrunk-netns-tests.XXXXXX")
