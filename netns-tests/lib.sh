@@ -13,13 +13,18 @@
 #
 # Variables set by run.sh (exported): NT_BIN_DIR (dir with the binaries under test),
 # NT_REFERENCE (1 = run against Debian's /usr/lib/cni macvlan + host-local),
-# NT_RUN_ID (unique "mt..." prefix), NT_WORK (run dir), NT_KEEP, NT_CNITOOL.
+# NT_RUN_ID (unique "mt..." prefix), NT_WORK (run dir), NT_KEEP, NT_CNITOOL, NT_PARENT.
+#
+# The parent is named eth0 by default (NT_PARENT overrides it), like the host side of a real
+# node, while the container side is CNI_IFNAME=eth0 too: a plugin that creates the container
+# link under its final name collides with the host's eth0 on kernels before ~6.14. The name
+# only exists inside $HOSTNS, so the real eth0 is never touched.
 
 NT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$NT_DIR")
 CONF_DIR=$ROOT/conf
-PARENT=mtpar0
-PARENT_PEER=mtpar0x
+PARENT=${NT_PARENT:-eth0}
+PARENT_PEER=mtpeer0
 SAFE_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 CALL_TIMEOUT=${NT_CALL_TIMEOUT:-60}
 

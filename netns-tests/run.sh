@@ -14,9 +14,10 @@
 #   --list          list the cases and exit
 #   CASE            a case name or number prefix, e.g. 01 or 06-exhaust (default: all)
 #
-# Each case runs in a fresh "host" netns with a veth parent, with a temporary dataDir; see
-# lib.sh. The cases that use cnitool take $NT_CNITOOL, else target/cnitool, built from
-# netns-tests/tools/cnitool when stale. Output: one PASS/FAIL/SKIP line per case (FAIL lines are followed by the failing
+# Each case runs in a fresh "host" netns with a veth parent named eth0 (NT_PARENT=NAME picks
+# another name), with a temporary dataDir; see lib.sh. The cases that use cnitool take
+# $NT_CNITOOL, else target/cnitool, built from netns-tests/tools/cnitool when stale.
+# NT_CASE_TIMEOUT (default 150 s) limits each case. Output: one PASS/FAIL/SKIP line per case (FAIL lines are followed by the failing
 # assertions), then a plain "N passed, M failed" line. Exit status 1 if any case failed.
 set -uo pipefail
 
@@ -129,7 +130,7 @@ declare -A running=() # pid -> case index
 trap on_exit EXIT
 trap 'exit 130' INT TERM
 
-echo "mactrunk netns tests: $([[ $reference == 1 ]] && echo "REFERENCE plugins" || echo "binaries") in $bin_dir; run $run_id; logs in $work" >&2
+echo "mactrunk netns tests: $([[ $reference == 1 ]] && echo "REFERENCE plugins" || echo "binaries") in $bin_dir; parent ${NT_PARENT:-eth0}; run $run_id; logs in $work" >&2
 
 passed=0
 failed=0
