@@ -61,7 +61,8 @@ if ((${#selected[@]})); then
         s=${s##*/}
         found=0
         for f in "${all_cases[@]}"; do
-            b=$(basename "$f" .sh)
+            b=${f##*/}
+            b=${b%.sh}
             if [[ $b == "$s" || $b == "$s"-* ]]; then cases+=("$f"); found=1; fi
         done
         ((found)) || { echo "run.sh: no case matches '$s'" >&2; exit 2; }
@@ -139,7 +140,8 @@ failed_names=()
 
 start_case() { # start_case INDEX
     local i=$1 f=${cases[$1]} name
-    name=$(basename "$f" .sh)
+    name=${f##*/}
+    name=${name%.sh}
     local d=$work/$name
     mkdir -p "$d"
     # setsid: a process group per case, so a timeout kills the whole case
@@ -154,7 +156,8 @@ start_case() { # start_case INDEX
 
 report_case() { # report_case INDEX
     local f=${cases[$1]} name d rc t1 t0 secs
-    name=$(basename "$f" .sh)
+    name=${f##*/}
+    name=${name%.sh}
     d=$work/$name
     read -r rc t1 t0 <"$d/done"
     secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b - a}')
@@ -189,7 +192,8 @@ while ((next < total || ${#running[@]} > 0)); do
     done
     wait -n 2>/dev/null || sleep 0.1
     for p in "${!running[@]}"; do
-        if [[ -e $work/$(basename "${cases[${running[$p]}]}" .sh)/done ]]; then
+        f=${cases[${running[$p]}]##*/}
+        if [[ -e $work/${f%.sh}/done ]]; then
             wait "$p" 2>/dev/null
             report_case "${running[$p]}"
             unset "running[$p]"
