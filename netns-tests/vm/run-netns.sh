@@ -5,10 +5,11 @@
 #   netns-tests/vm/run-netns.sh [--bin-dir DIR] [-j N] [--parent NAME] [--timeout SECS] [-v] [CASE...]
 #
 #   --bin-dir DIR   take mactrunk and mactrunk-ipam from DIR (default: cargo build --release)
-#   -j N            cases at once inside the VM (default: $MTVM_JOBS or 3; the VM has 2 vCPUs,
-#                   and the cases spend much of their time waiting)
-#   --parent NAME   name of the host-side parent in every case (default eth0, so that the
-#                   container's CNI_IFNAME=eth0 meets a host link of the same name, as on a node)
+#   -j N            cases at once inside the VM (default: $MTVM_JOBS or 3: one more than the
+#                   VM's 2 vCPUs, to fill the cases' waits; the run is CPU-bound)
+#   --parent NAME   name of the host-side parent in every case (default: $NT_PARENT or eth0,
+#                   so that the container's CNI_IFNAME=eth0 meets a host link of that name,
+#                   as on a node)
 #   --timeout SECS  limit of the whole VM (default: $MTVM_TIMEOUT or 2700)
 #   -v              print the log of every failing case
 #   CASE            as for run.sh (default: all)
@@ -27,7 +28,7 @@ source "$(dirname "$0")/common.sh"
 
 bin_dir=""
 jobs=${MTVM_JOBS:-3}
-parent=eth0
+parent=${NT_PARENT:-eth0}
 timeout=${MTVM_TIMEOUT:-2700}
 verbose=()
 cases=()
