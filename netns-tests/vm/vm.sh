@@ -130,6 +130,7 @@ as_root() {
 #   <kernel package> -> kernels/<...>        which one the package name resolved to
 #   base-<hash>.cpio (in the kernel dir)     the base image; the hash covers this script,
 #                                            the guest init and the host programs it holds
+#                                            (images unused for 7 days are removed)
 
 # elf_from_bzimage BZIMAGE OUT: the uncompressed kernel ELF (payload_offset and
 # payload_length of the boot protocol header give the compressed payload; its last 4 bytes
@@ -294,12 +295,16 @@ prepare_cache() { # sets kdir, base, bb, kernel
         flock 8
         rm -rf "$cache"/.fetch.* "$cache"/.root.* # left by an interrupted build
         [[ -f $kdir/kver && -x $kdir/busybox ]] || fetch_kernel
+        [[ -f $kdir/kver && -x $kdir/busybox && ( -f $kdir/vmlinux || -f $kdir/vmlinuz ) ]] ||
+            die "the kernel cache $kdir is incomplete (remove it and retry)"
         if [[ ! -f $base ]]; then
-            rm -f "$kdir"/base-*.cpio "$kdir"/base-*.cpio.files
+            # other versions of this script (other checkouts) may still use theirs
+            find "$kdir/" -maxdepth 1 -name 'base-*.cpio*' -mtime +7 -delete
             build_base "$kdir" "$base"
         fi
         exec 8>&-
     fi
+    touch "$base" "$base.files" 2>/dev/null # in use (see the clean-up above)
     kernel=$kdir/vmlinux
     [[ -f $kernel ]] || kernel=$kdir/vmlinuz
     command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 not found (apt-get install qemu-system-x86)"
@@ -352,7 +357,7 @@ done
     echo
 } >"$stage/mtvm/cmd"
 pack "$stage" >"$run/run.cpio" || die "packing the run archive failed"
-cat "$base" "$run/run.cpio" >"$run/initrd"
+cat "$base" "$run/run.cpio" >"$run/initrd" || die "cannot read the base image $base"
 rm -rf "$stage" "$run/run.cpio"
 
 # ------------------------------------------------------------------ boot
