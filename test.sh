@@ -8,15 +8,20 @@
 #   2. cargo clippy --all-targets -- -D warnings
 #   3. cargo test --release                 (unit tests + root integration tests)
 #   4. cargo build --release, then netns-tests/run.sh --bin-dir target/release [-j N] [CASE...]
-#   5. VLAN suite in ../shared/tools/vmtest (netns-tests/vlan/run.sh)
-#   6. kill -9 fault test, MACTRUNK_FAULT_KILLS kills (default 400; netns-tests/fault.sh)
-#   7. real runtimes: podman (CNI backend) and ctr run --cni (netns-tests/runtimes/run.sh)
-#   8. benchmark against the reference plugins, --quick, figures only (MACTRUNK_BENCH=0 skips)
+#   5. VLAN suite in a VM on Debian 12's kernel 6.1 (netns-tests/vlan/run.sh)
+#   6. the netns suite of step 4 again, in a VM on 6.1 (netns-tests/vm/run-netns.sh)
+#   7. the Rust root tests (tests/link_root.rs) in a VM on 6.1 (netns-tests/vm/run-rust.sh)
+#   8. kill -9 fault test, MACTRUNK_FAULT_KILLS kills (default 400; netns-tests/fault.sh)
+#   9. real runtimes: podman (CNI backend) and ctr run --cni (netns-tests/runtimes/run.sh)
+#  10. benchmark against the reference plugins, --quick, figures only (MACTRUNK_BENCH=0 skips)
 #
+# The VMs (netns-tests/vm/vm.sh, qemu) boot Debian's linux-image-cloud-amd64, fetched with
+# apt-get download on first use and cached in ~/.cache/mactrunk-vm.
 # The last line is "N passed, M failed": fmt and clippy count one each, plus every test
-# cargo test ran, plus every netns case (and VLAN case). Exit status 1 if M > 0.
-# CASE selects netns cases only (steps 1-3 still run); -j N runs N netns cases at once
-# (default: $MACTRUNK_TEST_JOBS or 2).
+# cargo test ran, plus every netns case (on the host and in the VM), VLAN case and Rust
+# test in the VM. Exit status 1 if M > 0.
+# CASE selects netns cases only, on the host and in the VM (the other steps still run);
+# -j N runs N netns cases at once on the host (default: $MACTRUNK_TEST_JOBS or 2).
 set -uo pipefail
 cd "$(dirname "$0")"
 
@@ -38,11 +43,12 @@ summary=()
 log=$(mktemp /tmp/mactrunk-test.XXXXXX)
 trap 'rm -f "$log"' EXIT
 
-step() { printf '\n=== %s\n' "$*"; }
-record() { # record NAME PASSED FAILED
+step_started=$SECONDS
+step() { printf '\n=== %s\n' "$*"; step_started=$SECONDS; }
+record() { # record NAME PASSED FAILED (with the time since the last `step`)
     passed=$((passed + $2))
     failed=$((failed + $3))
-    summary+=("$(printf '%-34s %4d passed, %d failed' "$1" "$2" "$3")")
+    summary+=("$(printf '%-34s %4d passed, %d failed  (%ds)' "$1" "$2" "$3" $((SECONDS - step_started)))")
 }
 # the "N passed, M failed" line a runner ended with (last one in the log)
 runner_counts() { grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n1 | awk '{print $1, $3}'; }
@@ -75,36 +81,51 @@ else
     record "netns-tests (release build failed)" 0 1
 fi
 
-# ---------------------------------------------------------------- 5. VLAN suite (hook)
-# >>> VLAN SUITE HOOK (issue 3) >>>
-# The host kernel has no 802.1Q, so the VLAN cases run inside ../shared/tools/vmtest. When
-# netns-tests/vlan/run.sh exists it is called here as
-#     netns-tests/vlan/run.sh --bin-dir target/release
-# (it boots the VM itself, runs many cases in one boot) and must end with its own
-# "N passed, M failed" line, which is added to the totals.
-if [[ -x netns-tests/vlan/run.sh ]]; then
-    step "netns-tests/vlan/run.sh --bin-dir target/release"
-    netns-tests/vlan/run.sh --bin-dir target/release 2>&1 | tee "$log"
+# ---------------------------------------------------------------- 5. VLAN suite (VM, 6.1)
+# The host kernel has no 802.1Q: the VLAN cases run in a VM on Debian 12's kernel, all in
+# one boot (netns-tests/vlan/run.sh -> netns-tests/run-vlan.sh -> netns-tests/vm/vm.sh).
+# Its crash cases need the MACTRUNK_TEST_CRASH_AT hook, which only a build with the
+# fault-injection feature has: built aside (the deps are shared, only the crate is built
+# again), then the plain build is put back in target/release.
+step "netns-tests/vlan/run.sh --bin-dir target/fault-injection"
+if cargo build --release --features fault-injection &&
+    mkdir -p target/fault-injection &&
+    cp target/release/mactrunk target/release/mactrunk-ipam target/fault-injection/ &&
+    cargo build --release; then
+    netns-tests/vlan/run.sh --bin-dir target/fault-injection 2>&1 | tee "$log"
     read -r p f < <(runner_counts)
-    record "VLAN suite (vmtest)" "${p:-0}" "${f:-1}"
+    record "VLAN suite in VM (6.1)" "${p:-0}" "${f:-1}"
 else
-    step "VLAN suite: not there yet (netns-tests/vlan/run.sh), skipped"
+    record "VLAN suite (fault-injection build failed)" 0 1
 fi
-# <<< VLAN SUITE HOOK <<<
 
-# ---------------------------------------------------------------- 6. kill -9 fault test
+# ---------------------------------------------------------------- 6. netns suite (VM, 6.1)
+# Every netns case again on Debian 12's kernel, host-side parent named eth0 like the
+# container's CNI_IFNAME, in one boot.
+step "netns-tests/vm/run-netns.sh --bin-dir target/release ${cases[*]}"
+netns-tests/vm/run-netns.sh --bin-dir target/release "${cases[@]}" 2>&1 | tee "$log"
+read -r p f < <(runner_counts)
+record "netns suite in VM (6.1)" "${p:-0}" "${f:-1}"
+
+# ---------------------------------------------------------------- 7. Rust root tests (VM, 6.1)
+step "netns-tests/vm/run-rust.sh (tests/link_root.rs)"
+netns-tests/vm/run-rust.sh 2>&1 | tee "$log"
+read -r p f < <(runner_counts)
+record "Rust root tests in VM (6.1)" "${p:-0}" "${f:-1}"
+
+# ---------------------------------------------------------------- 8. kill -9 fault test
 step "netns-tests/fault.sh --bin-dir target/release (${MACTRUNK_FAULT_KILLS:-400} kills)"
 netns-tests/fault.sh --bin-dir target/release --kills "${MACTRUNK_FAULT_KILLS:-400}" 2>&1 | tee "$log"
 read -r p f < <(runner_counts)
 record "fault test (kill -9)" "${p:-0}" "${f:-1}"
 
-# ---------------------------------------------------------------- 7. real runtimes
+# ---------------------------------------------------------------- 9. real runtimes
 step "netns-tests/runtimes/run.sh --bin-dir target/release (podman CNI backend, ctr run --cni)"
 netns-tests/runtimes/run.sh --bin-dir target/release 2>&1 | tee "$log"
 read -r p f < <(runner_counts)
 record "runtimes (podman, ctr)" "${p:-0}" "${f:-1}"
 
-# ---------------------------------------------------------------- 8. benchmark (figures only)
+# ---------------------------------------------------------------- 10. benchmark (figures only)
 # Performance targets are printed as PASS/MISS by the benchmark and never fail the tests:
 # figures on a shared CI machine are noise-bound. MACTRUNK_BENCH=0 skips it.
 if [[ ${MACTRUNK_BENCH:-1} != 0 ]]; then
@@ -112,7 +133,7 @@ if [[ ${MACTRUNK_BENCH:-1} != 0 ]]; then
     netns-tests/bench.sh --bin-dir target/release --quick 2>&1 || echo "bench.sh failed (not counted)"
 fi
 
-step "summary"
+step "summary ($((SECONDS / 60)) min $((SECONDS % 60)) s in all)"
 printf '%s\n' "${summary[@]}"
 echo "$passed passed, $failed failed"
 ((failed == 0))

@@ -13,13 +13,18 @@
 #
 # Variables set by run.sh (exported): NT_BIN_DIR (dir with the binaries under test),
 # NT_REFERENCE (1 = run against Debian's /usr/lib/cni macvlan + host-local),
-# NT_RUN_ID (unique "mt..." prefix), NT_WORK (run dir), NT_KEEP, NT_CNITOOL.
+# NT_RUN_ID (unique "mt..." prefix), NT_WORK (run dir), NT_KEEP, NT_CNITOOL, NT_PARENT.
+#
+# The parent is named eth0 by default (NT_PARENT overrides it), like the host side of a real
+# node, while the container side is CNI_IFNAME=eth0 too: a plugin that creates the container
+# link under its final name collides with the host's eth0 on kernels before ~6.14. The name
+# only exists inside $HOSTNS, so the real eth0 is never touched.
 
 NT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$NT_DIR")
 CONF_DIR=$ROOT/conf
-PARENT=mtpar0
-PARENT_PEER=mtpar0x
+PARENT=${NT_PARENT:-eth0}
+PARENT_PEER=mtpeer0
 SAFE_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 CALL_TIMEOUT=${NT_CALL_TIMEOUT:-60}
 
@@ -48,7 +53,7 @@ _where() {
     local i w="?"
     for ((i = 1; i < ${#BASH_SOURCE[@]}; i++)); do
         if [[ ${BASH_SOURCE[$i]} == */cases/* ]]; then
-            w="$(basename "${BASH_SOURCE[$i]}"):${BASH_LINENO[$((i - 1))]}"
+            w="${BASH_SOURCE[$i]##*/}:${BASH_LINENO[$((i - 1))]}"
         fi
     done
     echo "$w"
@@ -89,7 +94,26 @@ nsx() { # nsx NS CMD... : run CMD in netns NS
     ip netns exec "$ns" "$@"
 }
 
-_links() { ip -n "$1" -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*//' | sort; }
+# _links NS: the names of the links in NS, sorted, one a line. One `ip` and the rest in bash:
+# it runs after most plugin calls, and every process costs ~50 ms in the test VM (TCG).
+_links() {
+    local l n i j names=()
+    while IFS= read -r l; do # "7: eth0@if6: <BROADCAST,..." -> eth0
+        [[ -n $l ]] || continue
+        n=${l#*: }
+        n=${n%%: *}
+        names+=("${n%%@*}")
+    done < <(ip -n "$1" -o link show 2>/dev/null)
+    for ((i = 1; i < ${#names[@]}; i++)); do # insertion sort (locale order, as sort(1))
+        n=${names[i]}
+        for ((j = i - 1; j >= 0; j--)); do
+            [[ ${names[j]} > "$n" ]] || break
+            names[j + 1]=${names[j]}
+        done
+        names[j + 1]=$n
+    done
+    ((${#names[@]} == 0)) || printf '%s\n' "${names[@]}"
+}
 
 make_host_ns() {
     HOSTNS=${NS_PREFIX}-h
@@ -176,12 +200,12 @@ cni() {
     timeout -k 5 "$CALL_TIMEOUT" ip netns exec "$where" env -i PATH="$SAFE_PATH" "${final[@]}" "$bin" \
         <"$conf" >"$base.out" 2>"$base.err"
     RC=$?
-    OUT=$(cat "$base.out")
-    ERR=$(cat "$base.err")
+    OUT=$(<"$base.out")
+    ERR=$(<"$base.err")
     {
-        printf '$ %s %s < %s\n' "${final[*]}" "$(basename "$bin")" "$conf"
+        printf '$ %s %s < %s\n' "${final[*]}" "${bin##*/}" "$conf"
         printf '  rc=%s\n  stdout: %s\n' "$RC" "$OUT"
-        [[ -n $ERR ]] && printf '  stderr: %s\n' "$(head -c 2000 <<<"$ERR")"
+        [[ -n $ERR ]] && printf '  stderr: %s\n' "${ERR:0:2000}"
     } >&2
     if ((RC == 124 || RC == 137)); then
         fail "plugin call $cmd timed out after ${CALL_TIMEOUT}s"
@@ -200,9 +224,22 @@ cni_str() {
 
 # ---------------------------------------------------------------- configs
 
-# _newconf PREFIX: a new unique file name under $T/conf (these helpers run in $(...)
-# subshells, so a counter would not survive)
-_newconf() { mktemp "$T/conf/$1-XXXXXX.json"; }
+# _newconf PREFIX: create a new, empty, uniquely named file under $T/conf and print its name
+# (these helpers run in $(...) subshells, so a counter would not survive; noclobber makes
+# the creation exclusive, like mktemp, without a process)
+_newconf() {
+    local -
+    set -C
+    local f n
+    for ((n = 0; n < 100; n++)); do
+        f=$T/conf/$1-$BASHPID-$RANDOM.json
+        if { : >"$f"; } 2>/dev/null; then
+            echo "$f"
+            return 0
+        fi
+    done
+    die "_newconf: cannot create a file in $T/conf"
+}
 
 # fixture FILE [JQ-FILTER [JQ-ARGS...]]: copy conf/FILE with master=$PARENT and
 # ipam.dataDir=$DATA substituted, apply the filter, print the new file's path.
@@ -215,7 +252,8 @@ fixture() {
     (($#)) && shift
     [[ -f $src ]] || die "no fixture $src"
     local out
-    out=$(_newconf "$(basename "${src%.*}")")
+    local stem=${src##*/}
+    out=$(_newconf "${stem%.*}")
     jq --arg master "$PARENT" --arg data "$DATA" --argjson ref "${NT_REFERENCE:-0}" "$@" "
         def each(f): if type == \"object\" and has(\"plugins\") then .plugins |= map(f) else f end;
         def hasipam: (.ipam | type) == \"object\" and (.ipam | has(\"type\"));
@@ -297,8 +335,9 @@ _scan_out() {
         read -r _HASCODE
         read -r _CODE
         read -r _VEROK
-        _MSG=$(cat)
+        IFS= read -r -d '' _MSG # the rest (a msg may span lines), like $(cat)
     } <<<"$r"
+    while [[ $_MSG == *$'\n' ]]; do _MSG=${_MSG%$'\n'}; done
     return 0
 }
 
@@ -408,7 +447,7 @@ assert_no_link() {
 assert_ns_clean() {
     local ns=$1 now
     now=$(_links "$ns")
-    [[ $now == "$(cat "$T/ns/$ns.links")" ]] ||
+    [[ $now == "$(<"$T/ns/$ns.links")" ]] ||
         fail "netns $ns: leftover links: $(comm -13 "$T/ns/$ns.links" <(echo "$now") | tr '\n' ' ')"
 }
 
@@ -525,7 +564,8 @@ _case_cleanup() {
     local f
     for f in "$T"/ns/*.links; do
         [[ -e $f ]] || continue
-        f=$(basename "$f" .links)
+        f=${f##*/}
+        f=${f%.links}
         [[ $f == "$HOSTNS" ]] || delete_ns "$f"
     done
     [[ -n ${HOSTNS:-} ]] && delete_ns "$HOSTNS"
@@ -540,7 +580,8 @@ _run_case() {
     T=$2
     NS_PREFIX=$3
     DATA=$T/data
-    CASE_NAME=$(basename "$case_file" .sh)
+    CASE_NAME=${case_file##*/}
+    CASE_NAME=${CASE_NAME%.sh}
     mkdir -p "$T"/{ns,conf,calls,data}
     : >"$T/failures"
     trap _case_cleanup EXIT
@@ -556,26 +597,19 @@ _run_case() {
 
 # ---------------------------------------------------------------- cnitool
 
-# need_cnitool: set CNITOOL, building the CNI project's client once (offline, with
-# ../shared/tools/cnitool/build.sh) into target/cnitool when run.sh found none; skips the
-# case when the build script is not there.
+# need_cnitool: set CNITOOL: $NT_CNITOOL, else target/cnitool, built from
+# netns-tests/tools/cnitool when missing or older than its sources (offline; needs golang-go
+# and golang-github-appc-cni-dev, see .ci/run). A failed build fails the case.
 need_cnitool() {
     CNITOOL=${NT_CNITOOL:-}
     [[ -n $CNITOOL && -x $CNITOOL ]] && return 0
     CNITOOL=$ROOT/target/cnitool
-    local build=${NT_SHARED:-$ROOT/../shared}/tools/cnitool/build.sh
+    local build=$NT_DIR/tools/cnitool/build.sh
     mkdir -p "$ROOT/target"
     (
         flock 9
-        [[ -x $CNITOOL ]] && exit 0
-        [[ -x $build ]] || exit 3
-        "$build" "$CNITOOL" >&2
-    ) 9>"$ROOT/target/.cnitool.lock"
-    case $? in
-        0) ;;
-        3) skip "cnitool not available: no $build" ;;
-        *) die "building cnitool with $build failed" ;;
-    esac
+        "$build" --if-stale "$CNITOOL" >&2
+    ) 9>"$ROOT/target/.cnitool.lock" || die "building cnitool with $build failed (see the case log)"
 }
 
 # ct ARGS... [-- ENV=VAL...]: run cnitool inside $HOSTNS with NETCONFPATH=$NETCONF,
@@ -591,7 +625,7 @@ ct() {
     timeout -k 5 "$CALL_TIMEOUT" ip netns exec "$HOSTNS" env -i PATH="$SAFE_PATH" "${env[@]}" "$CNITOOL" "$@" \
         </dev/null >"$base.out" 2>"$base.err"
     RC=$?
-    OUT=$(cat "$base.out")
-    ERR=$(cat "$base.err")
+    OUT=$(<"$base.out")
+    ERR=$(<"$base.err")
     printf '$ %s cnitool %s\n  rc=%s\n  stdout: %s\n  stderr: %s\n' "${env[*]}" "$*" "$RC" "$OUT" "$ERR" >&2
 }

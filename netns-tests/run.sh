@@ -14,8 +14,10 @@
 #   --list          list the cases and exit
 #   CASE            a case name or number prefix, e.g. 01 or 06-exhaust (default: all)
 #
-# Each case runs in a fresh "host" netns with a veth parent, with a temporary dataDir; see
-# lib.sh. Output: one PASS/FAIL/SKIP line per case (FAIL lines are followed by the failing
+# Each case runs in a fresh "host" netns with a veth parent named eth0 (NT_PARENT=NAME picks
+# another name), with a temporary dataDir; see lib.sh. The cases that use cnitool take
+# $NT_CNITOOL, else target/cnitool, built from netns-tests/tools/cnitool when stale.
+# NT_CASE_TIMEOUT (default 150 s) limits each case. Output: one PASS/FAIL/SKIP line per case (FAIL lines are followed by the failing
 # assertions), then a plain "N passed, M failed" line. Exit status 1 if any case failed.
 set -uo pipefail
 
@@ -59,7 +61,8 @@ if ((${#selected[@]})); then
         s=${s##*/}
         found=0
         for f in "${all_cases[@]}"; do
-            b=$(basename "$f" .sh)
+            b=${f##*/}
+            b=${b%.sh}
             if [[ $b == "$s" || $b == "$s"-* ]]; then cases+=("$f"); found=1; fi
         done
         ((found)) || { echo "run.sh: no case matches '$s'" >&2; exit 2; }
@@ -102,13 +105,6 @@ for b in "${need[@]}"; do
     fi
 done
 
-# ---- cnitool (used by some cases; built once per machine, offline)
-if [[ -z ${NT_CNITOOL:-} ]]; then
-    for c in "$root/target/cnitool" /tmp/mactrunk-cnitool; do
-        [[ -x $c ]] && { NT_CNITOOL=$c; break; }
-    done
-fi
-
 run_id=mt$(printf '%04x' $((($$ + RANDOM) % 65536)))
 work=$(mktemp -d "/tmp/mactrunk-netns-tests.XXXXXX")
 export NT_BIN_DIR=$bin_dir NT_REFERENCE=$reference NT_RUN_ID=$run_id NT_WORK=$work NT_KEEP=$keep
@@ -135,7 +131,7 @@ declare -A running=() # pid -> case index
 trap on_exit EXIT
 trap 'exit 130' INT TERM
 
-echo "mactrunk netns tests: $([[ $reference == 1 ]] && echo "REFERENCE plugins" || echo "binaries") in $bin_dir; run $run_id; logs in $work" >&2
+echo "mactrunk netns tests: $([[ $reference == 1 ]] && echo "REFERENCE plugins" || echo "binaries") in $bin_dir; parent ${NT_PARENT:-eth0}; run $run_id; logs in $work" >&2
 
 passed=0
 failed=0
@@ -144,7 +140,8 @@ failed_names=()
 
 start_case() { # start_case INDEX
     local i=$1 f=${cases[$1]} name
-    name=$(basename "$f" .sh)
+    name=${f##*/}
+    name=${name%.sh}
     local d=$work/$name
     mkdir -p "$d"
     # setsid: a process group per case, so a timeout kills the whole case
@@ -159,7 +156,8 @@ start_case() { # start_case INDEX
 
 report_case() { # report_case INDEX
     local f=${cases[$1]} name d rc t1 t0 secs
-    name=$(basename "$f" .sh)
+    name=${f##*/}
+    name=${name%.sh}
     d=$work/$name
     read -r rc t1 t0 <"$d/done"
     secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b - a}')
@@ -194,7 +192,8 @@ while ((next < total || ${#running[@]} > 0)); do
     done
     wait -n 2>/dev/null || sleep 0.1
     for p in "${!running[@]}"; do
-        if [[ -e $work/$(basename "${cases[${running[$p]}]}" .sh)/done ]]; then
+        f=${cases[${running[$p]}]##*/}
+        if [[ -e $work/${f%.sh}/done ]]; then
             wait "$p" 2>/dev/null
             report_case "${running[$p]}"
             unset "running[$p]"

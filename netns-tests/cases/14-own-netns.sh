@@ -10,7 +10,12 @@ for p in "/run/netns/$HOSTNS" /proc/self/ns/net /proc/thread-self/ns/net; do
     cni ADD "$conf" cid=mt-own-1 netns="$p"
     assert_code 8 '' "ADD into the plugin's own netns"
     assert_host_clean
-    assert_no_link "$HOSTNS" eth0
+    # no eth0 made here; with the default parent name the only eth0 is the parent veth
+    if [[ $PARENT == eth0 ]]; then
+        assert_eq "$(link_json "$HOSTNS" eth0 | jq -r .linkinfo.info_kind)" veth "kind of eth0 in the host netns (the parent)"
+    else
+        assert_no_link "$HOSTNS" eth0
+    fi
     assert_store_free "$net" mt-own-1
 done
 CTX=""

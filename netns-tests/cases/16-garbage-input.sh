@@ -58,7 +58,7 @@ gj() {
     local codes=$1 re=$2 filter=$3 raw=${4:-} f
     f=$(conf_edit "${SRC:-$base}" "$filter")
     if [[ -n $raw ]]; then
-        RAWLIT=$raw perl -0pi -e 's/"\@RAW\@"/$ENV{RAWLIT}/g' "$f"
+        RAWLIT=$raw perl -0pi -e 's/"\@RAW\@"/$ENV{RAWLIT}/g' "$f" || die "perl could not put the raw literal into $f"
         CTX="config: ${filter//\"@RAW@\"/$raw}"
     else
         CTX="config: $filter"

@@ -36,7 +36,10 @@ nsx "${C[1]}" ping -c1 -W2 10.88.7.1 >/dev/null || fail "ping container 1 -> gat
 cni CHECK "$(with_prev "$conf" "${res[2]}")" bin=$BRP cid=mt-rbr-2 ns="${C[2]}" CNI_PATH="$NT_BIN_DIR"
 assert_ok_empty "reference bridge CHECK"
 
-veths_before=$(ip -n "$HOSTNS" -o link show type veth | grep -vc "$PARENT")
+# the bridge plugin's host-side veths: every veth but the parent pair (by exact name: the
+# plugin's "vethXXXXXXXX" names may contain the parent's name, e.g. eth0)
+bridge_veths() { ip -n "$HOSTNS" -j link show type veth | jq --arg a "$PARENT" --arg b "$PARENT_PEER" '[.[] | select(.ifname != $a and .ifname != $b)] | length'; }
+veths_before=$(bridge_veths)
 assert_eq "$veths_before" 2 "host-side veths while both containers are attached"
 for i in 1 2; do
     cni DEL "$conf" bin=$BRP cid=mt-rbr-$i ns="${C[$i]}" CNI_PATH="$NT_BIN_DIR"
@@ -44,7 +47,7 @@ for i in 1 2; do
     assert_ns_clean "${C[$i]}"
 done
 assert_store_empty "$net"
-assert_eq "$(ip -n "$HOSTNS" -o link show type veth | grep -vc "$PARENT")" 0 "host-side veths after DEL"
+assert_eq "$(bridge_veths)" 0 "host-side veths after DEL"
 # the address is free again: the next ADD gets one of the range
 cni ADD "$conf" bin=$BRP cid=mt-rbr-3 ns="${C[1]}" CNI_PATH="$NT_BIN_DIR"
 assert_ok "ADD after DEL" && assert_jq '.ips[0].address | test("^10\\.88\\.7\\.(1[0-9]|20)/24$")' "address in range"

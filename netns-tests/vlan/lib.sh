@@ -1,4 +1,4 @@
-# netns-tests/vlan/lib.sh: helpers for the VLAN cases. Runs INSIDE the vmtest VM under
+# netns-tests/vlan/lib.sh: helpers for the VLAN cases. Runs INSIDE the test VM (vm/vm.sh) under
 # busybox sh (ash): no bash, no jq; iproute2's `ip` and busybox tools only.
 #
 # Every case runs in a subshell with its own dataDir ($DATA), its own trunk dummies

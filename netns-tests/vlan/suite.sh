@@ -1,4 +1,4 @@
-# netns-tests/vlan/suite.sh: the VLAN cases, run INSIDE the vmtest VM (busybox sh) by
+# netns-tests/vlan/suite.sh: the VLAN cases, run INSIDE the test VM (vm/vm.sh; busybox sh) by
 # netns-tests/run-vlan.sh, all in one boot:
 #
 #   sh /opt/mt/vlan/suite.sh [CASE...]      (CASE: a case name, default: all)
