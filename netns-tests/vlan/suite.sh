@@ -197,19 +197,21 @@ case_bad_ids() {
     assert_eq "$(ip -o link show | grep -c 'trk6\.')" 0 "no VLAN link created"
 }
 
-# crash (SIGKILL via MACTRUNK_TEST_CRASH_AT) after the VLAN link was created and the
-# addresses allocated, before the macvlan: DEL removes link, record and address
-case_crash_after_vlan_then_del() {
+# crash (SIGKILL via MACTRUNK_TEST_CRASH_AT) once the VLAN link, the addresses and the
+# tagged macvlan exist, before the macvlan is configured: DEL removes all of them
+case_crash_after_link_then_del() {
     mk_trunk trk7
     mk_ns k1
     c=$(conf ck trk7 '"vlan": 100')
-    cni ADD "$c" ck-1 k1 eth0 MACTRUNK_TEST_CRASH_AT=after-vlan
+    cni ADD "$c" ck-1 k1 eth0 MACTRUNK_TEST_CRASH_AT=after-link
     [ "$RC" = 137 ] || fail "ADD should have been killed (137): $(last)"
     assert_link trk7.100 "VLAN link left by the crash"
     assert_eq "$(record_users trk7.100)" 1 "the crashed ADD is recorded as user"
     assert_eq "$(ip_files ck)" 1 "address allocated before the crash"
-    ns_has_if k1 eth0 && fail "macvlan exists although ADD crashed before it"
+    ns_has_if k1 eth0 || fail "the macvlan the crashed ADD created is missing"
+    ip -n k1 -d link show eth0 | grep -q "alias mactrunk:ck:ck-1" || fail "the crashed ADD's macvlan is not tagged"
     cni DEL "$c" ck-1 k1
+    ns_has_if k1 eth0 && fail "DEL left the crashed ADD's macvlan"
     assert_ok "DEL after the crash"
     assert_no_link trk7.100 "VLAN link after DEL"
     [ ! -e "$(record trk7.100)" ] || fail "record left"
@@ -409,7 +411,7 @@ case_qinq_and_long_names() {
 
 ALL="lifecycle_created lifecycle_shared lifecycle_ping lifecycle_kept_while_used
 lifecycle_removed_after_last_del dotted_master foreign_vlan_untouched conflicting_links
-concurrent_first_adds bad_ids crash_after_vlan_then_del crash_inside_creation gc status
+concurrent_first_adds bad_ids crash_after_link_then_del crash_inside_creation gc status
 del_after_master_vanished check_and_replaced_link add_rollback mtu qinq_and_long_names"
 
 selected=${*:-$ALL}
