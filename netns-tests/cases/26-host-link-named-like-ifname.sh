@@ -3,12 +3,15 @@
 # kernel checks IFLA_IFNAME in the sender's netns even when the link is created in another
 # one (IFLA_NET_NS_FD), so this case is the regression test of the temporary-name path on
 # the kernels operators run (it runs in the VM suite on 6.1 too). The master itself is the
-# host's "eth0" here.
+# host's "eth0" here (the harness's parent, or one the case adds).
 make_container_nses 2 C
-ip -n "$HOSTNS" link add eth0 type veth peer name mtethpeer || die "cannot add eth0 to $HOSTNS"
-ip -n "$HOSTNS" link set eth0 up
-ip -n "$HOSTNS" link set mtethpeer up
-_links "$HOSTNS" >"$T/ns/$HOSTNS.links"
+# The harness names the parent eth0 already; with NT_PARENT set otherwise, add an eth0.
+if [[ $PARENT != eth0 ]]; then
+    ip -n "$HOSTNS" link add eth0 type veth peer name mtethpeer || die "cannot add eth0 to $HOSTNS"
+    ip -n "$HOSTNS" link set eth0 up
+    ip -n "$HOSTNS" link set mtethpeer up
+    _links "$HOSTNS" >"$T/ns/$HOSTNS.links"
+fi
 conf=$(fixture 10-mactrunk-bridge.conf '.master = "eth0"')
 net=$(conf_name "$conf")
 
