@@ -44,6 +44,10 @@ pub(super) fn add(req: &Request, conf: &PluginConfig) -> Result<CniOutput, CniEr
     let container = kernel.netns(&netns);
     phases.mark("netns");
     let out = add_with(req, conf, &netns, &host, &container, &mut phases);
+    // The sockets close here: with a probe, the ARP socket's close waits
+    // for an RCU grace period, which "close" shows.
+    drop(container);
+    drop(host);
     drop(kernel);
     phases.mark("close");
     phases.log("ADD");
