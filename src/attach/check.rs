@@ -91,6 +91,8 @@ pub(super) fn check(req: &Request, conf: &PluginConfig) -> Result<(), CniError> 
         routes: container.routes()?,
         link,
     };
+    // Host-side extras of the attachment (none yet; the host shim's route)
+    // would be compared here, after the container side.
     match link_mismatch(&want, &expected, &have) {
         None => Ok(()),
         Some(why) => Err(mismatch(why)),
