@@ -578,7 +578,12 @@ fn probe_addresses(
     for attempt in 1..=probe.attempts {
         let candidates = v4_addresses(&out);
         if candidates.is_empty() {
-            break;
+            // Known only now with a delegated IPAM (the config refuses the
+            // others): a probe that checks nothing must not pass silently.
+            return Err(CniError::config(
+                "probe",
+                "the IPAM gave no IPv4 address to probe",
+            ));
         }
         if conf.mac_from_ip {
             set_mac_from_ip(container, index, &out, mac)?;

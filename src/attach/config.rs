@@ -11,6 +11,7 @@ use crate::cni::netconf::{
     IpamKind, opt_bool, opt_string, opt_u64, parse_ipam_kind, parse_name, parse_version, type_name,
 };
 use crate::cni::{CniError, CniOutput, Dns, Version, code};
+use crate::ipam::IpamConfig;
 use crate::sys::netlink::{IpvlanFlags, IpvlanMode, LinkKind, MacvlanMode, VLAN_IDS, VlanProtocol};
 
 /// How ADD deals with IPv6 duplicate address detection.
@@ -32,12 +33,21 @@ pub struct ProbeConfig {
     /// Probe rounds at most: a conflicting address is quarantined and the
     /// next one probed, this many times in all (`probe.attempts`).
     pub attempts: u32,
+    /// Quarantined addresses a network's store may hold; past it an address
+    /// found in use is skipped but not remembered (`probe.maxQuarantined`).
+    pub max_quarantined: u32,
 }
 
 /// `probe.timeoutMs`: default, and the accepted range.
 pub const PROBE_TIMEOUT_MS: (u64, std::ops::RangeInclusive<u64>) = (100, 1..=10_000);
 /// `probe.attempts`: default, and the accepted range.
 pub const PROBE_ATTEMPTS: (u64, std::ops::RangeInclusive<u64>) = (3, 1..=16);
+/// `probe.maxQuarantined`: default, and the accepted range.
+pub const PROBE_MAX_QUARANTINED: (u64, std::ops::RangeInclusive<u64>) = (32, 0..=4096);
+/// The most a probe may take in all (`timeoutMs` x `attempts`), in ms: well
+/// inside the time a runtime gives one ADD (kubelet's CRI call: 2 minutes),
+/// with room for the rest of ADD and the runtime's retry.
+pub const PROBE_BUDGET_MS: u64 = 30_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VlanConfig {
@@ -170,11 +180,26 @@ impl PluginConfig {
                     "needs linkType macvlan: an ipvlan shares its parent's MAC, so the answers to a probe (sent to that MAC, for no address of the container) go to the parent, never to the container's link",
                 ));
             }
-            if ipam == IpamKind::None {
+            if let LinkKind::Macvlan {
+                mode: MacvlanMode::Source,
+                ..
+            } = link
+            {
                 return Err(CniError::config(
                     "probe",
-                    "needs an IPAM that gives IPv4 addresses (ipam is empty: L2 only, nothing to probe)",
+                    "cannot work with macvlan mode source: a source-mode macvlan receives only frames sent from the MACs on its list, and the kernel hands everything else, the answers to a probe too, to the parent",
                 ));
+            }
+        }
+        if mac_from_ip || probe.is_some() {
+            let key = if mac_from_ip { "macFromIP" } else { "probe" };
+            if let Some(why) = no_ipv4(&ipam, conf, args)? {
+                let need = if mac_from_ip {
+                    "needs an IPv4 address to derive the MAC from"
+                } else {
+                    "needs an IPAM that gives IPv4 addresses (IPv6 has its own check: ipv6Dad \"wait\")"
+                };
+                return Err(CniError::config(key, format!("{need}, and {why}")));
             }
         }
         let ipv6_dad = match opt_string(obj, "ipv6Dad")?.as_deref() {
@@ -292,8 +317,28 @@ fn link_kind(obj: &Map<String, Value>) -> Result<LinkKind, CniError> {
     }
 }
 
-/// `probe`: absent or null (no probe), or an object with `timeoutMs` and
-/// `attempts`, each with a default.
+/// Why the IPAM of this config can give no IPv4 address, when that can be
+/// known before ADD: an empty `ipam`, or the in-process IPAM with IPv6 range
+/// sets only. A delegated IPAM's answer is known only after it ran.
+fn no_ipv4(ipam: &IpamKind, conf: &Value, args: &CniArgs) -> Result<Option<String>, CniError> {
+    match ipam {
+        IpamKind::None => Ok(Some("ipam is empty (L2 only: no addresses)".into())),
+        IpamKind::Delegate(_) => Ok(None),
+        IpamKind::InProcess => {
+            let ipam = IpamConfig::from_netconf(conf, args)?;
+            Ok((!ipam.range_sets.iter().any(|s| s.is_ipv4())).then(|| {
+                format!(
+                    "the IPAM has IPv6 range sets only ({})",
+                    ipam.describe_sets()
+                )
+            }))
+        }
+    }
+}
+
+/// `probe`: absent or null (no probe), or an object with `timeoutMs`,
+/// `attempts` and `maxQuarantined`, each with a default; any other key is
+/// refused (a misspelt `timeoutMS` must not silently mean the default).
 fn probe_config(obj: &Map<String, Value>) -> Result<Option<ProbeConfig>, CniError> {
     let p = match obj.get("probe") {
         None | Some(Value::Null) => return Ok(None),
@@ -324,9 +369,28 @@ fn probe_config(obj: &Map<String, Value>) -> Result<Option<ProbeConfig>, CniErro
             )),
         }
     };
+    const KEYS: [&str; 3] = ["timeoutMs", "attempts", "maxQuarantined"];
+    if let Some(key) = p.keys().find(|k| !KEYS.contains(&k.as_str())) {
+        return Err(CniError::config(
+            &format!("probe.{}", key.escape_debug()),
+            format!("unknown key: expected {}", KEYS.join(", ")),
+        ));
+    }
+    let timeout_ms = field("timeoutMs", PROBE_TIMEOUT_MS)?;
+    let attempts = field("attempts", PROBE_ATTEMPTS)?;
+    if timeout_ms * attempts > PROBE_BUDGET_MS {
+        return Err(CniError::config(
+            "probe",
+            format!(
+                "timeoutMs {timeout_ms} x attempts {attempts} is {} ms, more than the {PROBE_BUDGET_MS} ms a probe may take in all (a runtime gives one ADD about 2 minutes): lower timeoutMs or attempts",
+                timeout_ms * attempts
+            ),
+        ));
+    }
     Ok(Some(ProbeConfig {
-        timeout: Duration::from_millis(field("timeoutMs", PROBE_TIMEOUT_MS)?),
-        attempts: field("attempts", PROBE_ATTEMPTS)? as u32,
+        timeout: Duration::from_millis(timeout_ms),
+        attempts: attempts as u32,
+        max_quarantined: field("maxQuarantined", PROBE_MAX_QUARANTINED)? as u32,
     }))
 }
 
@@ -530,15 +594,25 @@ mod tests {
             p(json!({})).unwrap(),
             Some(ProbeConfig {
                 timeout: Duration::from_millis(100),
-                attempts: 3
+                attempts: 3,
+                max_quarantined: 32,
             })
         );
         assert_eq!(
-            p(json!({"timeoutMs": 250, "attempts": 1})).unwrap(),
+            p(json!({"timeoutMs": 250, "attempts": 1, "maxQuarantined": 0})).unwrap(),
             Some(ProbeConfig {
                 timeout: Duration::from_millis(250),
-                attempts: 1
+                attempts: 1,
+                max_quarantined: 0,
             })
+        );
+        // The whole probe may take 30 s: 10000 x 3 is the most with 3 attempts.
+        assert_eq!(
+            p(json!({"timeoutMs": 10000, "attempts": 3}))
+                .unwrap()
+                .unwrap()
+                .attempts,
+            3
         );
         assert_eq!(p(Value::Null).unwrap(), None);
         for (v, key) in [
@@ -549,6 +623,15 @@ mod tests {
             (json!({"timeoutMs": 1.5}), "probe.timeoutMs"),
             (json!({"attempts": 0}), "probe.attempts"),
             (json!({"attempts": 17}), "probe.attempts"),
+            (json!({"maxQuarantined": 4097}), "probe.maxQuarantined"),
+            (json!({"maxQuarantined": -1}), "probe.maxQuarantined"),
+            // Unknown keys (a misspelling must not mean the default).
+            (json!({"timeoutMS": 50}), "probe.timeoutMS"),
+            (json!({"timeoutMs": 50, "retries": 2}), "probe.retries"),
+            (json!({"a\nb": 1}), "probe.a\\nb"),
+            // More than 30 s in all (10 s x 16 would be 160 s).
+            (json!({"timeoutMs": 10000, "attempts": 16}), "probe"),
+            (json!({"timeoutMs": 2001, "attempts": 15}), "probe"),
             (json!(true), "probe"),
             (json!(100), "probe"),
         ] {
@@ -558,6 +641,19 @@ mod tests {
         }
         let e = p(json!({"timeoutMs": 0})).unwrap_err();
         assert!(e.msg.contains("expected 1 to 10000"), "{}", e.msg);
+        let e = p(json!({"retries": 2})).unwrap_err();
+        assert_eq!(
+            e.msg,
+            "probe.retries: unknown key: expected timeoutMs, attempts, maxQuarantined"
+        );
+        let e = p(json!({"timeoutMs": 10000, "attempts": 16})).unwrap_err();
+        assert!(
+            e.msg.starts_with(
+                "probe: timeoutMs 10000 x attempts 16 is 160000 ms, more than the 30000 ms"
+            ),
+            "{}",
+            e.msg
+        );
     }
 
     /// Every combination the link types, macFromIP, static MACs and probe
@@ -569,6 +665,10 @@ mod tests {
         let rt_mac = ("runtimeConfig", json!({"mac": "02:00:00:00:00:02"}));
         let from_ip = ("macFromIP", json!(true));
         let probe = ("probe", json!({"timeoutMs": 50}));
+        let v6_only = (
+            "ipam",
+            json!({"type": "mactrunk-ipam", "subnet": "fd00::/120"}),
+        );
         type Case<'a> = (Vec<(&'a str, Value)>, &'a str, &'a str);
         let cases: Vec<Case> = vec![
             (vec![ipvlan.clone(), mac.clone()], "mac", "ipvlan"),
@@ -599,7 +699,36 @@ mod tests {
                 "passthru",
             ),
             (vec![ipvlan.clone(), probe.clone()], "probe", "macvlan"),
-            (vec![probe.clone(), ("ipam", json!({}))], "probe", "IPv4"),
+            (
+                vec![probe.clone(), ("mode", json!("source"))],
+                "probe",
+                "mode source",
+            ),
+            (
+                vec![probe.clone(), ("ipam", json!({}))],
+                "probe",
+                "IPv4 addresses (IPv6 has its own check: ipv6Dad \"wait\"), and ipam is empty",
+            ),
+            (
+                vec![probe.clone(), v6_only.clone()],
+                "probe",
+                "IPv6 range sets only (ipam.subnet: fd00::",
+            ),
+            (
+                vec![from_ip.clone(), ("ipam", json!({}))],
+                "macFromIP",
+                "needs an IPv4 address to derive the MAC from, and ipam is empty",
+            ),
+            (
+                vec![from_ip.clone(), v6_only.clone()],
+                "macFromIP",
+                "IPv6 range sets only",
+            ),
+            (
+                vec![from_ip.clone(), probe.clone(), v6_only.clone()],
+                "macFromIP",
+                "IPv6 range sets only",
+            ),
             (
                 vec![ipvlan.clone(), ("mode", json!("bridge"))],
                 "mode",
@@ -649,22 +778,35 @@ mod tests {
             mac: Some("02:00:00:00:00:03".into()),
             ..Default::default()
         };
-        for pairs in [vec![from_ip.clone()], vec![ipvlan.clone()]] {
+        for (pairs, want) in [
+            (
+                vec![from_ip.clone()],
+                "macFromIP: cannot be combined with a static MAC (CNI_ARGS MAC is set)",
+            ),
+            (vec![ipvlan.clone()], "CNI_ARGS MAC: an ipvlan link has"),
+        ] {
             let e = PluginConfig::parse(&with_all(&pairs), &args).unwrap_err();
             assert_eq!(e.code, 7);
-            assert!(
-                e.msg.contains("CNI_ARGS MAC") || e.msg.starts_with("CNI_ARGS MAC"),
-                "{}",
-                e.msg
-            );
+            assert!(e.msg.starts_with(want), "{}", e.msg);
         }
-        // What is allowed: macFromIP on a macvlan, probe with a delegated IPAM,
-        // probe with macFromIP.
+        // What is allowed: macFromIP on a macvlan, probe with a delegated IPAM
+        // (its addresses are known only after it ran), probe with macFromIP,
+        // either with dual stack or with an IPv4 range from runtimeConfig.
         let c = parse(with_all(&[from_ip.clone(), probe.clone()])).unwrap();
         assert!(c.mac_from_ip && c.probe.is_some());
+        for ipam in [
+            json!({"type": "host-local"}),
+            json!({"type": "mactrunk-ipam", "ranges": [[{"subnet": "fd00::/120"}], [{"subnet": "10.0.0.0/24"}]]}),
+        ] {
+            parse(with_all(&[from_ip.clone(), probe.clone(), ("ipam", ipam)])).unwrap();
+        }
         parse(with_all(&[
             probe.clone(),
-            ("ipam", json!({"type": "host-local"})),
+            v6_only.clone(),
+            (
+                "runtimeConfig",
+                json!({"ipRanges": [[{"subnet": "10.1.0.0/24"}]]}),
+            ),
         ]))
         .unwrap();
     }

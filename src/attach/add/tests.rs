@@ -502,17 +502,75 @@ fn mac_from_ip_sets_the_derived_mac_while_the_link_is_down() {
 }
 
 #[test]
-fn mac_from_ip_without_ipv4_is_code_7_and_leaves_nothing() {
-    let (net, ns, data) = setup();
-    let mut conf = netconf(data.path(), json!({"macFromIP": true}));
-    conf["ipam"]["subnet"] = json!("fd00::/120");
-    conf["ipam"]["routes"] = json!([]);
-    let req = request(&ns, conf);
-    let e = run(&net, &ns, &req).unwrap_err();
-    assert_eq!(e.code, code::INVALID_CONFIG);
-    assert!(e.msg.starts_with("macFromIP: "), "{}", e.msg);
-    assert!(net.links(ns.path()).is_empty());
-    assert!(held(data.path()).is_empty());
+fn mac_from_ip_or_probe_without_ipv4_is_code_7_before_anything_happens() {
+    for key in ["macFromIP", "probe"] {
+        let (net, ns, data) = setup();
+        let extra = if key == "probe" {
+            json!({"probe": {}})
+        } else {
+            json!({"macFromIP": true})
+        };
+        let mut conf = netconf(data.path(), extra);
+        conf["ipam"]["subnet"] = json!("fd00::/120");
+        conf["ipam"]["routes"] = json!([]);
+        let req = request(&ns, conf);
+        let e = run(&net, &ns, &req).unwrap_err();
+        assert_eq!(e.code, code::INVALID_CONFIG);
+        assert!(e.msg.starts_with(&format!("{key}: ")), "{}", e.msg);
+        assert!(e.msg.contains("IPv6 range sets only"), "{}", e.msg);
+        assert!(net.calls().is_empty(), "{key}: {:?}", net.calls());
+        assert!(held(data.path()).is_empty());
+    }
+}
+
+/// A delegated IPAM plugin (a shell script in `dir`) that answers ADD with
+/// `result` and appends every command it gets to `dir/calls`.
+fn delegate(dir: &Path, name: &str, result: Value) {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join(name);
+    let calls = dir.join("calls");
+    std::fs::write(
+        &p,
+        format!(
+            "#!/bin/sh\ncat >/dev/null\necho \"$CNI_COMMAND\" >>{}\n[ \"$CNI_COMMAND\" = ADD ] && echo '{result}'\nexit 0\n",
+            calls.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn a_delegated_result_without_ipv4_is_code_7_for_mac_from_ip_and_probe() {
+    for key in ["macFromIP", "probe"] {
+        let (net, ns, data) = setup();
+        delegate(
+            data.path(),
+            "v6only",
+            json!({"cniVersion": "1.1.0", "ips": [{"address": "fd00::5/64"}]}),
+        );
+        let extra = if key == "probe" {
+            json!({"probe": {}, "ipam": {"type": "v6only"}})
+        } else {
+            json!({"macFromIP": true, "ipam": {"type": "v6only"}})
+        };
+        let mut req = request(&ns, netconf(data.path(), extra));
+        req.args.path = vec![data.path().display().to_string()];
+        let e = run(&net, &ns, &req).unwrap_err();
+        assert_eq!(e.code, code::INVALID_CONFIG, "{e:?}");
+        assert!(
+            e.msg
+                .starts_with(&format!("{key}: the IPAM gave no IPv4 address to ")),
+            "{}",
+            e.msg
+        );
+        assert!(net.links(ns.path()).is_empty(), "{key}");
+        let calls = std::fs::read_to_string(data.path().join("calls")).unwrap();
+        assert_eq!(
+            calls, "ADD\nDEL\n",
+            "{key}: the delegate's DEL gives it back"
+        );
+    }
 }
 
 // ---------------------------------------------------------------- probe
