@@ -112,17 +112,25 @@ pub fn parse(frame: &[u8]) -> Option<Arp> {
 /// Does `arp`, received while probing `candidates` from `own` MAC, show
 /// that one of them is in use (RFC 5227 2.1.1)? Any ARP packet whose sender
 /// IP is a candidate (a reply to our probe, a request, an announcement), or
-/// another host's probe for a candidate (it is about to take it). Our own
-/// frames (sender MAC `own`) never count. Returns the address and the MAC
-/// of the other host.
+/// another host's probe for a candidate (it is about to take it). Returns
+/// the address and the MAC of the other host.
+///
+/// The one frame from `own` that never counts is our own probe seen again
+/// (a request from 0.0.0.0, looped back by a hairpin or a switch loop):
+/// anything else from our MAC is another host using the same MAC, and a
+/// reply or claim from it is a conflict like any other (a host elsewhere
+/// with the same `macFromIP` MAC answers from exactly that MAC).
 pub fn conflict(arp: &Arp, candidates: &[Ipv4Addr], own: [u8; 6]) -> Option<(Ipv4Addr, [u8; 6])> {
-    if arp.sha == own || (arp.op != ARPOP_REQUEST && arp.op != ARPOP_REPLY) {
+    if arp.op != ARPOP_REQUEST && arp.op != ARPOP_REPLY {
+        return None;
+    }
+    let probing = arp.op == ARPOP_REQUEST && arp.spa.is_unspecified();
+    if probing && arp.sha == own {
         return None;
     }
     if candidates.contains(&arp.spa) {
         return Some((arp.spa, arp.sha));
     }
-    let probing = arp.op == ARPOP_REQUEST && arp.spa.is_unspecified();
     if probing && candidates.contains(&arp.tpa) {
         return Some((arp.tpa, arp.sha));
     }
@@ -424,8 +432,31 @@ mod tests {
         );
         let rarp = Arp { op: 3, ..reply };
         assert_eq!(conflict(&rarp, &cands, MAC), None);
-        // A reply from our own MAC (looped back by a switch) is not a conflict.
-        assert_eq!(conflict(&Arp { sha: MAC, ..reply }, &cands, MAC), None);
+    }
+
+    /// Another host with our MAC (the same macFromIP MAC elsewhere) that
+    /// has a candidate is a conflict; only our own probe, reflected back, is
+    /// not.
+    #[test]
+    fn a_host_with_our_mac_is_a_conflict_our_reflected_probe_is_not() {
+        let cands = [ip("10.0.0.5")];
+        let reply = Arp {
+            op: ARPOP_REPLY,
+            sha: MAC,
+            spa: ip("10.0.0.5"),
+            tha: MAC,
+            tpa: Ipv4Addr::UNSPECIFIED,
+        };
+        assert_eq!(conflict(&reply, &cands, MAC), Some((ip("10.0.0.5"), MAC)));
+        let claim = announcement(MAC, ip("10.0.0.5"));
+        assert_eq!(conflict(&claim, &cands, MAC), Some((ip("10.0.0.5"), MAC)));
+        // Our own probe, looped back: not a conflict.
+        assert_eq!(conflict(&probe(MAC, ip("10.0.0.5")), &cands, MAC), None);
+        // The same probe from another MAC is a host probing at the same time.
+        assert_eq!(
+            conflict(&probe(OTHER, ip("10.0.0.5")), &cands, MAC),
+            Some((ip("10.0.0.5"), OTHER))
+        );
     }
 
     #[test]

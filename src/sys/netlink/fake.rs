@@ -416,6 +416,16 @@ impl LinkOps for FakeLinks<'_> {
         }))
     }
 
+    fn all_addresses(&self) -> Result<Vec<(u32, IpNetwork)>, LinkError> {
+        self.call("all_addresses".into())?;
+        Ok(self.with_ns(&self.label, |n| {
+            n.addresses
+                .iter()
+                .flat_map(|(i, v)| v.iter().map(|a| (*i, *a)))
+                .collect()
+        }))
+    }
+
     fn add_route(&self, index: u32, route: &Route, gw: Option<IpAddr>) -> Result<(), LinkError> {
         self.call(format!("add_route {index} {}", route.dst))?;
         let mut r = route.clone();
@@ -470,10 +480,22 @@ impl LinkOps for FakeLinks<'_> {
             }
             Some(true) => {}
         }
+        // Each host that has a candidate answers the probe; the answers go
+        // through the real socket's rule (`arp::conflict`), which decides
+        // what counts, e.g. an answer from our own MAC.
         let st = self.net.state.borrow();
         Ok(candidates
             .iter()
-            .filter_map(|c| st.arp_answers.get(c).map(|m| (*c, *m)))
+            .filter_map(|c| {
+                let reply = crate::sys::arp::Arp {
+                    op: crate::sys::arp::ARPOP_REPLY,
+                    sha: *st.arp_answers.get(c)?,
+                    spa: *c,
+                    tha: mac,
+                    tpa: Ipv4Addr::UNSPECIFIED,
+                };
+                crate::sys::arp::conflict(&reply, candidates, mac)
+            })
             .collect())
     }
 

@@ -816,7 +816,10 @@ impl Netlink {
         }
     }
 
-    /// Give the (down) link `index` a new MAC (IFLA_ADDRESS).
+    /// Give link `index` a new MAC (IFLA_ADDRESS). A macvlan takes it up or
+    /// down (up: the kernel moves its entry in the parent's unicast filter;
+    /// EADDRINUSE if another macvlan of the parent has it); an ipvlan never
+    /// (EOPNOTSUPP).
     pub async fn set_mac(&self, index: u32, mac: [u8; 6]) -> Result<(), LinkError> {
         let msg = RouteNetlinkMessage::NewLink(build::mac_message(index, mac));
         self.link_request(index, msg, |name| {
@@ -964,6 +967,27 @@ impl Netlink {
     /// All IPv4 and IPv6 addresses of link `index` with their IFA_F_* flags
     /// (see [`ifa_flags`]), including link-local ones.
     pub async fn addresses(&self, index: u32) -> Result<Vec<(IpNetwork, u32)>, LinkError> {
+        Ok(self
+            .address_dump()
+            .await?
+            .into_iter()
+            .filter(|(i, _, _)| *i == index)
+            .map(|(_, net, flags)| (net, flags))
+            .collect())
+    }
+
+    /// Every address of this namespace with the index of its link.
+    pub async fn all_addresses(&self) -> Result<Vec<(u32, IpNetwork)>, LinkError> {
+        Ok(self
+            .address_dump()
+            .await?
+            .into_iter()
+            .map(|(i, net, _)| (i, net))
+            .collect())
+    }
+
+    /// One RTM_GETADDR dump: (link index, address, IFA_F_* flags).
+    async fn address_dump(&self) -> Result<Vec<(u32, IpNetwork, u32)>, LinkError> {
         let replies = self
             .dump(|| {
                 RouteNetlinkMessage::GetAddress(build::address_dump_message(AddressFamily::Unspec))
@@ -976,8 +1000,6 @@ impl Netlink {
                 RouteNetlinkMessage::NewAddress(m) => build::parse_address(m),
                 _ => None,
             })
-            .filter(|(i, _, _)| *i == index)
-            .map(|(_, net, flags)| (net, flags))
             .collect())
     }
 

@@ -57,6 +57,8 @@ pub trait LinkOps {
     fn add_address(&self, index: u32, addr: IpNetwork, flags: AddrFlags) -> Result<(), LinkError>;
     /// Addresses of link `index` with their IFA_F_* flags.
     fn addresses(&self, index: u32) -> Result<Vec<(IpNetwork, u32)>, LinkError>;
+    /// Every address of this namespace (one dump): (link index, address).
+    fn all_addresses(&self) -> Result<Vec<(u32, IpNetwork)>, LinkError>;
     /// `gw` is used when `route.gw` is None; EEXIST is [`LinkError::Exists`].
     fn add_route(&self, index: u32, route: &Route, gw: Option<IpAddr>) -> Result<(), LinkError>;
     /// Unicast routes of every table but `local`.
@@ -268,6 +270,10 @@ impl LinkOps for NsLinks<'_> {
 
     fn addresses(&self, index: u32) -> Result<Vec<(IpNetwork, u32)>, LinkError> {
         self.run(|nl| nl.addresses(index))
+    }
+
+    fn all_addresses(&self) -> Result<Vec<(u32, IpNetwork)>, LinkError> {
+        self.run(|nl| nl.all_addresses())
     }
 
     fn add_route(&self, index: u32, route: &Route, gw: Option<IpAddr>) -> Result<(), LinkError> {
