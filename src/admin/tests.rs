@@ -405,7 +405,7 @@ fn quarantined_addresses_list_gc_release() {
     let c1 = Owner::new("c1", "eth0");
     ipam::add(&ipc, &c1).unwrap();
     let found = [("10.9.0.2".parse().unwrap(), "52:54:00:00:00:01".into())];
-    ipam::quarantine(&ipc, &c1, None, &found, true).unwrap();
+    ipam::quarantine(&ipc, &c1, None, &found, 32, true).unwrap();
     let dd = data.to_str().unwrap();
     let (rc, out, err) = run_args(&["list", "--data-dir", dd]);
     assert_eq!(rc, 0, "{err}");

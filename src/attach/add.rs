@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use ipnetwork::IpNetwork;
 
-use super::config::{DadPolicy, PluginConfig, ProbeConfig};
+use super::config::{DadPolicy, PROBE_MAX_QUARANTINED, PluginConfig, ProbeConfig};
 use super::mac::mac_from_ipv4;
 use super::parent::{self, Parent};
 use super::tag::{link_tag, temp_link_name};
@@ -124,7 +124,9 @@ pub(super) fn add_with(
     let created = link_side?;
     phases.mark("ipam+link");
     crash_point("after-link");
-    let (attached, ipam_out) = configure(req, conf, netns, container, &created, ipam_out, &held)?;
+    let (attached, ipam_out) = configure(
+        req, conf, netns, master_nl, container, &created, ipam_out, &held,
+    )?;
     phases.mark("configure");
     // Host-side extras of this attachment (none yet; the host shim's
     // per-container route belongs here) push their undo steps here, after
@@ -429,13 +431,20 @@ pub(super) struct Attached {
 /// the next one).
 ///
 /// Without a probe the addresses go on before the link goes up, so that
-/// the kernel announces them (arp_notify). With one, the link goes up
-/// bare, the IPv4 addresses are probed, then configured and announced
-/// through the probe's socket (the kernel announces only at link-up).
+/// the kernel announces them (arp_notify), and a `macFromIP` MAC is set
+/// while the link is still down. With one, the link goes up bare with the
+/// MAC the kernel gave it, the IPv4 addresses are probed from that MAC, then
+/// (`macFromIP`) the MAC of the address that passed is set, once, and the
+/// addresses are configured and announced through the probe's socket (the
+/// kernel announces only at link-up). Probing from the derived MAC would
+/// hide a host elsewhere that uses the same derived MAC (another node's
+/// container with that address): its answer would look like our own frame.
+#[allow(clippy::too_many_arguments)]
 fn configure(
     req: &Request,
     conf: &PluginConfig,
     netns: &NetNs,
+    master_nl: &dyn LinkOps,
     container: &dyn LinkOps,
     link: &LinkInfo,
     mut ipam_out: CniOutput,
@@ -452,13 +461,22 @@ fn configure(
     let mut mac = link.mac;
     match conf.probe {
         Some(probe) => {
+            container.set_up(index)?;
+            let own = mac.ok_or_else(|| CniError::internal(format!("{ifname} has no MAC")))?;
+            let prober = Prober {
+                req,
+                netns,
+                master_nl,
+                container,
+                index,
+                own,
+                held,
+                probe,
+            };
+            ipam_out = prober.run(ipam_out)?;
             if conf.mac_from_ip {
                 set_mac_from_ip(container, index, &ipam_out, &mut mac)?;
             }
-            container.set_up(index)?;
-            ipam_out = probe_addresses(
-                req, conf, netns, container, index, &mut mac, ipam_out, held, probe,
-            )?;
         }
         None if conf.mac_from_ip => set_mac_from_ip(container, index, &ipam_out, &mut mac)?,
         None => {}
@@ -505,7 +523,10 @@ fn configure(
         match container.wait_dad(index, DAD_TIMEOUT) {
             Ok(()) => {}
             Err(LinkError::DadFailed { addr, link }) => {
-                return Err(dad_conflict(req, netns, held, addr.ip(), &link));
+                let limit = conf
+                    .probe
+                    .map_or(PROBE_MAX_QUARANTINED.0 as u32, |p| p.max_quarantined);
+                return Err(dad_conflict(req, netns, held, addr.ip(), &link, limit));
             }
             Err(e) => return Err(e.into()),
         }
@@ -541,6 +562,7 @@ fn set_mac_from_ip(
     mac: &mut Option<[u8; 6]>,
 ) -> Result<(), CniError> {
     let Some(first) = v4_addresses(out).first().copied() else {
+        // Known only now with a delegated IPAM (the config refuses the others).
         return Err(CniError::config(
             "macFromIP",
             "the IPAM gave no IPv4 address to derive the MAC from",
@@ -554,84 +576,359 @@ fn set_mac_from_ip(
     Ok(())
 }
 
-/// One round of probing found these addresses in use: (address, MAC that
-/// answered).
-type Conflicts = Vec<(Ipv4Addr, [u8; 6])>;
+// ------------------------------------------------------------ conflicts
 
-/// RFC 5227 probes for the IPv4 addresses of `out` from the (up, bare)
-/// link; see [`probe_step`] for what happens to an address in use. Returns
-/// the IPAM output whose addresses nobody answered for.
-#[allow(clippy::too_many_arguments)]
-fn probe_addresses(
-    req: &Request,
-    conf: &PluginConfig,
-    netns: &NetNs,
-    container: &dyn LinkOps,
-    index: u32,
-    mac: &mut Option<[u8; 6]>,
-    mut out: CniOutput,
-    held: &RefCell<IpamHeld>,
-    probe: ProbeConfig,
-) -> Result<CniOutput, CniError> {
-    let ifname = &req.args.ifname;
-    let mut found: Conflicts = Vec::new();
-    for attempt in 1..=probe.attempts {
-        let candidates = v4_addresses(&out);
-        if candidates.is_empty() {
-            // Known only now with a delegated IPAM (the config refuses the
-            // others): a probe that checks nothing must not pass silently.
-            return Err(CniError::config(
-                "probe",
-                "the IPAM gave no IPv4 address to probe",
-            ));
-        }
-        if conf.mac_from_ip {
-            set_mac_from_ip(container, index, &out, mac)?;
-        }
-        let own = mac.ok_or_else(|| CniError::internal(format!("{ifname} has no MAC")))?;
-        let conflicts = container
-            .arp_probe(index, own, &candidates, probe.timeout)
-            .map_err(|e| CniError::from(e).context(format!("probing {ifname}")))?;
-        if conflicts.is_empty() {
-            return Ok(out);
-        }
-        for (ip, by) in &conflicts {
-            log_at!(
-                Level::Warn,
-                "probe: {ip} is in use on the network: {} answered an ARP probe from {ifname} in {} (attempt {attempt} of {})",
-                format_mac(by),
-                req.args.netns,
-                probe.attempts
-            );
-        }
-        found.extend(conflicts.iter().copied());
-        let mut state = held.borrow_mut();
-        let step = probe_step(&state, &conflicts, attempt, probe.attempts);
-        let quarantined = match (&mut *state, &step) {
-            (IpamHeld::Fresh(ipam_conf, fresh), ProbeStep::Replace | ProbeStep::Fail { .. }) => {
-                let dynamic: Vec<(IpAddr, String)> = conflicts
-                    .iter()
-                    .filter(|(ip, _)| !is_static(ipam_conf, (*ip).into()))
-                    .map(|(ip, by)| ((*ip).into(), format_mac(by)))
-                    .collect();
-                let replace = step == ProbeStep::Replace;
-                let id = netns.id();
-                let added =
-                    ipam::quarantine(ipam_conf, &owner(req), id.as_deref(), &dynamic, replace)?;
-                fresh.retain(|ip| !dynamic.iter().any(|(q, _)| q == ip));
-                if let Some(added) = added {
-                    fresh.extend(added.fresh);
-                    out = added.out;
-                }
-                dynamic.into_iter().map(|(ip, _)| ip).collect()
-            }
-            _ => Vec::new(),
-        };
-        if let ProbeStep::Fail { why } = step {
-            return Err(conflict_error(req, &conflicts, &found, &quarantined, why));
+/// The one shape of every "address in use on the network" report (probe,
+/// DAD at ADD, DADFAILED at CHECK): `<address> is in use on the network:
+/// <evidence>`.
+pub(super) fn in_use(addr: IpAddr, evidence: &str) -> String {
+    format!("{addr} is in use on the network: {evidence}")
+}
+
+/// What showed an address in use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Evidence {
+    /// A host answered (or sent) ARP for it, from this MAC.
+    Arp([u8; 6]),
+    /// It is an address of this node: of a link in the parent's namespace
+    /// (described), which a macvlan's probe never reaches.
+    Node(String),
+    /// IPv6 DAD failed on this link (described).
+    Dad(String),
+}
+
+impl Evidence {
+    /// What the quarantine record names (`conflict:<by>`).
+    fn by(&self) -> String {
+        match self {
+            Evidence::Arp(m) => format_mac(m),
+            Evidence::Node(_) => "node".into(),
+            Evidence::Dad(_) => "ipv6-dad".into(),
         }
     }
-    Ok(out)
+
+    /// The evidence of [`in_use`]; `from`: the probing link and where it is.
+    fn describe(&self, from: &str) -> String {
+        match self {
+            Evidence::Arp(m) => format!("{} answered an ARP probe from {from}", format_mac(m)),
+            Evidence::Node(link) => format!("it is an address of this node ({link})"),
+            Evidence::Dad(link) => format!("IPv6 duplicate address detection on {link} failed"),
+        }
+    }
+
+    /// Short, for lists.
+    fn short(&self) -> String {
+        match self {
+            Evidence::Arp(m) => format_mac(m),
+            Evidence::Node(_) => "this node".into(),
+            Evidence::Dad(_) => "IPv6 DAD".into(),
+        }
+    }
+}
+
+/// One address found in use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Found {
+    ip: IpAddr,
+    evidence: Evidence,
+}
+
+/// Where an address of this ADD came from, which decides what a conflict
+/// does with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// Chosen by the in-process IPAM: quarantined, and another one tried.
+    Dynamic,
+    /// Requested (`runtimeConfig.ips`, ...): there is no other to try; not
+    /// quarantined, so that the next ADD probes it again.
+    Static,
+    /// From a delegated IPAM (or none): mactrunk can neither quarantine it
+    /// in a store it does not own nor ask for another.
+    Delegated,
+}
+
+impl Origin {
+    fn of(held: &IpamHeld, ip: IpAddr) -> Origin {
+        match held {
+            IpamHeld::Fresh(conf, _) if conf.static_ips.iter().any(|s| s.ip == ip) => {
+                Origin::Static
+            }
+            IpamHeld::Fresh(..) => Origin::Dynamic,
+            IpamHeld::Delegate(_) | IpamHeld::Nothing => Origin::Delegated,
+        }
+    }
+
+    /// Why such an address is not quarantined; None for a dynamic one.
+    fn not_quarantined(self) -> Option<&'static str> {
+        match self {
+            Origin::Dynamic => None,
+            Origin::Static => {
+                Some(" (the requested static address: there is no other to try; not quarantined)")
+            }
+            Origin::Delegated => Some(
+                " (the address comes from a delegated IPAM: given back with its DEL, not quarantined)",
+            ),
+        }
+    }
+}
+
+/// What quarantining some found addresses did.
+#[derive(Debug, Default)]
+struct Quarantine {
+    /// In the store as `conflict:<by>` now.
+    quarantined: Vec<IpAddr>,
+    /// Given back instead: the store holds its limit of quarantines.
+    over_limit: Vec<IpAddr>,
+    held_before: usize,
+}
+
+impl Quarantine {
+    /// The tail of an error (or warning) saying what happened to the
+    /// addresses; `as_`: how the record is named, for one evidence kind.
+    fn describe(&self, limit: u32, as_: &str) -> String {
+        let list = |v: &[IpAddr]| {
+            v.iter()
+                .map(IpAddr::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut msg = String::new();
+        if !self.quarantined.is_empty() {
+            msg.push_str(&format!(
+                "; quarantined in the IPAM store{as_}: {} (mactrunk-ipam list shows it, release frees it)",
+                list(&self.quarantined)
+            ));
+        }
+        if !self.over_limit.is_empty() {
+            msg.push_str(&format!(
+                "; not quarantined: {} (the network's store holds {} quarantined addresses, its limit of {limit} (probe.maxQuarantined); mactrunk-ipam list shows them)",
+                list(&self.over_limit),
+                self.held_before
+            ));
+        }
+        msg
+    }
+}
+
+/// Quarantine the dynamic addresses among `found` (see [`Origin`]) in the
+/// in-process store, at most up to `limit` quarantines in the store, and
+/// with `replace` take the owner's replacements into `held` and return
+/// them. The fresh addresses of `held` lose the ones quarantined or given
+/// back.
+fn quarantine(
+    req: &Request,
+    netns: &NetNs,
+    held: &RefCell<IpamHeld>,
+    found: &[Found],
+    limit: u32,
+    replace: bool,
+) -> Result<(Quarantine, Option<CniOutput>), CniError> {
+    let mut state = held.borrow_mut();
+    let dynamic: Vec<(IpAddr, String)> = found
+        .iter()
+        .filter(|f| Origin::of(&state, f.ip) == Origin::Dynamic)
+        .map(|f| (f.ip, f.evidence.by()))
+        .collect();
+    let IpamHeld::Fresh(ipam_conf, fresh) = &mut *state else {
+        return Ok((Quarantine::default(), None));
+    };
+    if dynamic.is_empty() && !replace {
+        return Ok((Quarantine::default(), None));
+    }
+    let id = netns.id();
+    let done = ipam::quarantine(
+        ipam_conf,
+        &owner(req),
+        id.as_deref(),
+        &dynamic,
+        limit as usize,
+        replace,
+    )?;
+    fresh.retain(|ip| !done.quarantined.contains(ip) && !done.released.contains(ip));
+    let out = done.added.map(|added| {
+        fresh.extend(added.fresh);
+        added.out
+    });
+    Ok((
+        Quarantine {
+            quarantined: done.quarantined,
+            over_limit: done.released,
+            held_before: done.held_before,
+        },
+        out,
+    ))
+}
+
+/// The RFC 5227 probe of one ADD's IPv4 addresses from the (up, bare)
+/// link; see [`probe_step`] for what happens to an address in use.
+struct Prober<'a> {
+    req: &'a Request,
+    netns: &'a NetNs,
+    /// The namespace of the parent, whose own addresses the probe cannot
+    /// see (a macvlan never reaches its parent).
+    master_nl: &'a dyn LinkOps,
+    container: &'a dyn LinkOps,
+    index: u32,
+    /// The link's MAC as the kernel made it: the probes' sender.
+    own: [u8; 6],
+    held: &'a RefCell<IpamHeld>,
+    probe: ProbeConfig,
+}
+
+impl Prober<'_> {
+    /// Probe until a round finds no conflict; returns the IPAM output whose
+    /// addresses nobody has.
+    fn run(&self, mut out: CniOutput) -> Result<CniOutput, CniError> {
+        let ifname = &self.req.args.ifname;
+        let from = format!("{ifname} in {}", self.req.args.netns);
+        let node = self.node_addresses()?;
+        let mut found: Vec<Found> = Vec::new();
+        let mut quarantined: Vec<IpAddr> = Vec::new();
+        let attempts = self.probe.attempts;
+        for attempt in 1..=attempts {
+            let candidates = v4_addresses(&out);
+            if candidates.is_empty() {
+                // Known only now with a delegated IPAM (the config refuses
+                // the others): a probe that checks nothing must not pass.
+                return Err(CniError::config(
+                    "probe",
+                    "the IPAM gave no IPv4 address to probe",
+                ));
+            }
+            // The node's own addresses need no ARP round.
+            let mut conflicts: Vec<Found> = candidates
+                .iter()
+                .filter_map(|c| {
+                    node.iter().find(|(a, _)| a == c).map(|(_, link)| Found {
+                        ip: IpAddr::V4(*c),
+                        evidence: Evidence::Node(link.clone()),
+                    })
+                })
+                .collect();
+            if conflicts.is_empty() {
+                conflicts = self
+                    .container
+                    .arp_probe(self.index, self.own, &candidates, self.probe.timeout)
+                    .map_err(|e| CniError::from(e).context(format!("probing {ifname}")))?
+                    .into_iter()
+                    .map(|(ip, mac)| Found {
+                        ip: IpAddr::V4(ip),
+                        evidence: Evidence::Arp(mac),
+                    })
+                    .collect();
+            }
+            if conflicts.is_empty() {
+                return Ok(out);
+            }
+            for c in &conflicts {
+                log_at!(
+                    Level::Warn,
+                    "probe: {} (attempt {attempt} of {attempts})",
+                    in_use(c.ip, &c.evidence.describe(&from))
+                );
+            }
+            found.extend(conflicts.iter().cloned());
+            let step = probe_step(&self.held.borrow(), &conflicts, &found, attempt, attempts);
+            let keep = matches!(
+                step,
+                ProbeStep::Replace
+                    | ProbeStep::Fail {
+                        why: FailWhy::Exhausted | FailWhy::Static
+                    }
+            );
+            let (done, replaced) = if keep {
+                quarantine(
+                    self.req,
+                    self.netns,
+                    self.held,
+                    &conflicts,
+                    self.probe.max_quarantined,
+                    step == ProbeStep::Replace,
+                )?
+            } else {
+                (Quarantine::default(), None)
+            };
+            quarantined.extend(done.quarantined.iter().copied());
+            match step {
+                ProbeStep::Replace => {
+                    if !done.over_limit.is_empty() {
+                        log_at!(
+                            Level::Warn,
+                            "probe: skipped for this ADD only{}",
+                            done.describe(self.probe.max_quarantined, "")
+                        );
+                    }
+                    out = replaced
+                        .ok_or_else(|| CniError::internal("probe: no replacement addresses"))?;
+                }
+                ProbeStep::Fail { why } => {
+                    let all = Quarantine {
+                        quarantined: std::mem::take(&mut quarantined),
+                        ..done
+                    };
+                    return Err(self.conflict_error(&conflicts, &found, &all, why, &from));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The IPv4 addresses of the parent's namespace, with the link that has
+    /// each (described): one dump.
+    fn node_addresses(&self) -> Result<Vec<(Ipv4Addr, String)>, CniError> {
+        let mut out = Vec::new();
+        for (index, net) in self.master_nl.all_addresses()? {
+            if let IpAddr::V4(a) = net.ip() {
+                let link = match self.master_nl.link_by_index(index) {
+                    Ok(Some(l)) => format!("{:?}", l.name),
+                    _ => format!("link index {index}"),
+                };
+                out.push((a, format!("{link} in the {}", self.master_nl.label())));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Code 102: this round's addresses in [`in_use`]'s shape, then why ADD
+    /// gives up and what was done about them.
+    fn conflict_error(
+        &self,
+        conflicts: &[Found],
+        found: &[Found],
+        done: &Quarantine,
+        why: FailWhy,
+        from: &str,
+    ) -> CniError {
+        let evidence: Vec<String> = conflicts
+            .iter()
+            .map(|c| in_use(c.ip, &c.evidence.describe(from)))
+            .collect();
+        let mut msg = evidence.join("; ");
+        let all = || {
+            found
+                .iter()
+                .map(|f| format!("{} ({})", f.ip, f.evidence.short()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match why {
+            FailWhy::Static => msg.push_str(Origin::Static.not_quarantined().unwrap_or_default()),
+            FailWhy::Delegated => {
+                msg.push_str(Origin::Delegated.not_quarantined().unwrap_or_default())
+            }
+            FailWhy::Exhausted => msg.push_str(&format!(
+                "; every probe attempt found its address in use: {}",
+                all()
+            )),
+            FailWhy::ProxyArp(mac) => msg.push_str(&format!(
+                "; {} answered for every address this ADD probed ({}): that looks like proxy ARP (a router answering for the addresses it routes) rather than hosts that have them, so the last one is not quarantined and ADD stops here: turn proxy ARP off for this subnet on that router, or probe off for this network",
+                format_mac(&mac),
+                all()
+            )),
+        }
+        msg.push_str(&done.describe(self.probe.max_quarantined, ""));
+        CniError::new(code::ADDRESS_IN_USE, msg)
+    }
 }
 
 /// What one probe round's conflicts lead to.
@@ -639,7 +936,7 @@ fn probe_addresses(
 enum ProbeStep {
     /// Quarantine the addresses and probe their replacements.
     Replace,
-    /// Fail the ADD (quarantining what the store can keep).
+    /// Fail the ADD (quarantining what the store can keep, see `run`).
     Fail { why: FailWhy },
 }
 
@@ -652,121 +949,85 @@ enum FailWhy {
     /// The addresses come from a delegated IPAM (or none): mactrunk cannot
     /// quarantine them in a store it does not own, nor ask for others.
     Delegated,
+    /// One MAC answered for every address of this ADD (two or more): most
+    /// likely a router's proxy ARP, which would answer for any replacement
+    /// too; nothing more is quarantined.
+    ProxyArp([u8; 6]),
 }
 
-/// The decision after `conflicts` were found in round `attempt` of `attempts`.
+/// The decision after `conflicts` were found in round `attempt` of
+/// `attempts`; `found`: every conflict of this ADD so far, these included.
 fn probe_step(
     held: &IpamHeld,
-    conflicts: &[(Ipv4Addr, [u8; 6])],
+    conflicts: &[Found],
+    found: &[Found],
     attempt: u32,
     attempts: u32,
 ) -> ProbeStep {
-    let IpamHeld::Fresh(ipam_conf, _) = held else {
-        return ProbeStep::Fail {
-            why: FailWhy::Delegated,
-        };
-    };
-    if conflicts
-        .iter()
-        .any(|(ip, _)| is_static(ipam_conf, (*ip).into()))
-    {
-        ProbeStep::Fail {
-            why: FailWhy::Static,
-        }
-    } else if attempt >= attempts {
-        ProbeStep::Fail {
-            why: FailWhy::Exhausted,
-        }
+    let fail = |why| ProbeStep::Fail { why };
+    let origins = conflicts.iter().map(|c| Origin::of(held, c.ip));
+    if origins.clone().any(|o| o == Origin::Delegated) {
+        return fail(FailWhy::Delegated);
+    }
+    if origins.into_iter().any(|o| o == Origin::Static) {
+        return fail(FailWhy::Static);
+    }
+    if let Some(mac) = one_mac_for_all(found) {
+        return fail(FailWhy::ProxyArp(mac));
+    }
+    if attempt >= attempts {
+        fail(FailWhy::Exhausted)
     } else {
         ProbeStep::Replace
     }
 }
 
-fn is_static(conf: &IpamConfig, ip: IpAddr) -> bool {
-    conf.static_ips.iter().any(|s| s.ip == ip)
-}
-
-/// Code 102, in the shape every "address in use on the network" error
-/// has: `<address> is in use on the network: <evidence>`, then what was
-/// done about it.
-fn conflict_error(
-    req: &Request,
-    conflicts: &[(Ipv4Addr, [u8; 6])],
-    found: &[(Ipv4Addr, [u8; 6])],
-    quarantined: &[IpAddr],
-    why: FailWhy,
-) -> CniError {
-    let where_ = format!("{} in {}", req.args.ifname, req.args.netns);
-    let evidence: Vec<String> = conflicts
-        .iter()
-        .map(|(ip, by)| {
-            format!(
-                "{ip} is in use on the network: {} answered an ARP probe from {where_}",
-                format_mac(by)
-            )
-        })
-        .collect();
-    let mut msg = evidence.join("; ");
-    match why {
-        FailWhy::Static => msg
-            .push_str(" (the requested static address: there is no other to try; not quarantined)"),
-        FailWhy::Delegated => msg.push_str(
-            " (the address comes from a delegated IPAM: given back with its DEL, not quarantined)",
-        ),
-        FailWhy::Exhausted => {
-            let all: Vec<String> = found
-                .iter()
-                .map(|(ip, by)| format!("{ip} ({})", format_mac(by)))
-                .collect();
-            msg.push_str(&format!(
-                "; every probe attempt found its address in use: {}",
-                all.join(", ")
-            ));
-        }
-    }
-    if !quarantined.is_empty() {
-        let q: Vec<String> = quarantined.iter().map(IpAddr::to_string).collect();
-        msg.push_str(&format!(
-            "; quarantined in the IPAM store: {} (mactrunk-ipam list shows it, release frees it)",
-            q.join(", ")
-        ));
-    }
-    CniError::new(code::ADDRESS_IN_USE, msg)
+/// The MAC that answered for every one of two or more different addresses.
+fn one_mac_for_all(found: &[Found]) -> Option<[u8; 6]> {
+    let Some(Found {
+        evidence: Evidence::Arp(first),
+        ..
+    }) = found.first()
+    else {
+        return None;
+    };
+    let same = found.iter().all(|f| f.evidence == Evidence::Arp(*first));
+    let two = found.iter().any(|f| f.ip != found[0].ip);
+    (same && two).then_some(*first)
 }
 
 /// IPv6 DAD found `addr` in use: the same report as a probe's (code 102,
-/// same message shape); an address of the in-process store that was not a
-/// static request is quarantined as `conflict:ipv6-dad` (DAD does not say
-/// who has it), so that the runtime's retry gets another one.
+/// [`in_use`]'s shape); an address the in-process IPAM chose is
+/// quarantined as `conflict:ipv6-dad` (DAD does not say who has it, see
+/// [`quarantine`] for the limit), so that the runtime's retry gets another.
 fn dad_conflict(
     req: &Request,
     netns: &NetNs,
     held: &RefCell<IpamHeld>,
     addr: IpAddr,
     link: &str,
+    limit: u32,
 ) -> CniError {
-    let mut msg = format!(
-        "{addr} is in use on the network: IPv6 duplicate address detection on {link} failed"
-    );
-    match &*held.borrow() {
-        IpamHeld::Fresh(ipam_conf, _) if !is_static(ipam_conf, addr) => {
-            let found = [(addr, "ipv6-dad".to_string())];
-            let id = netns.id();
-            match ipam::quarantine(ipam_conf, &owner(req), id.as_deref(), &found, false) {
-                Ok(_) => msg.push_str(
-                    "; quarantined in the IPAM store as conflict:ipv6-dad (mactrunk-ipam list shows it, release frees it): a retried ADD gets another address",
-                ),
+    let evidence = Evidence::Dad(link.to_string());
+    let mut msg = in_use(addr, &evidence.describe(""));
+    let origin = Origin::of(&held.borrow(), addr);
+    match origin.not_quarantined() {
+        Some(why) => msg.push_str(why),
+        None => {
+            let found = [Found { ip: addr, evidence }];
+            match quarantine(req, netns, held, &found, limit, false) {
+                Ok((done, _)) => {
+                    msg.push_str(&done.describe(limit, " as conflict:ipv6-dad"));
+                    if !done.quarantined.is_empty() {
+                        msg.push_str(": a retried ADD gets another address");
+                    }
+                }
                 Err(e) => {
                     log_at!(Level::Warn, "quarantining {addr} failed: {e}");
                     msg.push_str(&format!("; quarantining it failed: {e}"));
                 }
             }
         }
-        IpamHeld::Fresh(..) => msg
-            .push_str(" (the requested static address: there is no other to try; not quarantined)"),
-        _ => msg.push_str(
-            " (the address comes from a delegated IPAM: given back with its DEL, not quarantined)",
-        ),
     }
     CniError::new(code::ADDRESS_IN_USE, msg)
 }

@@ -122,33 +122,67 @@ fn allocate_durably(
     })
 }
 
+/// What [`quarantine`] did with the addresses it was given.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Quarantined {
+    /// Handed to their quarantine holders.
+    pub quarantined: Vec<IpAddr>,
+    /// Given back instead of quarantined: the store held `limit` quarantined
+    /// addresses already.
+    pub released: Vec<IpAddr>,
+    /// Quarantined addresses the store held before this call.
+    pub held_before: usize,
+    /// With `replace`: the owner's new addresses.
+    pub added: Option<Added>,
+}
+
 /// Addresses of `owner` found in use on the network (an ARP probe was
 /// answered, IPv6 DAD failed), each with what showed it (a MAC, or
 /// `ipv6-dad`). Each is handed to its quarantine holder `conflict:<by>`
 /// and made durable at once, so that no allocation gives it out again until
-/// `mactrunk-ipam release` frees it. With `replace`, `owner` then gets new
-/// addresses for the range sets that lost theirs, under the same lock (the
-/// round-robin cursor moves past the quarantined ones); None without.
-/// Addresses `owner` does not hold are left as they are.
+/// `mactrunk-ipam release` frees it, as long as the store holds fewer than
+/// `limit` quarantined addresses: past that, the address is given back
+/// instead (a network that answers for everything, e.g. through proxy ARP,
+/// must not turn its whole range into quarantines, one retried ADD after
+/// another). With `replace`, `owner` then gets new addresses for the range
+/// sets that lost theirs, under the same lock (the round-robin cursor moves
+/// past the ones just found). Addresses `owner` does not hold are left as
+/// they are and reported in neither list.
 pub fn quarantine(
     conf: &IpamConfig,
     owner: &Owner,
     netns: Option<&str>,
     found: &[(IpAddr, String)],
+    limit: usize,
     replace: bool,
-) -> Result<Option<Added>, CniError> {
+) -> Result<Quarantined, CniError> {
     owner.validate()?;
     let loc = conf.location();
     let mut store = FileStore::open(&loc.dir, loc.lock_timeout)?;
+    let mut done = Quarantined::default();
+    if !found.is_empty() {
+        // A scan of the whole store, on this rare path only (an address
+        // found in use); entries it cannot read are no quarantines.
+        let (all, _) = store.scan()?;
+        done.held_before = all.iter().filter(|a| a.owner.is_quarantine()).count();
+    }
+    let mut room = limit.saturating_sub(done.held_before);
     for (ip, by) in found {
-        store.quarantine(owner, *ip, &Owner::quarantine(by))?;
+        if room > 0 {
+            if store.quarantine(owner, *ip, &Owner::quarantine(by))? {
+                done.quarantined.push(*ip);
+                room -= 1;
+            }
+        } else if store.unreserve(owner, *ip)? {
+            done.released.push(*ip);
+        }
     }
     store.commit()?;
-    if !replace {
-        return Ok(None);
+    if replace {
+        let dns = dns(conf)?;
+        done.added = Some(allocate_durably(&mut store, conf, owner, netns, dns)?);
     }
-    let dns = dns(conf)?;
-    allocate_durably(&mut store, conf, owner, netns, dns).map(Some)
+    Ok(done)
 }
 
 /// Rollback of a failed ADD: give back exactly the addresses that ADD

@@ -1359,9 +1359,24 @@ fn quarantine_hands_the_address_over_and_replaces_it() {
     let first = add_in(&c, &a, Some("ns1")).unwrap();
     assert_eq!(first.fresh, [ip("10.0.0.2"), ip("fd00::2")]);
     let by = "52:54:00:00:00:01".to_string();
-    let got = quarantine(&c, &a, Some("ns1"), &[(ip("10.0.0.2"), by.clone())], true)
-        .unwrap()
-        .unwrap();
+    let done = quarantine(
+        &c,
+        &a,
+        Some("ns1"),
+        &[(ip("10.0.0.2"), by.clone())],
+        32,
+        true,
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            done.quarantined.as_slice(),
+            done.released.len(),
+            done.held_before
+        ),
+        ([ip("10.0.0.2")].as_slice(), 0, 0)
+    );
+    let got = done.added.unwrap();
     // A replacement for the set that lost its address; the IPv6 one is kept
     // (not fresh: the owner already held it).
     assert_eq!(got.fresh, [ip("10.0.0.3")]);
@@ -1413,20 +1428,65 @@ fn quarantine_hands_the_address_over_and_replaces_it() {
     // not hold is left alone.
     let d = owner("d");
     let x = add_in(&c, &d, None).unwrap().fresh[0];
-    assert!(
-        quarantine(
-            &c,
-            &d,
-            None,
-            &[(x, "ipv6-dad".into()), (ip("10.0.0.6"), by)],
-            false
-        )
-        .unwrap()
-        .is_none()
-    );
+    let done = quarantine(
+        &c,
+        &d,
+        None,
+        &[(x, "ipv6-dad".into()), (ip("10.0.0.6"), by)],
+        32,
+        false,
+    )
+    .unwrap();
+    assert!(done.added.is_none());
+    // Only what was really quarantined is reported.
+    assert_eq!(done.quarantined, [x]);
+    assert!(done.released.is_empty());
     assert_eq!(
         std::fs::read_to_string(loc.dir.join(x.to_string())).unwrap(),
         "conflict:ipv6-dad"
     );
     assert!(!loc.dir.join("10.0.0.6").exists());
+}
+
+/// The store holds at most `limit` quarantined addresses: past it an
+/// address found in use is given back instead (and reported so), and with
+/// `replace` the owner still gets the next one.
+#[test]
+fn quarantine_stops_at_its_limit_and_gives_the_address_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = file_cfg(tmp.path(), json!({"subnet": "10.0.0.0/24"}));
+    let loc = c.location();
+    let by = "52:54:00:00:00:01".to_string();
+    let a = owner("a");
+    let mut held = add_in(&c, &a, None).unwrap().fresh[0];
+    let mut quarantined = Vec::new();
+    for i in 0..3 {
+        let done = quarantine(&c, &a, None, &[(held, by.clone())], 2, true).unwrap();
+        let next = done.added.as_ref().unwrap().fresh[0];
+        if i < 2 {
+            assert_eq!(
+                (done.quarantined.clone(), done.released.len()),
+                (vec![held], 0),
+                "round {i}"
+            );
+            quarantined.push(held);
+        } else {
+            assert!(done.quarantined.is_empty(), "round {i}: {done:?}");
+            assert_eq!(done.released, [held], "given back, not quarantined");
+            assert_eq!(done.held_before, 2);
+            assert!(!loc.dir.join(held.to_string()).exists());
+        }
+        assert_ne!(next, held, "the cursor moves past it either way");
+        held = next;
+    }
+    let q: Vec<IpAddr> = list(&loc)
+        .unwrap()
+        .into_iter()
+        .filter(|x| x.owner.is_quarantine())
+        .map(|x| x.ip)
+        .collect();
+    assert_eq!(q, quarantined);
+    // A limit of 0: nothing is ever quarantined.
+    let done = quarantine(&c, &a, None, &[(held, by)], 0, false).unwrap();
+    assert_eq!((done.quarantined.len(), done.released), (0, vec![held]));
 }

@@ -12,7 +12,7 @@ use crate::cni::Version;
 use crate::cni::env::CmdArgs;
 use crate::ipam::store::{FileStore, Store};
 use crate::sys::netlink::fake::FakeNet;
-use crate::sys::netlink::{IpvlanFlags, IpvlanMode};
+use crate::sys::netlink::{AddrFlags, IpvlanFlags, IpvlanMode};
 
 const HOST: &str = "host network namespace";
 
@@ -664,17 +664,47 @@ fn probe_conflict_quarantines_and_takes_the_next_address() {
     assert!(net.links(ns.path()).is_empty());
 }
 
+/// With macFromIP the probes go out from the MAC the kernel gave the link,
+/// and the derived MAC is set once, on the up link, after the probe passed,
+/// before the addresses: a host elsewhere that uses the very MAC we would
+/// derive (another node's container with that address and macFromIP)
+/// answers from that MAC, and must not pass for our own frame.
 #[test]
-fn probe_with_mac_from_ip_moves_the_mac_to_the_replacement() {
+fn probe_with_mac_from_ip_probes_from_the_kernels_mac_and_sets_the_derived_one_after() {
     let (net, ns, data) = setup();
-    net.answer_arp("10.9.0.2".parse().unwrap(), ROGUE);
+    // 10.9.0.2 is taken by a host with the MAC 10.9.0.2 derives to.
+    net.answer_arp("10.9.0.2".parse().unwrap(), [0x02, 0x6d, 10, 9, 0, 2]);
     let req = request(&ns, probe_conf(data.path(), json!({"macFromIP": true})));
     let out = run(&net, &ns, &req).unwrap();
+    assert_eq!(out.ips[0].address.to_string(), "10.9.0.3/24");
     assert_eq!(out.interfaces[0].mac.as_deref(), Some("02:6d:0a:09:00:03"));
+    assert_eq!(
+        record(data.path(), "10.9.0.2"),
+        "conflict:02:6d:0a:09:00:02"
+    );
     let calls = net.calls();
     let probes: Vec<&String> = calls.iter().filter(|c| c.contains("arp_probe")).collect();
-    assert!(probes[0].ends_with("from 02:6d:0a:09:00:02"), "{probes:?}");
-    assert!(probes[1].ends_with("from 02:6d:0a:09:00:03"), "{probes:?}");
+    assert_eq!(probes.len(), 2, "{calls:?}");
+    for p in &probes {
+        assert!(p.contains(" from 02:aa:"), "the kernel's MAC: {p}");
+    }
+    let set_macs: Vec<usize> = calls
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.contains("set_mac"))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(set_macs.len(), 1, "one set_mac: {calls:?}");
+    let set_mac = set_macs[0];
+    assert!(calls[set_mac].ends_with("02:6d:0a:09:00:03"), "{calls:?}");
+    let last_probe = calls.iter().rposition(|c| c.contains("arp_probe")).unwrap();
+    assert!(position(&calls, "set_up") < set_mac && last_probe < set_mac);
+    assert!(set_mac < position(&calls, "add_address"), "{calls:?}");
+    let announce = position(&calls, "arp_announce");
+    assert!(
+        calls[announce].ends_with("from 02:6d:0a:09:00:03"),
+        "{calls:?}"
+    );
     assert_eq!(
         net.link(ns.path(), "eth0").unwrap().mac,
         Some([0x02, 0x6d, 10, 9, 0, 3])
@@ -684,8 +714,9 @@ fn probe_with_mac_from_ip_moves_the_mac_to_the_replacement() {
 #[test]
 fn probe_attempts_exhausted_is_code_102_and_leaves_only_the_quarantines() {
     let (net, ns, data) = setup();
-    for ip in ["10.9.0.2", "10.9.0.3", "10.9.0.4"] {
-        net.answer_arp(ip.parse().unwrap(), ROGUE);
+    // Three hosts, three MACs.
+    for (i, ip) in ["10.9.0.2", "10.9.0.3", "10.9.0.4"].iter().enumerate() {
+        net.answer_arp(ip.parse().unwrap(), [0x52, 0x54, 0, 0, 0, 1 + i as u8]);
     }
     let req = request(
         &ns,
@@ -698,26 +729,28 @@ fn probe_attempts_exhausted_is_code_102_and_leaves_only_the_quarantines() {
     assert_eq!(e.code, code::ADDRESS_IN_USE, "{e:?}");
     assert!(
         e.msg.starts_with(
-            "10.9.0.4 is in use on the network: 52:54:00:00:00:01 answered an ARP probe from eth0"
+            "10.9.0.4 is in use on the network: 52:54:00:00:00:03 answered an ARP probe from eth0"
         ),
         "{}",
         e.msg
     );
     assert!(
-        e.msg.contains("10.9.0.2 (52:54:00:00:00:01), 10.9.0.3"),
+        e.msg.contains("every probe attempt found its address in use: 10.9.0.2 (52:54:00:00:00:01), 10.9.0.3 (52:54:00:00:00:02), 10.9.0.4 (52:54:00:00:00:03)"),
         "{}",
         e.msg
     );
+    // The error names every address this ADD quarantined.
     assert!(
-        e.msg.contains("quarantined in the IPAM store: 10.9.0.4"),
+        e.msg
+            .contains("quarantined in the IPAM store: 10.9.0.2, 10.9.0.3, 10.9.0.4"),
         "{}",
         e.msg
     );
     assert!(net.links(ns.path()).is_empty());
-    for ip in ["10.9.0.2", "10.9.0.3", "10.9.0.4"] {
+    for (i, ip) in ["10.9.0.2", "10.9.0.3", "10.9.0.4"].iter().enumerate() {
         assert_eq!(
             record(data.path(), ip),
-            "conflict:52:54:00:00:00:01",
+            format!("conflict:52:54:00:00:00:0{}", i + 1),
             "{ip}"
         );
     }
@@ -733,6 +766,143 @@ fn probe_attempts_exhausted_is_code_102_and_leaves_only_the_quarantines() {
     );
     assert_eq!(run(&net, &ns, &req).unwrap_err().code, code::ADDRESS_IN_USE);
     assert_eq!(held(data.path()).len(), 1);
+}
+
+/// One MAC answering for every address probed looks like a router's proxy
+/// ARP: ADD stops at the second such address with 102 and a hint, and
+/// quarantines nothing more; retried ADDs do not drain the range.
+#[test]
+fn one_mac_answering_for_everything_stops_with_a_proxy_arp_hint() {
+    let (net, ns, data) = setup();
+    for i in 2..=30 {
+        net.answer_arp(format!("10.9.0.{i}").parse().unwrap(), ROGUE);
+    }
+    let conf = probe_conf(data.path(), json!({"probe": {"attempts": 5}}));
+    let mut quarantines = Vec::new();
+    for retry in 0..4 {
+        let req = request(&ns, conf.clone());
+        let e = run(&net, &ns, &req).unwrap_err();
+        assert_eq!(e.code, code::ADDRESS_IN_USE, "{e:?}");
+        assert!(
+            e.msg
+                .contains("52:54:00:00:00:01 answered for every address this ADD probed"),
+            "{}",
+            e.msg
+        );
+        assert!(e.msg.contains("looks like proxy ARP"), "{}", e.msg);
+        assert!(net.links(ns.path()).is_empty());
+        let probes = net
+            .calls()
+            .iter()
+            .filter(|c| c.contains("arp_probe"))
+            .count();
+        assert_eq!(probes, 2 * (retry + 1), "two rounds per ADD, not 5");
+        quarantines = held(data.path());
+    }
+    // One quarantine per ADD (its first round, before a second address
+    // showed the pattern), not `attempts`.
+    assert_eq!(quarantines.len(), 4, "{quarantines:?}");
+}
+
+/// `probe.maxQuarantined` caps the quarantines of a network's store: past
+/// it an address in use is skipped for this ADD only (given back), and the
+/// error says so.
+#[test]
+fn quarantines_stop_at_the_limit_and_the_error_says_so() {
+    let (net, ns, data) = setup();
+    for (i, ip) in ["10.9.0.2", "10.9.0.3", "10.9.0.4"].iter().enumerate() {
+        net.answer_arp(ip.parse().unwrap(), [0x52, 0x54, 0, 0, 0, 1 + i as u8]);
+    }
+    let req = request(
+        &ns,
+        probe_conf(
+            data.path(),
+            json!({"probe": {"attempts": 3, "maxQuarantined": 1}}),
+        ),
+    );
+    let e = run(&net, &ns, &req).unwrap_err();
+    assert_eq!(e.code, code::ADDRESS_IN_USE);
+    assert!(
+        e.msg
+            .contains("; quarantined in the IPAM store: 10.9.0.2 ("),
+        "{}",
+        e.msg
+    );
+    assert!(
+        e.msg.contains("; not quarantined: 10.9.0.4 (the network's store holds 1 quarantined addresses, its limit of 1 (probe.maxQuarantined)"),
+        "{}",
+        e.msg
+    );
+    assert_eq!(
+        held(data.path()),
+        ["10.9.0.2".parse::<IpAddr>().unwrap()],
+        "one quarantine; .3 and .4 given back"
+    );
+    // A free address after the limit: the ADD still moves past the answered ones.
+    let (net, ns, data) = setup();
+    for ip in ["10.9.0.2", "10.9.0.3"] {
+        net.answer_arp(ip.parse().unwrap(), ROGUE);
+    }
+    net.answer_arp("10.9.0.3".parse().unwrap(), [0x52, 0x54, 0, 0, 0, 9]);
+    let req = request(
+        &ns,
+        probe_conf(data.path(), json!({"probe": {"maxQuarantined": 0}})),
+    );
+    let out = run(&net, &ns, &req).unwrap();
+    assert_eq!(out.ips[0].address.to_string(), "10.9.0.4/24");
+    assert_eq!(held(data.path()), ["10.9.0.4".parse::<IpAddr>().unwrap()]);
+}
+
+/// The node's own addresses: a macvlan never reaches its parent, so no
+/// probe hears the node answer. They come from one address dump of the
+/// parent's namespace, and count as a conflict (quarantined as
+/// `conflict:node`).
+#[test]
+fn an_address_of_the_node_is_a_conflict_without_arp() {
+    let (net, ns, data) = setup();
+    let host = net.ns(HOST);
+    let eth0 = host.link_by_name("eth0").unwrap().unwrap().index;
+    host.add_address(eth0, "10.9.0.2/24".parse().unwrap(), AddrFlags::default())
+        .unwrap();
+    let req = request(&ns, probe_conf(data.path(), json!({})));
+    let out = run(&net, &ns, &req).unwrap();
+    assert_eq!(out.ips[0].address.to_string(), "10.9.0.3/24");
+    assert_eq!(record(data.path(), "10.9.0.2"), "conflict:node");
+    let calls = net.calls();
+    let probes: Vec<&String> = calls.iter().filter(|c| c.contains("arp_probe")).collect();
+    assert_eq!(probes.len(), 1, "no ARP for the node's address: {calls:?}");
+    assert!(probes[0].contains(" 10.9.0.3 "), "{probes:?}");
+    let dumps = calls
+        .iter()
+        .filter(|c| c.starts_with(&format!("{HOST}: all_addresses")))
+        .count();
+    assert_eq!(dumps, 1, "{calls:?}");
+    // A static request for it: 102 naming the node.
+    let (net, ns, data) = setup();
+    let host = net.ns(HOST);
+    let eth0 = host.link_by_name("eth0").unwrap().unwrap().index;
+    host.add_address(eth0, "10.9.0.50/24".parse().unwrap(), AddrFlags::default())
+        .unwrap();
+    let req = request(
+        &ns,
+        probe_conf(
+            data.path(),
+            json!({"runtimeConfig": {"ips": ["10.9.0.50/24"]}}),
+        ),
+    );
+    let e = run(&net, &ns, &req).unwrap_err();
+    assert_eq!(e.code, code::ADDRESS_IN_USE);
+    assert!(
+        e.msg.starts_with(&format!(
+            "10.9.0.50 is in use on the network: it is an address of this node (\"eth0\" in the {HOST})"
+        )),
+        "{}",
+        e.msg
+    );
+    // Without probe: no dump at all.
+    let (net, ns, data) = setup();
+    run(&net, &ns, &request(&ns, netconf(data.path(), json!({})))).unwrap();
+    assert!(!net.calls().iter().any(|c| c.contains("all_addresses")));
 }
 
 #[test]
@@ -773,23 +943,60 @@ fn probe_decisions() {
     )
     .unwrap();
     let fresh = IpamHeld::Fresh(Box::new(conf.clone()), vec![]);
-    let dynamic = [("10.9.0.2".parse().unwrap(), ROGUE)];
-    let fixed = [("10.9.0.50".parse().unwrap(), ROGUE)];
+    let at = |ip: &str, mac: [u8; 6]| Found {
+        ip: ip.parse().unwrap(),
+        evidence: Evidence::Arp(mac),
+    };
+    let dynamic = [at("10.9.0.2", ROGUE)];
+    let fixed = [at("10.9.0.50", ROGUE)];
     let fail = |why| ProbeStep::Fail { why };
-    assert_eq!(probe_step(&fresh, &dynamic, 1, 3), ProbeStep::Replace);
-    assert_eq!(probe_step(&fresh, &dynamic, 2, 3), ProbeStep::Replace);
-    assert_eq!(probe_step(&fresh, &dynamic, 3, 3), fail(FailWhy::Exhausted));
-    assert_eq!(probe_step(&fresh, &fixed, 1, 3), fail(FailWhy::Static));
-    let both = [dynamic[0], fixed[0]];
-    assert_eq!(probe_step(&fresh, &both, 1, 3), fail(FailWhy::Static));
+    assert_eq!(
+        probe_step(&fresh, &dynamic, &dynamic, 1, 3),
+        ProbeStep::Replace
+    );
+    assert_eq!(
+        probe_step(&fresh, &dynamic, &dynamic, 3, 3),
+        fail(FailWhy::Exhausted)
+    );
+    assert_eq!(
+        probe_step(&fresh, &fixed, &fixed, 1, 3),
+        fail(FailWhy::Static)
+    );
+    let both = [dynamic[0].clone(), fixed[0].clone()];
+    assert_eq!(
+        probe_step(&fresh, &both, &both, 1, 3),
+        fail(FailWhy::Static)
+    );
     let delegated = IpamHeld::Delegate("host-local".into());
     assert_eq!(
-        probe_step(&delegated, &dynamic, 1, 3),
+        probe_step(&delegated, &dynamic, &dynamic, 1, 3),
         fail(FailWhy::Delegated)
     );
     assert_eq!(
-        probe_step(&IpamHeld::Nothing, &dynamic, 1, 3),
+        probe_step(&IpamHeld::Nothing, &dynamic, &dynamic, 1, 3),
         fail(FailWhy::Delegated)
+    );
+    // Two addresses, one MAC: proxy ARP; two MACs: keep going.
+    let other = [at("10.9.0.3", ROGUE)];
+    let history = [dynamic[0].clone(), other[0].clone()];
+    assert_eq!(
+        probe_step(&fresh, &other, &history, 2, 3),
+        fail(FailWhy::ProxyArp(ROGUE))
+    );
+    let two_hosts = [dynamic[0].clone(), at("10.9.0.3", [2, 0, 0, 0, 0, 7])];
+    assert_eq!(
+        probe_step(&fresh, &two_hosts[1..], &two_hosts, 2, 3),
+        ProbeStep::Replace
+    );
+    // The node's own address is no MAC's answer.
+    let node = Found {
+        ip: "10.9.0.3".parse().unwrap(),
+        evidence: Evidence::Node("eth0".into()),
+    };
+    let mixed = [dynamic[0].clone(), node.clone()];
+    assert_eq!(
+        probe_step(&fresh, &[node], &mixed, 2, 3),
+        ProbeStep::Replace
     );
 }
 
