@@ -97,6 +97,20 @@ assert_eq "$(cat "$DATA/mt-dad/fd49::2")" "conflict:ipv6-dad" "DAD quarantine re
 cni ADD "$v6" cid=mt-dad-1 ns="${C[4]}"
 assert_ok "ADD after the DAD failure" && assert_json '.ips[0].address' fd49::3/64 "the retry"
 
+# ---- DAD fails after ADD (ipv6Dad optimistic: ADD does not wait): CHECK reports it, 104, in
+# the same shape
+ip -n "$LAN" addr add fd49::4/64 dev "$PARENT_PEER" nodad
+opt=$(conf_edit "$v6" '.ipv6Dad = "optimistic" | .runtimeConfig = {"ips": ["fd49::4/64"]}')
+cni ADD "$opt" cid=mt-dad-2 ns="${C[5]}"
+assert_ok "optimistic ADD of an address the rogue has" || die "optimistic ADD failed"
+res=$OUT
+dad_failed() { ip -n "${C[5]}" -6 addr show dev eth0 | grep -q "fd49::4/64 .*dadfailed"; }
+wait_for 10 dad_failed || fail "no dadfailed address: $(ip -n "${C[5]}" -6 addr show dev eth0)"
+cni CHECK "$(with_prev "$opt" "$res")" cid=mt-dad-2 ns="${C[5]}"
+assert_code 104 "^eth0 in [^:]*: fd49::4 is in use on the network: IPv6 duplicate address detection on eth0 failed \(the kernel marked the address dadfailed" "CHECK of a dadfailed address"
+cni DEL "$opt" cid=mt-dad-2 ns="${C[5]}"
+assert_ok_empty "DEL optimistic"
+
 # ---- macFromIP: a host that has .200 and uses the MAC .200 derives to (02:6d:c0:a8:32:c8,
 # as another node's container would) is found; the container gets .201 and its MAC
 macip=$(conf_edit "$conf" '.name = "mt-probe-mac" | .macFromIP = true | .ipam.rangeStart = "192.168.50.200" | .ipam.rangeEnd = "192.168.50.250"')

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
 
+use super::add::in_use;
 use super::config::PluginConfig;
 use super::parent::{self, Parent};
 use super::tag::{link_tag, not_ours};
@@ -17,7 +18,7 @@ use crate::cni::netconf::IpamKind;
 use crate::cni::skel::Request;
 use crate::cni::{CniError, CniOutput, IpConfig, Route, code};
 use crate::ipam::{self, IpamConfig, delegate};
-use crate::sys::netlink::{LinkInfo, LinkKind, LinkOps, format_mac};
+use crate::sys::netlink::{LinkInfo, LinkKind, LinkOps, format_mac, ifa_flags};
 
 pub(super) fn check(req: &Request, conf: &PluginConfig) -> Result<(), CniError> {
     let netns = open_container_netns(req)?;
@@ -75,6 +76,7 @@ pub(super) fn check(req: &Request, conf: &PluginConfig) -> Result<(), CniError> 
     let link = container
         .link_by_name(ifname)?
         .ok_or_else(|| mismatch("interface not found".into()))?;
+    let addresses = container.addresses(link.index)?;
     let want = Expected {
         tag: link_tag(&req.name, &req.args.container_id),
         conf,
@@ -83,10 +85,11 @@ pub(super) fn check(req: &Request, conf: &PluginConfig) -> Result<(), CniError> 
         index,
     };
     let have = Found {
-        addresses: container
-            .addresses(link.index)?
-            .into_iter()
-            .map(|(a, _)| a)
+        addresses: addresses.iter().map(|(a, _)| *a).collect(),
+        dad_failed: addresses
+            .iter()
+            .filter(|(_, flags)| flags & ifa_flags::DADFAILED != 0)
+            .map(|(a, _)| *a)
             .collect(),
         routes: container.routes()?,
         link,
@@ -141,6 +144,9 @@ struct Expected<'a> {
 struct Found {
     link: LinkInfo,
     addresses: Vec<IpNetwork>,
+    /// The addresses the kernel marked IFA_F_DADFAILED: IPv6 DAD found
+    /// another host with them, they do not work.
+    dad_failed: Vec<IpNetwork>,
     routes: Vec<Route>,
 }
 
@@ -202,6 +208,17 @@ fn link_mismatch(want: &Expected<'_>, ips: &[&IpConfig], have: &Found) -> Option
     if let Some(ip) = ips.iter().find(|ip| !have.addresses.contains(&ip.address)) {
         return Some(format!("address {} is missing", ip.address));
     }
+    // DAD ran after ADD (ipv6Dad optimistic or off-then-on): a duplicate
+    // shows only as this flag, reported like ADD reports one.
+    if let Some(ip) = ips.iter().find(|ip| have.dad_failed.contains(&ip.address)) {
+        return Some(in_use(
+            ip.address.ip(),
+            &format!(
+                "IPv6 duplicate address detection on {} failed (the kernel marked the address dadfailed: the container cannot use it)",
+                link.name
+            ),
+        ));
+    }
     want.prev
         .routes
         .iter()
@@ -249,6 +266,7 @@ mod tests {
                 ..LinkInfo::default()
             },
             addresses: vec!["10.0.0.2/24".parse().unwrap()],
+            dad_failed: vec![],
             // The IPv6 route is not checked: the attachment has no IPv6 address.
             routes: vec![serde_json::from_value(json!({"dst": "0.0.0.0/0"})).unwrap()],
         }
@@ -272,7 +290,7 @@ mod tests {
         let ips: Vec<&IpConfig> = prev.ips.iter().collect();
         assert_eq!(link_mismatch(&want, &ips, &found()), None);
         type Change = fn(&mut Found);
-        let cases: [(Change, &str); 7] = [
+        let cases: [(Change, &str); 8] = [
             (
                 |f| f.link.alias = Some(link_tag("other", "c1")),
                 "not the link",
@@ -285,6 +303,10 @@ mod tests {
                 "MAC is 02:00:00:00:00:09",
             ),
             (|f| f.addresses.clear(), "address 10.0.0.2/24 is missing"),
+            (
+                |f| f.dad_failed = f.addresses.clone(),
+                "10.0.0.2 is in use on the network: IPv6 duplicate address detection on eth0 failed (the kernel marked the address dadfailed",
+            ),
             (|f| f.routes.clear(), "route to 0.0.0.0/0 is missing"),
         ];
         for (change, needle) in cases {
