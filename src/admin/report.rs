@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::ipam::RangeSetUsage;
 use crate::ipam::store::Allocation;
-use crate::sys::log::rfc3339_seconds;
+use crate::sys::log::{escape_field, rfc3339_seconds};
 
 /// What a command did, ready to render.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,7 +96,13 @@ impl Render for ListReport {
         let failures: String = self
             .errors
             .iter()
-            .map(|f| format!("error: {}: {}\n", f.name, f.error))
+            .map(|f| {
+                format!(
+                    "error: {}: {}\n",
+                    escape_field(&f.name),
+                    escape_field(&f.error)
+                )
+            })
             .collect();
         if self.networks.is_empty() {
             if self.errors.is_empty() {
@@ -140,7 +146,11 @@ impl Render for ListReport {
         ));
         for n in &self.networks {
             for p in &n.problems {
-                out.push_str(&format!("warning: {}: {p}\n", n.name));
+                out.push_str(&format!(
+                    "warning: {}: {}\n",
+                    escape_field(&n.name),
+                    escape_field(p)
+                ));
             }
         }
         out + &failures
@@ -454,15 +464,22 @@ fn alloc_row(network: &str, a: &Allocation) -> Vec<String> {
 /// Columns padded to their widest cell, two spaces apart; the columns whose
 /// index is in `right` are right-aligned. No trailing spaces.
 fn table(header: &[&str], rows: &[Vec<String>], right: &[usize]) -> String {
+    // Cells come from the store (a record's container ID, a quarantine's
+    // "found by"), which anyone who can write there controls: never print
+    // a control character to the terminal.
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| escape_field(c).into_owned()).collect())
+        .collect();
     let mut width: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for r in rows {
+    for r in &rows {
         for (w, c) in width.iter_mut().zip(r) {
             *w = (*w).max(c.chars().count());
         }
     }
     let head: Vec<String> = header.iter().map(|h| h.to_string()).collect();
     let mut out = String::new();
-    for r in std::iter::once(&head).chain(rows) {
+    for r in std::iter::once(&head).chain(&rows) {
         let mut line = String::new();
         for (i, c) in r.iter().enumerate() {
             let w = width.get(i).copied().unwrap_or(0);
@@ -621,6 +638,44 @@ mod tests {
                    "since": "1970-01-01T00:01:00Z", "sinceUnix": 60})
         );
         assert_eq!(j["networks"][0]["quarantined"][1]["foundBy"], "ipv6-dad");
+    }
+
+    /// Records are written by whoever can write the store: a container ID
+    /// or a "found by" with control characters (an escape sequence, a
+    /// newline that fakes a row) is printed escaped, never raw.
+    #[test]
+    fn table_cells_escape_control_characters() {
+        let r = Report::List(ListReport {
+            data_dir: "/d".into(),
+            networks: vec![NetworkListing {
+                name: "blue".into(),
+                dir: "/d/blue".into(),
+                allocations: vec![alloc("10.0.0.3", "c1\u{1b}[2J", "eth0", Some(0))],
+                quarantined: vec![Allocation {
+                    ip: "10.0.0.2".parse().unwrap(),
+                    owner: Owner::quarantine("x\nblue     10.0.0.9  fake"),
+                    since: None,
+                }],
+                problems: vec![],
+            }],
+            errors: vec![StoreFailure {
+                name: "red\r".into(),
+                dir: "/d/red".into(),
+                error: "bad\u{7}".into(),
+            }],
+        });
+        let t = r.render_table();
+        assert!(
+            !t.contains('\u{1b}') && !t.contains('\r') && !t.contains('\u{7}'),
+            "{t:?}"
+        );
+        assert!(t.contains("blue     10.0.0.3  c1\\u{1b}[2J  eth0"), "{t}");
+        assert!(
+            t.contains("blue     10.0.0.2  x\\nblue     10.0.0.9  fake  -\n"),
+            "{t}"
+        );
+        assert!(!t.contains("\nblue     10.0.0.9"), "no fake row: {t}");
+        assert!(t.contains("error: red\\r: bad\\u{7}\n"), "{t}");
     }
 
     #[test]

@@ -154,31 +154,44 @@ impl Logger {
     }
 }
 
+/// A character that must not reach a terminal or a log line as it is: a
+/// control character, a Unicode line separator, a bidi override.
+fn hostile(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 /// `s` with every control character (and the Unicode line separators and
 /// bidi overrides that reorder a terminal line) written as a Rust escape:
 /// `\n`, `\u{1b}`, ... Text without them is returned as it is.
 pub fn escape_controls(s: &str) -> Cow<'_, str> {
-    let bad = |c: char| {
-        c.is_control()
-            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-    };
     // The trailing newline of a finished line stays a newline.
-    let (body, nl) = match s.strip_suffix('\n') {
-        Some(b) => (b, "\n"),
-        None => (s, ""),
+    let Some(body) = s.strip_suffix('\n') else {
+        return escape_field(s);
     };
-    if !body.chars().any(bad) {
+    match escape_field(body) {
+        Cow::Borrowed(_) => Cow::Borrowed(s),
+        Cow::Owned(mut out) => {
+            out.push('\n');
+            Cow::Owned(out)
+        }
+    }
+}
+
+/// One field (a table cell, a name inside a message) with every character
+/// [`escape_controls`] escapes escaped, a trailing newline included.
+pub fn escape_field(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(hostile) {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);
-    for c in body.chars() {
-        if bad(c) {
+    for c in s.chars() {
+        if hostile(c) {
             out.extend(c.escape_default());
         } else {
             out.push(c);
         }
     }
-    out.push_str(nl);
     Cow::Owned(out)
 }
 
@@ -253,6 +266,12 @@ mod tests {
             "a\\nFAKE LINE\\r\\u{1b}[31m\\u{202e}x"
         );
         assert_eq!(escape_controls("line\tx\n"), "line\\tx\n");
+        assert_eq!(escape_field("a\n"), "a\\n");
+        assert!(matches!(escape_field("c1"), Cow::Borrowed(_)));
+        assert_eq!(
+            escape_field("\u{1b}[31mred\u{202e}"),
+            "\\u{1b}[31mred\\u{202e}"
+        );
     }
 
     #[test]
