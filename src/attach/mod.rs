@@ -10,6 +10,7 @@ pub mod config;
 mod del;
 mod mac;
 mod parent;
+mod registry;
 mod status;
 mod tag;
 mod undo;

@@ -20,52 +20,30 @@
 //!
 //! The files are small JSON documents meant to be read by humans (`cat`).
 
-use std::fs::{self, File};
-use std::io;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use super::registry::{self, Record, RegistryError};
 use super::undo::Undo;
 use crate::attach::vlan::{self, Ownership, Plan, VlanParent};
-use crate::cni::{CniError, code};
+use crate::cni::CniError;
 use crate::ipam::store::Owner;
-use crate::sys::fs::{FsError, ensure_dir, fsync_dir, lock_file, read_regular, replace_file};
 use crate::sys::log::Level;
 use crate::sys::log::log_at;
 use crate::sys::netlink::{LinkError, LinkInfo, LinkOps, VlanProtocol};
 
 /// The registry directory's name under the dataDir.
 pub const DIR_NAME: &str = ".mactrunk-vlans";
-const SUFFIX: &str = ".json";
-const TMP_PREFIX: &str = ".tmp.";
-/// A record with thousands of users is still far below this.
-const MAX_RECORD: u64 = 4 << 20;
 
 /// One attachment using a VLAN link.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct VlanUser {
-    pub network: String,
-    #[serde(rename = "containerID")]
-    pub container_id: String,
-    pub ifname: String,
-}
+pub(crate) use super::registry::User as VlanUser;
+#[cfg(test)]
+pub(crate) use super::registry::test_hooks;
 
-impl VlanUser {
-    pub fn new(network: &str, owner: &Owner) -> VlanUser {
-        VlanUser {
-            network: network.to_string(),
-            container_id: owner.container_id.clone(),
-            ifname: owner.ifname.clone(),
-        }
-    }
-
-    fn owner(&self) -> Owner {
-        Owner::new(self.container_id.clone(), self.ifname.clone())
-    }
-}
+/// The locked VLAN registry (see [`registry::Registry`]).
+type Registry = registry::Registry<VlanRecord>;
 
 /// The record of one VLAN link mactrunk created: `<link>.json`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -121,287 +99,49 @@ impl VlanRecord {
 
     /// Add `user` unless it is there already; true if the record changed.
     pub fn add_user(&mut self, user: &VlanUser) -> bool {
-        if self.users.contains(user) {
-            return false;
-        }
-        self.users.push(user.clone());
-        true
+        registry::add_user(&mut self.users, user)
     }
 
     /// Remove `user`; true if it was there.
     pub fn remove_user(&mut self, user: &VlanUser) -> bool {
-        let before = self.users.len();
-        self.users.retain(|u| u != user);
-        self.users.len() != before
+        registry::remove_user(&mut self.users, user)
+    }
+}
+
+impl Record for VlanRecord {
+    const DIR: &'static str = DIR_NAME;
+    const WHAT: &'static str = "VLAN registry";
+    const UNREADABLE: &'static str = "its link is treated as not created by mactrunk";
+
+    fn key(&self) -> &str {
+        &self.link
+    }
+
+    fn users(&self) -> &[VlanUser] {
+        &self.users
     }
 }
 
 /// `<dataDir>/.mactrunk-vlans`.
 pub fn dir_in(data_dir: &Path) -> PathBuf {
-    data_dir.join(DIR_NAME)
-}
-
-fn record_file(dir: &Path, link: &str) -> Result<PathBuf, RegistryError> {
-    if let Some(p) = crate::cni::names::interface_name_problem(link) {
-        return Err(RegistryError::Corrupt {
-            path: dir.to_path_buf(),
-            problem: format!("VLAN link name {link:?} {p}"),
-        });
-    }
-    Ok(dir.join(format!("{link}{SUFFIX}")))
-}
-
-/// Read a record file without following symlinks. None if missing.
-fn read_record(path: &Path) -> Result<Option<VlanRecord>, RegistryError> {
-    let Some(buf) = read_regular(path, MAX_RECORD)? else {
-        return Ok(None);
-    };
-    serde_json::from_slice(&buf)
-        .map(Some)
-        .map_err(|e| RegistryError::Corrupt {
-            path: path.to_path_buf(),
-            problem: e.to_string(),
-        })
+    registry::dir_in::<VlanRecord>(data_dir)
 }
 
 /// The link names of the records that list `user`, read without the lock
 /// (records are replaced atomically). Empty when there is no registry.
 pub fn records_with_user(data_dir: &Path, user: &VlanUser) -> Vec<String> {
-    let dir = dir_in(data_dir);
-    let Ok(entries) = fs::read_dir(&dir) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for e in entries.flatten() {
-        let name = e.file_name();
-        let Some(link) = name.to_str().and_then(|n| n.strip_suffix(SUFFIX)) else {
-            continue;
-        };
-        if link.starts_with('.') {
-            continue;
-        }
-        if let Ok(Some(r)) = read_record(&e.path())
-            && r.users.contains(user)
-        {
-            out.push(link.to_string());
-        }
-    }
-    out.sort();
-    out
+    registry::records_with_user::<VlanRecord>(data_dir, user)
 }
 
 /// Read one record without taking the lock (STATUS). None if there is none
 /// or it cannot be read.
 pub fn peek(data_dir: &Path, link: &str) -> Option<VlanRecord> {
-    let path = record_file(&dir_in(data_dir), link).ok()?;
-    read_record(&path).ok().flatten()
+    registry::peek(data_dir, link)
 }
 
-/// The locked registry directory; the lock is released on drop.
-#[derive(Debug)]
-pub(crate) struct Registry {
-    dir: PathBuf,
-    _lock: File,
-}
-
-impl Registry {
-    /// Create (0700) and lock `<dataDir>/.mactrunk-vlans`, waiting at most
-    /// `timeout`; removes temp files a crash left behind.
-    pub fn open(data_dir: &Path, timeout: Duration) -> Result<Registry, RegistryError> {
-        if !data_dir.exists() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(data_dir)
-                .map_err(|e| RegistryError::io("create directory", data_dir, e))?;
-        }
-        let dir = dir_in(data_dir);
-        ensure_dir(&dir)?;
-        let lock = lock_file(&dir, timeout)?;
-        let reg = Registry { dir, _lock: lock };
-        reg.clean_tmp()?;
-        Ok(reg)
-    }
-
-    fn clean_tmp(&self) -> Result<(), RegistryError> {
-        let entries =
-            fs::read_dir(&self.dir).map_err(|e| RegistryError::io("list", &self.dir, e))?;
-        for e in entries.flatten() {
-            if e.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
-                let p = e.path();
-                log_at!(
-                    Level::Info,
-                    "VLAN registry: removing crash leftover {}",
-                    p.display()
-                );
-                let _ = fs::remove_file(&p);
-            }
-        }
-        Ok(())
-    }
-
-    /// The record of `link`. A record that does not parse is moved aside
-    /// (`.corrupt-<secs>`) and reported as missing: mactrunk then treats the
-    /// link as one it did not create, so it is never deleted on a guess.
-    pub fn load(&self, link: &str) -> Result<Option<VlanRecord>, RegistryError> {
-        let path = record_file(&self.dir, link)?;
-        match read_record(&path) {
-            Ok(Some(r)) if r.link == link => Ok(Some(r)),
-            Ok(Some(r)) => {
-                self.quarantine(&path, &format!("names link {:?}", r.link));
-                Ok(None)
-            }
-            Ok(None) => Ok(None),
-            Err(RegistryError::Corrupt { problem, .. }) => {
-                self.quarantine(&path, &problem);
-                Ok(None)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    fn quarantine(&self, path: &Path, problem: &str) {
-        let secs = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let aside = PathBuf::from(format!("{}.corrupt-{secs}", path.display()));
-        log_at!(
-            Level::Warn,
-            "VLAN registry: {} is unreadable ({problem}); moved to {}; its link is treated as not created by mactrunk",
-            path.display(),
-            aside.display()
-        );
-        let _ = fs::rename(path, &aside);
-    }
-
-    /// Every readable record (unreadable ones are moved aside, see `load`).
-    pub fn records(&self) -> Result<Vec<VlanRecord>, RegistryError> {
-        let entries =
-            fs::read_dir(&self.dir).map_err(|e| RegistryError::io("list", &self.dir, e))?;
-        let mut names: Vec<String> = entries
-            .flatten()
-            .filter_map(|e| {
-                let n = e.file_name().to_str()?.strip_suffix(SUFFIX)?.to_string();
-                (!n.starts_with('.')).then_some(n)
-            })
-            .collect();
-        names.sort();
-        let mut out = Vec::new();
-        for n in names {
-            if let Some(r) = self.load(&n)? {
-                out.push(r);
-            }
-        }
-        Ok(out)
-    }
-
-    /// Write `rec` durably: temp file + fsync + rename + fsync(dir).
-    pub fn save(&self, rec: &VlanRecord) -> Result<(), RegistryError> {
-        let dst = record_file(&self.dir, &rec.link)?;
-        #[cfg(test)]
-        if test_hooks::save_fails() {
-            return Err(RegistryError::io(
-                "write",
-                &dst,
-                io::Error::other("injected failure"),
-            ));
-        }
-        let tmp = self
-            .dir
-            .join(format!("{TMP_PREFIX}{}.{}", rec.link, std::process::id()));
-        let mut content = serde_json::to_vec_pretty(rec).map_err(|e| RegistryError::Corrupt {
-            path: dst.clone(),
-            problem: e.to_string(),
-        })?;
-        content.push(b'\n');
-        Ok(replace_file(&tmp, &dst, &content, true)?)
-    }
-
-    /// Remove the record of `link` (missing is fine).
-    pub fn remove(&self, link: &str) -> Result<(), RegistryError> {
-        let path = record_file(&self.dir, link)?;
-        match fs::remove_file(&path) {
-            Ok(()) => Ok(fsync_dir(&self.dir)?),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(RegistryError::io("remove", path, e)),
-        }
-    }
-}
-
-/// Failure injection for unit tests of the callers' rollback paths.
-#[cfg(test)]
-pub(crate) mod test_hooks {
-    use std::cell::Cell;
-
-    thread_local! {
-        /// Saves to let through before one fails (None: never fail).
-        static FAIL_SAVE_AFTER: Cell<Option<u32>> = const { Cell::new(None) };
-    }
-
-    /// Let `n` saves of this thread succeed, then fail the next one.
-    pub(crate) fn fail_save_after(n: u32) {
-        FAIL_SAVE_AFTER.with(|c| c.set(Some(n)));
-    }
-
-    pub(super) fn save_fails() -> bool {
-        FAIL_SAVE_AFTER.with(|c| match c.get() {
-            Some(0) => {
-                c.set(None);
-                true
-            }
-            Some(n) => {
-                c.set(Some(n - 1));
-                false
-            }
-            None => false,
-        })
-    }
-}
-
-/// A failure of the registry: of its files, or a record that makes no sense.
-#[derive(Debug)]
-pub enum RegistryError {
-    Fs(FsError),
-    /// A record we cannot use (code 999 if it reaches the user; `load`
-    /// moves such records aside instead).
-    Corrupt {
-        path: PathBuf,
-        problem: String,
-    },
-}
-
-impl RegistryError {
-    fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
-        RegistryError::Fs(FsError::io(op, path, source))
-    }
-}
-
-impl From<FsError> for RegistryError {
-    fn from(e: FsError) -> Self {
-        RegistryError::Fs(e)
-    }
-}
-
-impl std::fmt::Display for RegistryError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RegistryError::Fs(e) => write!(f, "VLAN registry: {e}"),
-            RegistryError::Corrupt { path, problem } => {
-                write!(f, "VLAN registry: corrupt {}: {problem}", path.display())
-            }
-        }
-    }
-}
-
-/// Registry errors as CNI errors: code 11 for the lock, 5 for I/O, 999 for
-/// a corrupt record; the message names the registry.
+/// Registry errors as CNI errors naming the VLAN registry.
 fn cni(e: RegistryError) -> CniError {
-    let code = match &e {
-        RegistryError::Fs(FsError::LockTimeout { .. }) => code::TRY_AGAIN_LATER,
-        RegistryError::Fs(_) => code::IO,
-        RegistryError::Corrupt { .. } => code::INTERNAL,
-    };
-    CniError::new(code, e.to_string())
+    registry::cni::<VlanRecord>(e)
 }
 
 /// Test hook, compiled only with the `fault-injection` feature (release
@@ -737,9 +477,7 @@ pub(crate) fn gc(
     let mut deleted = 0;
     let mut first_err = None;
     for mut rec in records {
-        let before = rec.users.len();
-        rec.users
-            .retain(|u| u.network != network || valid.contains(&u.owner()));
+        let changed = registry::retain_valid(&mut rec.users, network, valid);
         let r = if rec.users.is_empty() {
             match delete_owned(host, &rec) {
                 Ok(()) => {
@@ -748,7 +486,7 @@ pub(crate) fn gc(
                 }
                 Err(e) => Err(e),
             }
-        } else if rec.users.len() != before {
+        } else if changed {
             reg.save(&rec).map_err(cni)
         } else {
             Ok(())
@@ -763,6 +501,9 @@ pub(crate) fn gc(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cni::code;
+    use std::fs;
+    const TMP_PREFIX: &str = ".tmp.";
 
     fn user(n: &str, c: &str) -> VlanUser {
         VlanUser {
