@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use ipnetwork::IpNetwork;
 
-use super::config::{DadPolicy, PROBE_MAX_QUARANTINED, PluginConfig, ProbeConfig};
+use super::config::{DadPolicy, PluginConfig, ProbeConfig};
 use super::mac::mac_from_ipv4;
 use super::parent::{self, Parent};
 use super::tag::{link_tag, temp_link_name};
@@ -24,7 +24,8 @@ use crate::cni::{CniError, CniOutput, Interface, code};
 use crate::ipam::{self, IpamConfig, delegate};
 use crate::sys::log::{Level, Phases, log_at};
 use crate::sys::netlink::{
-    AddrFlags, LinkError, LinkInfo, LinkKind, LinkOps, LinkSpec, Sysctl, format_mac,
+    AddrFlags, IpvlanFlags, IpvlanMode, LinkError, LinkInfo, LinkKind, LinkOps, LinkSpec, Sysctl,
+    format_mac,
 };
 use crate::sys::netns::NetNs;
 use crate::sys::sysctl;
@@ -166,6 +167,11 @@ fn make_link<'a>(
             return Err(CniError::internal("VLAN parent without a registry"));
         }
     };
+    if let LinkKind::Ipvlan { mode, flags } = conf.link
+        && !conf.link_in_container
+    {
+        claim_ipvlan_port(req, &master, mode, flags, undo)?;
+    }
     let ifname = req.args.ifname.as_str();
     let spec = LinkSpec {
         name: ifname,
@@ -195,6 +201,26 @@ fn make_link<'a>(
         }
     });
     Ok(created)
+}
+
+/// An ipvlan's mode and flags belong to its parent (see
+/// [`super::ipvlan_port`]):
+/// record this attachment on the parent's port before the ipvlan exists,
+/// or refuse (code 7) when other attachments use it with other values.
+fn claim_ipvlan_port<'a>(
+    req: &'a Request,
+    master: &LinkInfo,
+    mode: IpvlanMode,
+    flags: IpvlanFlags,
+    undo: &mut Undo<'a>,
+) -> Result<(), CniError> {
+    let (data_dir, timeout) = vlan_registry_location(&req.conf)?;
+    let user = vlan_user(req);
+    super::ipvlan_port::claim(&data_dir, timeout, master, mode, flags, &user)?;
+    undo.push("releasing the ipvlan port record", move || {
+        super::ipvlan_port::release(&data_dir, timeout, &user)
+    });
+    Ok(())
 }
 
 /// EBUSY from creating the link: the parent's receive path belongs to
@@ -525,7 +551,9 @@ fn configure(
             Err(LinkError::DadFailed { addr, link }) => {
                 let limit = conf
                     .probe
-                    .map_or(PROBE_MAX_QUARANTINED.0 as u32, |p| p.max_quarantined);
+                    .map_or(super::config::PROBE_MAX_QUARANTINED.0 as u32, |p| {
+                        p.max_quarantined
+                    });
                 return Err(dad_conflict(req, netns, held, addr.ip(), &link, limit));
             }
             Err(e) => return Err(e.into()),

@@ -8,6 +8,7 @@ mod add;
 mod check;
 pub mod config;
 mod del;
+mod ipvlan_port;
 mod mac;
 mod parent;
 mod registry;
@@ -178,10 +179,11 @@ fn vlan_user(req: &Request) -> VlanUser {
     VlanUser::new(&req.name, &owner(req))
 }
 
-/// DEL and ADD's rollback: this attachment no longer uses a VLAN parent;
-/// delete the ones mactrunk created that nobody else uses. Needs nothing of
-/// the config beyond the dataDir; `host` is used only when a record lists
-/// this attachment.
+/// DEL and ADD's rollback: this attachment no longer uses its parent: it
+/// leaves the parent's ipvlan port record (see [`ipvlan_port`]), and the
+/// VLAN parents mactrunk created that nobody else uses are deleted. Needs
+/// nothing of the config beyond the dataDir; `host` is used only when a
+/// VLAN record lists this attachment.
 fn vlan_release(req: &Request, host: &dyn LinkOps) -> Result<(), CniError> {
     let (data_dir, timeout) = match vlan_registry_location(&req.conf) {
         Ok(l) => l,
@@ -190,8 +192,14 @@ fn vlan_release(req: &Request, host: &dyn LinkOps) -> Result<(), CniError> {
             return Ok(());
         }
     };
+    let port = ipvlan_port::release(&data_dir, timeout, &vlan_user(req));
     if !vlan_registry::dir_in(&data_dir).is_dir() {
-        return Ok(());
+        return port;
     }
-    vlan_registry::release(host, &data_dir, timeout, &vlan_user(req))
+    port.and(vlan_registry::release(
+        host,
+        &data_dir,
+        timeout,
+        &vlan_user(req),
+    ))
 }

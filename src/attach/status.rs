@@ -1,6 +1,7 @@
 //! GC and STATUS of the plugin: the VLAN parents it created, then the IPAM.
 
 use super::config::PluginConfig;
+use super::ipvlan_port;
 use super::parent::{self, Parent};
 use super::{kernel, obj, vlan, vlan_registry, vlan_registry_location};
 use crate::cni::env::Command;
@@ -52,6 +53,16 @@ fn vlan_gc(req: &Request, host: &dyn LinkOps, valid: &[Owner]) -> Result<(), Cni
             return Ok(());
         }
     };
+    // The ipvlan port records of the parents (see `ipvlan_port`) first:
+    // they need no kernel, and must not wait for a VLAN parent's failure.
+    let ports = ipvlan_port::gc(&data_dir, timeout, &req.name, valid);
+    if let Ok(n @ 1..) = ports {
+        log_at!(
+            Level::Info,
+            "GC network={} removed {n} ipvlan port record(s) nobody uses",
+            req.name
+        );
+    }
     let deleted = vlan_registry::gc(host, &data_dir, timeout, &req.name, valid)?;
     if deleted > 0 {
         log_at!(
@@ -60,7 +71,7 @@ fn vlan_gc(req: &Request, host: &dyn LinkOps, valid: &[Owner]) -> Result<(), Cni
             req.name
         );
     }
-    Ok(())
+    ports.map(|_| ())
 }
 
 /// STATUS: 50 when the master is missing or a pool is exhausted, 51 when a

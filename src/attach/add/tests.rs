@@ -381,6 +381,100 @@ fn ipvlan_add_creates_an_ipvlan_with_the_parents_mac() {
     assert_eq!(held(data.path()), ["10.9.0.2".parse::<IpAddr>().unwrap()]);
 }
 
+/// The kernel keeps one ipvlan mode and flag set per parent, and a new
+/// ipvlan sets them for every ipvlan there: an ADD with another mode or
+/// other flags on a parent that mactrunk's ipvlans use is code 7 naming the
+/// key and the network that holds the parent, and leaves nothing (the
+/// running containers keep their mode). Once the last user is gone (DEL or
+/// a rollback), the parent takes any mode again.
+#[test]
+fn ipvlan_another_mode_on_a_used_parent_is_code_7_and_switches_nothing() {
+    let (net, ns, data) = setup();
+    let l2 = request(
+        &ns,
+        netconf(data.path(), json!({"linkType": "ipvlan", "mode": "l2"})),
+    );
+    run(&net, &ns, &l2).unwrap();
+    let record = data.path().join(".mactrunk-ipvlans/eth0.json");
+    let before = std::fs::read_to_string(&record).unwrap();
+    for (extra, key) in [
+        (json!({"mode": "l3"}), "mode: l3 differs"),
+        (
+            json!({"mode": "l2", "ipvlanFlags": "private"}),
+            "ipvlanFlags: private differs",
+        ),
+    ] {
+        let mut conf = netconf(data.path(), json!({"linkType": "ipvlan"}));
+        conf["name"] = json!("other");
+        conf["ipam"]["subnet"] = json!("10.8.0.0/24");
+        if let (Some(c), Some(e)) = (conf.as_object_mut(), extra.as_object()) {
+            c.extend(e.clone());
+        }
+        let mut other = request(&ns, conf);
+        other.name = "other".into();
+        other.args.container_id = "c2".into();
+        other.args.ifname = "net1".into();
+        let e = run(&net, &ns, &other).unwrap_err();
+        assert_eq!(e.code, code::INVALID_CONFIG, "{e:?}");
+        assert!(e.msg.starts_with(key), "{}", e.msg);
+        assert!(
+            e.msg.contains(
+                "the ipvlan mode l2 bridge that network \"lan\" (1 attachment) uses on \"eth0\""
+            ),
+            "{}",
+            e.msg
+        );
+        assert!(net.link(ns.path(), "net1").is_none(), "no link left");
+        assert!(!data.path().join("other").join("10.8.0.2").exists());
+        assert_eq!(std::fs::read_to_string(&record).unwrap(), before);
+        let c1 = net.link(ns.path(), "eth0").unwrap();
+        assert_eq!(
+            (c1.ipvlan_mode, c1.ipvlan_flags),
+            (Some(IpvlanMode::L2), Some(IpvlanFlags::Bridge)),
+            "the running container kept its mode"
+        );
+    }
+    // The same mode from another container joins.
+    let l2_conf = netconf(data.path(), json!({"linkType": "ipvlan", "mode": "l2"}));
+    let mut same = request(&ns, l2_conf.clone());
+    same.args.container_id = "c3".into();
+    same.args.ifname = "net2".into();
+    run(&net, &ns, &same).unwrap();
+    // A failed ADD takes its user back out of the record.
+    let mut failing = request(&ns, l2_conf);
+    failing.args.container_id = "c4".into();
+    failing.args.ifname = "net3".into();
+    net.fail(
+        ns.path(),
+        "add_route",
+        LinkError::Invalid("injected".into()),
+    );
+    run(&net, &ns, &failing).unwrap_err();
+    let users = |path: &Path| -> Vec<String> {
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        v["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["containerID"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(users(&record), ["c1", "c3"]);
+    // DEL of both (the host side of DEL): the record goes, l3 may come.
+    let host = net.ns(HOST);
+    crate::attach::vlan_release(&l2, &host).unwrap();
+    crate::attach::vlan_release(&same, &host).unwrap();
+    assert!(!record.exists());
+    let mut l3 = request(
+        &ns,
+        netconf(data.path(), json!({"linkType": "ipvlan", "mode": "l3"})),
+    );
+    l3.args.container_id = "c5".into();
+    l3.args.ifname = "net4".into();
+    run(&net, &ns, &l3).unwrap();
+    assert!(std::fs::read_to_string(&record).unwrap().contains("\"l3\""));
+}
+
 #[test]
 fn ipvlan_l3_routes_without_gw_go_out_of_the_device() {
     for (mode, via_gw) in [("l2", true), ("l3", false), ("l3s", false)] {
