@@ -827,9 +827,9 @@ impl Prober<'_> {
             let mut conflicts: Vec<Found> = candidates
                 .iter()
                 .filter_map(|c| {
-                    node.iter().find(|(a, _)| a == c).map(|(_, link)| Found {
+                    node.iter().find(|(a, _)| a == c).map(|(_, index)| Found {
                         ip: IpAddr::V4(*c),
-                        evidence: Evidence::Node(link.clone()),
+                        evidence: Evidence::Node(self.node_link(*index)),
                     })
                 })
                 .collect();
@@ -901,20 +901,28 @@ impl Prober<'_> {
         Ok(out)
     }
 
-    /// The IPv4 addresses of the parent's namespace, with the link that has
-    /// each (described): one dump.
-    fn node_addresses(&self) -> Result<Vec<(Ipv4Addr, String)>, CniError> {
-        let mut out = Vec::new();
-        for (index, net) in self.master_nl.all_addresses()? {
-            if let IpAddr::V4(a) = net.ip() {
-                let link = match self.master_nl.link_by_index(index) {
-                    Ok(Some(l)) => format!("{:?}", l.name),
-                    _ => format!("link index {index}"),
-                };
-                out.push((a, format!("{link} in the {}", self.master_nl.label())));
-            }
-        }
-        Ok(out)
+    /// The IPv4 addresses of the parent's namespace, with the index of the
+    /// link that has each: one dump (a node may have hundreds: a service
+    /// proxy's dummy link).
+    fn node_addresses(&self) -> Result<Vec<(Ipv4Addr, u32)>, CniError> {
+        Ok(self
+            .master_nl
+            .all_addresses()?
+            .into_iter()
+            .filter_map(|(index, net)| match net.ip() {
+                IpAddr::V4(a) => Some((a, index)),
+                IpAddr::V6(_) => None,
+            })
+            .collect())
+    }
+
+    /// The link of a node address, for the report (looked up only then).
+    fn node_link(&self, index: u32) -> String {
+        let link = match self.master_nl.link_by_index(index) {
+            Ok(Some(l)) => format!("{:?}", l.name),
+            _ => format!("link index {index}"),
+        };
+        format!("{link} in the {}", self.master_nl.label())
     }
 
     /// Code 102: this round's addresses in [`in_use`]'s shape, then why ADD

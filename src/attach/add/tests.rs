@@ -958,6 +958,16 @@ fn an_address_of_the_node_is_a_conflict_without_arp() {
     let eth0 = host.link_by_name("eth0").unwrap().unwrap().index;
     host.add_address(eth0, "10.9.0.2/24".parse().unwrap(), AddrFlags::default())
         .unwrap();
+    // Other node addresses (a service proxy's) cost nothing per address.
+    let dummy = net.add_link(HOST, "kube-ipvs0", Some("dummy"));
+    for i in 1..=50 {
+        host.add_address(
+            dummy,
+            format!("10.96.0.{i}/32").parse().unwrap(),
+            AddrFlags::default(),
+        )
+        .unwrap();
+    }
     let req = request(&ns, probe_conf(data.path(), json!({})));
     let out = run(&net, &ns, &req).unwrap();
     assert_eq!(out.ips[0].address.to_string(), "10.9.0.3/24");
@@ -971,6 +981,12 @@ fn an_address_of_the_node_is_a_conflict_without_arp() {
         .filter(|c| c.starts_with(&format!("{HOST}: all_addresses")))
         .count();
     assert_eq!(dumps, 1, "{calls:?}");
+    // The link of a node address is looked up only for the one that hit.
+    let lookups = calls
+        .iter()
+        .filter(|c| c.starts_with(&format!("{HOST}: link_by_index")))
+        .count();
+    assert_eq!(lookups, 1, "{calls:?}");
     // A static request for it: 102 naming the node.
     let (net, ns, data) = setup();
     let host = net.ns(HOST);
