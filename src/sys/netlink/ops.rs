@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use ipnetwork::IpNetwork;
 
-use super::{AddrFlags, LinkError, LinkInfo, LinkSpec, Netlink, VlanProtocol};
+use super::{
+    AddrFlags, HostRoute, LinkError, LinkInfo, LinkSpec, Neighbour, Netlink, VlanProtocol,
+};
 use crate::cni::Route;
 use crate::sys::arp::{self, ArpSocket};
 use crate::sys::netns::{self, NetNs};
@@ -61,6 +63,23 @@ pub trait LinkOps {
     fn add_route(&self, index: u32, route: &Route, gw: Option<IpAddr>) -> Result<(), LinkError>;
     /// Unicast routes of every table but `local`.
     fn routes(&self) -> Result<Vec<Route>, LinkError>;
+    /// A host route: `dst`/32 (/128) out of link `index`, scope link, with
+    /// `src` as preferred source, protocol [`super::RTPROT_MACTRUNK`].
+    /// An existing route to `dst` (with the same metric, on any link) is
+    /// [`LinkError::Exists`] and left alone.
+    fn add_host_route(&self, index: u32, dst: IpAddr, src: Option<IpAddr>)
+    -> Result<(), LinkError>;
+    /// Delete the host route `dst` out of link `index`; missing is
+    /// [`LinkError::NotFound`].
+    fn delete_host_route(&self, index: u32, dst: IpAddr) -> Result<(), LinkError>;
+    /// The routes of the main table out of link `index`.
+    fn routes_of(&self, index: u32) -> Result<Vec<HostRoute>, LinkError>;
+    /// Add or replace the permanent neighbour entry `ip` -> `mac` on link `index`.
+    fn set_neighbour(&self, index: u32, ip: IpAddr, mac: [u8; 6]) -> Result<(), LinkError>;
+    /// Delete neighbour `ip` of link `index`; missing is [`LinkError::NotFound`].
+    fn delete_neighbour(&self, index: u32, ip: IpAddr) -> Result<(), LinkError>;
+    /// The neighbour entries of link `index`.
+    fn neighbours(&self, index: u32) -> Result<Vec<Neighbour>, LinkError>;
     /// Wait until no IPv6 address of `index` is tentative; a duplicate is
     /// [`LinkError::DadFailed`].
     fn wait_dad(&self, index: u32, timeout: Duration) -> Result<(), LinkError>;
@@ -280,6 +299,43 @@ impl LinkOps for NsLinks<'_> {
 
     fn wait_dad(&self, index: u32, timeout: Duration) -> Result<(), LinkError> {
         self.run(|nl| nl.wait_dad(index, timeout))
+    }
+
+    fn add_host_route(
+        &self,
+        index: u32,
+        dst: IpAddr,
+        src: Option<IpAddr>,
+    ) -> Result<(), LinkError> {
+        self.run(|nl| nl.add_host_route(index, dst, src))
+    }
+
+    fn delete_host_route(&self, index: u32, dst: IpAddr) -> Result<(), LinkError> {
+        self.run(|nl| nl.delete_host_route(index, dst))
+    }
+
+    fn routes_of(&self, index: u32) -> Result<Vec<HostRoute>, LinkError> {
+        let entries = self.run(|nl| nl.routes_of(index))?;
+        Ok(entries
+            .into_iter()
+            .map(|e| HostRoute {
+                dst: e.route.dst,
+                src: e.prefsrc,
+                protocol: e.protocol,
+            })
+            .collect())
+    }
+
+    fn set_neighbour(&self, index: u32, ip: IpAddr, mac: [u8; 6]) -> Result<(), LinkError> {
+        self.run(|nl| nl.set_neighbour(index, ip, mac))
+    }
+
+    fn delete_neighbour(&self, index: u32, ip: IpAddr) -> Result<(), LinkError> {
+        self.run(|nl| nl.delete_neighbour(index, ip))
+    }
+
+    fn neighbours(&self, index: u32) -> Result<Vec<Neighbour>, LinkError> {
+        self.run(|nl| nl.neighbours(index))
     }
 
     fn write_sysctls(&self, settings: &[Sysctl]) -> Result<Vec<String>, LinkError> {
