@@ -26,9 +26,7 @@ make_container_nses 2 C
 cni ADD "$conf" cid=mt-shim-a ns="${C[1]}"
 assert_ok "ADD A" || die "ADD A failed"
 res_a=$OUT
-a4=$(jqo '.ips[] | select(.address | contains(".")) | .address' | cut -d/ -f1)
-a6=$(jqo '.ips[] | select(.address | contains(":")) | .address' | cut -d/ -f1)
-mac_a=$(jqo '.interfaces[0].mac')
+read -r a4 a6 mac_a < <(jqo '[(.ips[].address | split("/")[0]), .interfaces[0].mac] | join(" ")')
 
 # ---- the shim: a bridge-mode macvlan on the parent, tagged, up, no address
 l=$(link_json "$HOSTNS" mts-eth0)
@@ -75,7 +73,7 @@ ip -n "$LAN" neigh change 10.20.0.5 dev "$PARENT_PEER" nud stale
 sleep 1.1 # past the LAN host's locktime: an ARP request from the shim would now rewrite its entry
 cni ADD "$conf" cid=mt-shim-b ns="${C[2]}"
 assert_ok "ADD B" || die "ADD B failed"
-b4=$(jqo '.ips[] | select(.address | contains(".")) | .address' | cut -d/ -f1)
+b4=$(jqo '.ips[0].address | split("/")[0]')
 nsx "$HOSTNS" ping -c1 -W2 "$b4" >/dev/null || fail "host -> B ($b4) ping"
 assert_match "$(ip -n "$LAN" neigh show 10.20.0.5 dev "$PARENT_PEER")" "lladdr $parent_mac " "the LAN host's entry for the host"
 ip -n "$HOSTNS" neigh show dev mts-eth0 | grep -v PERMANENT | grep -q . && fail "the host resolved something on the shim: $(ip -n "$HOSTNS" neigh show dev mts-eth0)"
