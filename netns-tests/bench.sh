@@ -26,8 +26,10 @@
 #      (owners/<cid>@<ifname> holding the IP, an empty owners/.complete) for mactrunk's
 #      copy. The empty stamp makes mactrunk's first call at each size scan once and stamp
 #      the index (as after a reboot); that call is one of the unrecorded warm-up rounds.
-#   4. mactrunk ADD with an opt-in option that adds work (probe, macFromIP) against plain
-#      mactrunk ADD, up to 30 runs each.
+#   4. mactrunk ADD with an opt-in option that adds work (probe, macFromIP, hostShim) against
+#      plain mactrunk ADD, up to 30 runs each. hostShim twice: with the shim already there (an
+#      anchor container keeps it: the usual case) and creating it (no other user: every ADD
+#      creates the shim, every DEL deletes it), the host holding an address on the parent.
 # Times are wall clock from bash (fork + exec + wait, $EPOCHREALTIME) around a direct exec
 # of the plugin inside the host netns; the same fork/exec cost (printed as "exec baseline",
 # /bin/true) is in both sides' figures, so the ratios slightly understate our advantage.
@@ -342,12 +344,17 @@ rm -rf "$W"/ipam-mt-* "$W"/ipam-ref-*
 # ---------------------------------------------------------------- 4. ADD options
 # The opt-in options that add work to ADD, each against plain ADD (same iteration, order
 # rotated): probe (RFC 5227 ARP probe, timeoutMs 100: the window is waited out in full when
-# nobody answers, plus the close of the AF_PACKET socket) and macFromIP (one RTM_NEWLINK).
+# nobody answers, plus the close of the AF_PACKET socket), macFromIP (one RTM_NEWLINK) and
+# hostShim (the shim registry's lock and record, the host's addresses, a neighbour entry and a
+# route on each side). For hostShim the host gets an address on the parent, and an anchor
+# container in c2 keeps the shim; then, without the anchor, hostShim ADDs that each create
+# the shim (and DELs that each delete it) against plain ADD once more.
+ip addr add 10.77.255.254/16 dev mtpb0
 jq '.probe = {"timeoutMs": 100}' "$W/mt.json" >"$W/mt-probe.json"
 jq '.macFromIP = true' "$W/mt.json" >"$W/mt-macip.json"
+jq '.hostShim = true' "$W/mt.json" >"$W/mt-shim.json"
+cp "$W/mt-shim.json" "$W/mt-shimnew.json"
 vruns=$((runs < 30 ? runs : 30))
-variants=(plain probe macip)
-for v in "${variants[@]}"; do : >"$W/t/v-$v"; done
 one_variant() { # one_variant VARIANT I RECORD
     local conf=$W/mt.json a
     [[ $1 != plain ]] && conf=$W/mt-$1.json
@@ -358,15 +365,27 @@ one_variant() { # one_variant VARIANT I RECORD
     (($3 && arc == 0 && CRC == 0)) && echo "$a" >>"$W/t/v-$1"
     return 0
 }
-for ((i = -2; i < vruns; i++)); do
-    for ((j = 0; j < 3; j++)); do
-        one_variant "${variants[$(((i + 2 + j) % 3))]}" "$i" $((i >= 0))
+variant_loop() { # variant_loop VARIANT...: each iteration runs every variant, order rotated
+    local n=$# i j
+    local -a vs=("$@")
+    for v in "${vs[@]}"; do : >"$W/t/v-$v"; done
+    for ((i = -2; i < vruns; i++)); do
+        for ((j = 0; j < n; j++)); do
+            one_variant "${vs[$(((i + 2 + j) % n))]}" "$i" $((i >= 0))
+        done
     done
-done
+}
+call "$MT" "$W/mt-shim.json" ADD "$P-anchor" "$P-c2" "$W/out/anchor"
+variant_loop plain probe macip shim
 printf '\n%-34s %17s   %17s   %6s\n' "mactrunk ADD options ($vruns runs)" "with the option" "plain ADD" "ratio"
 printf '%-34s %8s %8s   %8s %8s   %6s\n' "" "median" "p90" "median" "p90" "opt/plain"
 row "ADD with probe (timeoutMs 100)" "$W/t/v-probe" "$W/t/v-plain"
 row "ADD with macFromIP" "$W/t/v-macip" "$W/t/v-plain"
+row "ADD with hostShim (shim exists)" "$W/t/v-shim" "$W/t/v-plain"
+call "$MT" "$W/mt-shim.json" DEL "$P-anchor" "$P-c2" "$W/out/anchor"
+ip link show mts-mtpb0 >/dev/null 2>&1 && echo "bench.sh: the host shim outlived its last user" >&2
+variant_loop plain shimnew
+row "ADD with hostShim (creates it)" "$W/t/v-shimnew" "$W/t/v-plain"
 
 # ---------------------------------------------------------------- targets
 echo
