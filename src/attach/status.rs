@@ -1,4 +1,5 @@
-//! GC and STATUS of the plugin: the VLAN parents it created, then the IPAM.
+//! GC and STATUS of the plugin: the host shims and VLAN parents it created,
+//! then the IPAM.
 
 use super::config::PluginConfig;
 use super::parent::{self, Parent};

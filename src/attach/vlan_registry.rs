@@ -410,7 +410,10 @@ fn cni(e: RegistryError) -> CniError {
 /// what a crash leaves behind deterministically. Points: `after-record`
 /// (record written, link not created), `after-create` (link created, ifindex
 /// not yet recorded), `after-link` (in ADD: VLAN parent ready, addresses
-/// allocated, the macvlan created and tagged but not configured).
+/// allocated, the macvlan created and tagged but not configured); for the
+/// host shim (`shim_registry`): `shim-after-record`, `shim-after-create`,
+/// `after-shim-routes` (host routes added, container side not) and, in DEL,
+/// `shim-release-after-routes`.
 #[cfg(feature = "fault-injection")]
 pub fn crash_point(point: &str) {
     if std::env::var_os("MACTRUNK_TEST_CRASH_AT").is_some_and(|v| v == point) {
