@@ -257,32 +257,33 @@ fn attach_host_shim<'a>(
     let container_mac = crate::attach::config::parse_unicast_mac(link.mac).map_err(|p| {
         CniError::internal(format!("hostShim: the MAC {:?} of {ifname} {p}", link.mac))
     })?;
-    // The host's addresses, per link, read only as far as needed.
+    // The host's addresses, per link: the parent's first; the lower link's
+    // and the default route's link's only when the parent has none in a
+    // container address's subnet.
     let mut links: Vec<Vec<(IpNetwork, u32)>> = vec![host.addresses(parents.master.index)?];
-    let mut more = vec![parents.lower.map(|l| l.index)];
-    let mut default_checked = false;
+    let mut all_loaded = false;
     let mut routes = Vec::new();
     let mut skipped = Vec::new();
     for ip in &ipam_out.ips {
-        let src = loop {
-            if let Some(s) = shim::choose_source(ip.address, &shim_conf.src, &links) {
-                break Some(s);
+        let configured = shim_conf
+            .src
+            .iter()
+            .any(|s| s.is_ipv4() == ip.address.is_ipv4());
+        let mut src = shim::choose_source(ip.address, &shim_conf.src, &links);
+        if !configured && !src.is_some_and(|s| s.on_link) && !all_loaded {
+            all_loaded = true;
+            let mut seen = vec![parents.master.index];
+            if let Some(l) = parents.lower {
+                seen.push(l.index);
+                links.push(host.addresses(l.index)?);
             }
-            if let Some(next) = more.pop() {
-                if let Some(i) = next {
-                    links.push(host.addresses(i)?);
-                }
-                continue;
+            if let Some(l) = host.default_route_link()?
+                && !seen.contains(&l.index)
+            {
+                links.push(host.addresses(l.index)?);
             }
-            if !default_checked {
-                default_checked = true;
-                if let Some(l) = host.default_route_link()? {
-                    links.push(host.addresses(l.index)?);
-                    continue;
-                }
-            }
-            break None;
-        };
+            src = shim::choose_source(ip.address, &shim_conf.src, &links);
+        }
         match src {
             Some(s) => routes.push((ip.address, s)),
             None => skipped.push(ip.address.ip()),
