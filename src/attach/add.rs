@@ -284,6 +284,22 @@ fn attach_host_shim<'a>(
             }
             src = shim::choose_source(ip.address, &shim_conf.src, &links);
         }
+        // The IPAM handed out one of the host's own addresses (a range that
+        // includes it): routing it to the container would be meaningless and
+        // the address is in use on the network anyway.
+        if links
+            .iter()
+            .flatten()
+            .any(|(a, _)| a.ip() == ip.address.ip())
+        {
+            return Err(CniError::new(
+                code::ADDRESS_IN_USE,
+                format!(
+                    "{} is in use on the network: it is an address of this host (hostShim cannot route it to {ifname}); exclude it from the IPAM's range",
+                    ip.address.ip()
+                ),
+            ));
+        }
         match src {
             Some(s) => routes.push((ip.address, s)),
             None => skipped.push(ip.address.ip()),

@@ -574,3 +574,26 @@ fn a_record_of_another_boot_is_never_acted_on() {
     );
     assert!(net.link(HOST, "mts-eth0").is_some());
 }
+
+#[test]
+fn the_hosts_own_address_from_the_ipam_is_code_102_and_leaves_nothing() {
+    let (net, ns, data) = shim_setup();
+    let req = shim_req(
+        &ns,
+        data.path(),
+        "c1",
+        "eth0",
+        json!({"runtimeConfig": {"ips": ["10.9.0.250/24"]}}),
+    );
+    let e = run(&net, &ns, &req).unwrap_err();
+    assert_eq!(e.code, code::ADDRESS_IN_USE);
+    assert!(
+        e.msg
+            .starts_with("10.9.0.250 is in use on the network: it is an address of this host"),
+        "{}",
+        e.msg
+    );
+    assert!(net.link(ns.path(), "eth0").is_none());
+    assert!(held(data.path()).is_empty());
+    assert_no_shim(&net, data.path(), "mts-eth0");
+}
