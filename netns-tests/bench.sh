@@ -3,8 +3,8 @@
 #
 #   netns-tests/bench.sh [--bin-dir DIR] [--ref-dir DIR] [--runs N] [--quick] [--sizes LIST] [--keep]
 #
-#   --bin-dir DIR   mactrunk and mactrunk-ipam from DIR (default: cargo build --release,
-#                   then target/release)
+#   --bin-dir DIR   mactrunk and mactrunk-ipam from DIR (default: ./build.sh, the static
+#                   release build users get, then target/static)
 #   --ref-dir DIR   reference macvlan and host-local from DIR (default /usr/lib/cni)
 #   --runs N        measured iterations per figure (default 100; IPAM: 2 x N)
 #   --quick         CI mode: 15 runs, sizes 0,1000,20000 with 15 IPAM runs each (< 1 min)
@@ -75,9 +75,8 @@ if [[ ${1:-} != --inner ]]; then
         command -v $t >/dev/null || { echo "bench.sh: missing tool $t" >&2; exit 2; }
     done
     if [[ -z $bin_dir ]]; then
-        echo "bench.sh: cargo build --release" >&2
-        (cd "$root" && cargo build --release -q) >&2 || { echo "bench.sh: build failed" >&2; exit 2; }
-        bin_dir=$root/target/release
+        "$root/build.sh" -q >&2 || { echo "bench.sh: build failed" >&2; exit 2; }
+        bin_dir=$root/target/static
     fi
     bin_dir=$(realpath "$bin_dir")
     ref_dir=$(realpath "$ref_dir")

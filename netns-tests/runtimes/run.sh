@@ -4,7 +4,7 @@
 #
 #   netns-tests/runtimes/run.sh [--bin-dir DIR] [--skip-missing] [podman] [ctr]
 #
-#   --bin-dir DIR     binaries under test (default: target/release, built if missing)
+#   --bin-dir DIR     binaries under test (default: target/static, built if missing)
 #   --skip-missing    a runtime whose tools are not installed is skipped instead of failed
 #
 # Each test prints PASS/FAIL lines and "N passed, M failed"; this prints them, then the sum

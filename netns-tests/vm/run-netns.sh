@@ -4,7 +4,7 @@
 #
 #   netns-tests/vm/run-netns.sh [--bin-dir DIR] [-j N] [--parent NAME] [--timeout SECS] [-v] [CASE...]
 #
-#   --bin-dir DIR   take mactrunk and mactrunk-ipam from DIR (default: cargo build --release)
+#   --bin-dir DIR   take mactrunk and mactrunk-ipam from DIR (default: ./build.sh, static)
 #   -j N            cases at once inside the VM (default: $MTVM_JOBS or 3: one more than the
 #                   VM's 2 vCPUs, to fill the cases' waits; the run is CPU-bound)
 #   --parent NAME   name of the host-side parent in every case (default: $NT_PARENT or eth0,
