@@ -26,6 +26,8 @@
 #      (owners/<cid>@<ifname> holding the IP, an empty owners/.complete) for mactrunk's
 #      copy. The empty stamp makes mactrunk's first call at each size scan once and stamp
 #      the index (as after a reboot); that call is one of the unrecorded warm-up rounds.
+#   4. mactrunk ADD with an opt-in option that adds work (probe, macFromIP) against plain
+#      mactrunk ADD, up to 30 runs each.
 # Times are wall clock from bash (fork + exec + wait, $EPOCHREALTIME) around a direct exec
 # of the plugin inside the host netns; the same fork/exec cost (printed as "exec baseline",
 # /bin/true) is in both sides' figures, so the ratios slightly understate our advantage.
@@ -335,6 +337,35 @@ for n in "${size_list[@]}"; do
     row "IPAM DEL, $n allocated" "$W/t/imt-del-$n" "$W/t/iref-del-$n"
 done
 rm -rf "$W"/ipam-mt-* "$W"/ipam-ref-*
+
+# ---------------------------------------------------------------- 4. ADD options
+# The opt-in options that add work to ADD, each against plain ADD (same iteration, order
+# rotated): probe (RFC 5227 ARP probe, timeoutMs 100: the window is waited out in full when
+# nobody answers, plus the close of the AF_PACKET socket) and macFromIP (one RTM_NEWLINK).
+jq '.probe = {"timeoutMs": 100}' "$W/mt.json" >"$W/mt-probe.json"
+jq '.macFromIP = true' "$W/mt.json" >"$W/mt-macip.json"
+vruns=$((runs < 30 ? runs : 30))
+variants=(plain probe macip)
+for v in "${variants[@]}"; do : >"$W/t/v-$v"; done
+one_variant() { # one_variant VARIANT I RECORD
+    local conf=$W/mt.json a
+    [[ $1 != plain ]] && conf=$W/mt-$1.json
+    call "$MT" "$conf" ADD "$P-v$1-$2" "$P-c1" "$W/out/v-add"
+    a=$DT
+    local arc=$CRC
+    call "$MT" "$conf" DEL "$P-v$1-$2" "$P-c1" "$W/out/v-del"
+    (($3 && arc == 0 && CRC == 0)) && echo "$a" >>"$W/t/v-$1"
+    return 0
+}
+for ((i = -2; i < vruns; i++)); do
+    for ((j = 0; j < 3; j++)); do
+        one_variant "${variants[$(((i + 2 + j) % 3))]}" "$i" $((i >= 0))
+    done
+done
+printf '\n%-34s %17s   %17s   %6s\n' "mactrunk ADD options ($vruns runs)" "with the option" "plain ADD" "ratio"
+printf '%-34s %8s %8s   %8s %8s   %6s\n' "" "median" "p90" "median" "p90" "opt/plain"
+row "ADD with probe (timeoutMs 100)" "$W/t/v-probe" "$W/t/v-plain"
+row "ADD with macFromIP" "$W/t/v-macip" "$W/t/v-plain"
 
 # ---------------------------------------------------------------- targets
 echo

@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 use ipnetwork::IpNetwork;
 use mactrunk::cni::{CniError, Route, code};
 use mactrunk::sys::netlink::{
-    AddrFlags, LinkError, LinkInfo, MacvlanMode, MacvlanSpec, Netlink, VlanProtocol, ifa_flags,
+    AddrFlags, IpvlanFlags, IpvlanMode, LinkError, LinkInfo, LinkKind, LinkSpec, MacvlanMode,
+    Netlink, VlanProtocol, ifa_flags,
 };
 use mactrunk::sys::netns::{NetNs, NetnsError, run_in};
 use mactrunk::sys::sysctl;
@@ -103,14 +104,16 @@ fn veth(rt: &Runtime, nl: &Netlink, a: &str, b: &str) -> (LinkInfo, LinkInfo) {
     })
 }
 
-fn spec<'a>(name: &'a str, parent: u32, netns: Option<&'a NetNs>) -> MacvlanSpec<'a> {
-    MacvlanSpec {
+fn spec<'a>(name: &'a str, parent: u32, netns: Option<&'a NetNs>) -> LinkSpec<'a> {
+    LinkSpec {
         name,
         parent,
-        mode: MacvlanMode::Bridge,
+        kind: LinkKind::Macvlan {
+            mode: MacvlanMode::Bridge,
+            bcqueuelen: None,
+        },
         mtu: None,
         mac: None,
-        bcqueuelen: None,
         netns,
     }
 }
@@ -191,12 +194,12 @@ fn macvlan_born_in_container_full_lifecycle() {
     s.mtu = Some(1400);
     s.mac = Some(MAC);
     let t = Instant::now();
-    rt.block_on(nl.create_macvlan(&s)).expect("create macvlan");
+    rt.block_on(nl.create_link(&s)).expect("create macvlan");
     eprintln!("create_macvlan in target netns: {:?}", t.elapsed());
     // Not in the host.
     assert_eq!(rt.block_on(nl.link_by_name("mtltmp0")).unwrap(), None);
     // Same name again in the same container: Exists.
-    let e = rt.block_on(nl.create_macvlan(&s)).unwrap_err();
+    let e = rt.block_on(nl.create_link(&s)).unwrap_err();
     assert!(e.is_exists(), "{e}");
     assert!(e.to_string().contains("mtltmp0"), "{e}");
 
@@ -339,7 +342,7 @@ fn rename_to_taken_name_is_exists() {
     let (_h, rt, nl) = host();
     let (parent, peer) = veth(&rt, &nl, "mtlv0", "mtlv1");
     rt.block_on(async {
-        nl.create_macvlan(&spec("mtlm0", parent.index, None))
+        nl.create_link(&spec("mtlm0", parent.index, None))
             .await
             .unwrap();
         let m = nl.link_by_name("mtlm0").await.unwrap().unwrap();
@@ -370,9 +373,11 @@ fn every_macvlan_mode_reads_back() {
         for (i, mode) in MacvlanMode::ALL.into_iter().enumerate() {
             let name = format!("mtlm{i}");
             let mut s = spec(&name, parent.index, None);
-            s.mode = mode;
-            s.bcqueuelen = Some(100);
-            nl.create_macvlan(&s)
+            s.kind = LinkKind::Macvlan {
+                mode,
+                bcqueuelen: Some(100),
+            };
+            nl.create_link(&s)
                 .await
                 .unwrap_or_else(|e| panic!("{mode}: {e}"));
             let l = nl.link_by_name(&name).await.unwrap().unwrap();
@@ -394,13 +399,13 @@ fn create_errors_name_things() {
     let cont = new_netns();
     rt.block_on(async {
         let e = nl
-            .create_macvlan(&spec("mtlm0", 999_999, Some(&cont)))
+            .create_link(&spec("mtlm0", 999_999, Some(&cont)))
             .await
             .unwrap_err();
         assert!(e.is_not_found(), "{e}");
         assert!(e.to_string().contains("999999"), "{e}");
         let e = nl
-            .create_macvlan(&spec("a/b", parent.index, Some(&cont)))
+            .create_link(&spec("a/b", parent.index, Some(&cont)))
             .await
             .unwrap_err();
         assert!(matches!(e, LinkError::Invalid(_)), "{e}");
@@ -408,7 +413,7 @@ fn create_errors_name_things() {
         // the link, the parent and the container.
         let mut s = spec("mtlm0", parent.index, Some(&cont));
         s.mtu = Some(65535 + 1);
-        let e = nl.create_macvlan(&s).await.unwrap_err();
+        let e = nl.create_link(&s).await.unwrap_err();
         let msg = e.to_string();
         eprintln!("mtu error: {msg}");
         assert!(matches!(e, LinkError::Netlink { .. }), "{msg}");
@@ -417,7 +422,7 @@ fn create_errors_name_things() {
         // Multicast MAC refused.
         let mut s = spec("mtlm0", parent.index, Some(&cont));
         s.mac = Some([0x01, 0, 0x5e, 0, 0, 1]);
-        assert!(nl.create_macvlan(&s).await.is_err());
+        assert!(nl.create_link(&s).await.is_err());
     });
 }
 
@@ -488,10 +493,10 @@ fn dad_wait_success_failure_and_timeout() {
     rt.block_on(async {
         let mut sa = spec("mtla", parent.index, Some(&a));
         sa.mac = Some([2, 0, 0, 0, 0, 0xa]);
-        nl.create_macvlan(&sa).await.unwrap();
+        nl.create_link(&sa).await.unwrap();
         let mut sb = spec("mtlb", parent.index, Some(&b));
         sb.mac = Some([2, 0, 0, 0, 0, 0xb]);
-        nl.create_macvlan(&sb).await.unwrap();
+        nl.create_link(&sb).await.unwrap();
     });
     let dup = net("2001:db8:5::5/64");
     // A holds the address (no DAD), up.
@@ -653,7 +658,7 @@ fn sysctl_is_per_netns() {
     let (_h, rt, nl) = host();
     let (parent, _) = veth(&rt, &nl, "mtlv0", "mtlv1");
     let cont = new_netns();
-    rt.block_on(nl.create_macvlan(&spec("mtlm0", parent.index, Some(&cont))))
+    rt.block_on(nl.create_link(&spec("mtlm0", parent.index, Some(&cont))))
         .unwrap();
     let host_path = sysctl::net_conf_path(false, "mtlv0", "arp_notify");
     let host_before = sysctl::read(&host_path).unwrap().unwrap();
@@ -710,9 +715,7 @@ fn vlan_create_or_clean_error() {
                 let l = nl.link_by_name("mtlv0.51").await.unwrap().unwrap();
                 assert_eq!(l.vlan_protocol, Some(VlanProtocol::Dot1Ad));
                 // A macvlan on top of the VLAN.
-                nl.create_macvlan(&spec("mtlm0", l.index, None))
-                    .await
-                    .unwrap();
+                nl.create_link(&spec("mtlm0", l.index, None)).await.unwrap();
             }
             Err(e) => {
                 // Kernel without 8021q (this CI host): a clean kernel error.
@@ -732,10 +735,13 @@ fn ip_tool_agrees_with_link_info() {
     let (_h, rt, nl) = host();
     let (parent, _) = veth(&rt, &nl, "mtlv0", "mtlv1");
     let mut s = spec("mtlm0", parent.index, None);
-    s.mode = MacvlanMode::Vepa;
+    s.kind = LinkKind::Macvlan {
+        mode: MacvlanMode::Vepa,
+        bcqueuelen: None,
+    };
     s.mtu = Some(1280);
     s.mac = Some(MAC);
-    rt.block_on(nl.create_macvlan(&s)).unwrap();
+    rt.block_on(nl.create_link(&s)).unwrap();
     // `ip` runs in this thread's netns (a child inherits the forking thread's).
     let out = std::process::Command::new("ip")
         .args(["-d", "link", "show", "mtlm0"])
@@ -759,7 +765,7 @@ fn netlink_opened_in_run_in_on_main_runtime_stays_in_container() {
     let (_h, rt, nl) = host();
     let (parent, _) = veth(&rt, &nl, "mtlv0", "mtlv1");
     let cont = new_netns();
-    rt.block_on(nl.create_macvlan(&spec("mtlm0", parent.index, Some(&cont))))
+    rt.block_on(nl.create_link(&spec("mtlm0", parent.index, Some(&cont))))
         .unwrap();
     let main = rt.handle().clone();
     let cnl = run_in(&cont, || {
@@ -832,7 +838,7 @@ fn name_taken_on_host_depends_on_the_kernel() {
     let cont = new_netns();
     let host_links = rt.block_on(nl.link_by_name("mtlv0")).unwrap().unwrap();
     for name in ["mtlv0", "mtlv1"] {
-        match rt.block_on(nl.create_macvlan(&spec(name, parent.index, Some(&cont)))) {
+        match rt.block_on(nl.create_link(&spec(name, parent.index, Some(&cont)))) {
             Ok(()) => {
                 let kind = in_ns(&cont, |rt, cnl| {
                     rt.block_on(cnl.link_by_name(name)).unwrap().map(|l| l.kind)
@@ -875,7 +881,7 @@ fn kernel_announces_with_arp_notify_and_ndisc_notify() {
     let cont = new_netns();
     let mut s = spec("eth0", parent.index, Some(&cont));
     s.mac = Some(MAC);
-    rt.block_on(nl.create_macvlan(&s)).unwrap();
+    rt.block_on(nl.create_link(&s)).unwrap();
     let arp_rx = packet_listener(peer.index, ETH_P_ARP);
     let v6_rx = packet_listener(peer.index, ETH_P_IPV6);
     let ip4 = Ipv4Addr::new(10, 44, 0, 5);
@@ -922,4 +928,146 @@ fn kernel_announces_with_arp_notify_and_ndisc_notify() {
     });
     eprintln!("kernel unsolicited NA with ndisc_notify: {}", na.is_some());
     assert!(na.is_some(), "kernel NA for a nodad address");
+}
+
+fn ipvlan(mode: IpvlanMode, flags: IpvlanFlags) -> LinkKind {
+    LinkKind::Ipvlan { mode, flags }
+}
+
+/// ipvlan where the kernel has it (Debian's 6.1 in the VM), a clean
+/// EOPNOTSUPP where it does not (this CI host). Pins what the plugin relies
+/// on: mode and flags read back, the parent's MAC, one mode and flag set per
+/// parent (the newest ipvlan's), EBUSY for macvlan and ipvlan on one parent
+/// in either order, EOPNOTSUPP for another MAC.
+#[test]
+fn ipvlan_create_or_clean_error() {
+    if !root() {
+        return;
+    }
+    let (_h, rt, nl) = host();
+    let (parent, _) = veth(&rt, &nl, "mtlv0", "mtlv1");
+    let (other, _) = veth(&rt, &nl, "mtlv2", "mtlv3");
+    let cont = new_netns();
+    let supported = rt.block_on(async {
+        let mut s = spec("mtli0", parent.index, Some(&cont));
+        s.kind = ipvlan(IpvlanMode::L2, IpvlanFlags::Bridge);
+        if let Err(e) = nl.create_link(&s).await {
+            eprintln!("ipvlan not supported here: {e}");
+            assert_eq!(e.errno(), Some(libc::EOPNOTSUPP), "{e}");
+            assert!(e.to_string().contains("ipvlan mtli0"), "{e}");
+            return false;
+        }
+        let mut s2 = spec("mtli1", parent.index, None);
+        s2.kind = ipvlan(IpvlanMode::L3, IpvlanFlags::Private);
+        nl.create_link(&s2).await.unwrap();
+        let l = nl.link_by_name("mtli1").await.unwrap().unwrap();
+        assert_eq!(l.kind.as_deref(), Some("ipvlan"));
+        assert_eq!(l.ipvlan_mode, Some(IpvlanMode::L3));
+        assert_eq!(l.ipvlan_flags, Some(IpvlanFlags::Private));
+        assert_eq!(l.mac, parent.mac, "an ipvlan has its parent's MAC");
+        assert_eq!(l.parent_index, Some(parent.index));
+        let e = nl.set_mac(l.index, [2, 0, 0, 0, 0, 1]).await.unwrap_err();
+        assert_eq!(e.errno(), Some(libc::EOPNOTSUPP), "{e}");
+        // A macvlan on an ipvlan's parent, and an ipvlan on a macvlan's.
+        let e = nl
+            .create_link(&spec("mtlm0", parent.index, None))
+            .await
+            .unwrap_err();
+        assert_eq!(e.errno(), Some(libc::EBUSY), "{e}");
+        assert!(e.to_string().contains("mtlv0"), "names the parent: {e}");
+        nl.create_link(&spec("mtlm1", other.index, None))
+            .await
+            .unwrap();
+        let mut s3 = spec("mtli2", other.index, None);
+        s3.kind = ipvlan(IpvlanMode::L2, IpvlanFlags::Bridge);
+        let e = nl.create_link(&s3).await.unwrap_err();
+        assert_eq!(e.errno(), Some(libc::EBUSY), "{e}");
+        true
+    });
+    if !supported {
+        return;
+    }
+    // The first ipvlan (in the container) now reports the parent's new
+    // mode and flags: the kernel keeps them per parent, newest wins.
+    in_ns(&cont, |rt, cnl| {
+        rt.block_on(async {
+            let l = cnl.link_by_name("mtli0").await.unwrap().unwrap();
+            assert_eq!(l.ipvlan_mode, Some(IpvlanMode::L3));
+            assert_eq!(l.ipvlan_flags, Some(IpvlanFlags::Private));
+            assert!(l.parent_netnsid.is_some());
+        })
+    });
+}
+
+/// The RFC 5227 probe against a real kernel: a host that has the address
+/// (Linux, answering a probe with sender IP 0) is found with its MAC, an
+/// address nobody has is not. Also prints what the probe costs.
+#[test]
+fn arp_probe_finds_the_host_that_has_the_address() {
+    use mactrunk::sys::arp::ArpSocket;
+    if !root() {
+        return;
+    }
+    let (_h, rt, nl) = host();
+    let (parent, peer) = veth(&rt, &nl, "mtlv0", "mtlv1");
+    let cont = new_netns();
+    let taken = Ipv4Addr::new(10, 77, 0, 5);
+    let free = Ipv4Addr::new(10, 77, 0, 6);
+    rt.block_on(async {
+        nl.add_address(peer.index, net("10.77.0.5/24"), AddrFlags::default())
+            .await
+            .unwrap();
+        nl.create_link(&spec("mtlm0", parent.index, Some(&cont)))
+            .await
+            .unwrap();
+    });
+    let (mac, index) = in_ns(&cont, |rt, cnl| {
+        rt.block_on(async {
+            let l = cnl.link_by_name("mtlm0").await.unwrap().unwrap();
+            cnl.set_up(l.index).await.unwrap();
+            (l.mac.unwrap(), l.index)
+        })
+    });
+    let window = Duration::from_millis(200);
+    let t = Instant::now();
+    let sock = run_in(&cont, move || ArpSocket::open(index))
+        .unwrap()
+        .unwrap();
+    let opened = t.elapsed();
+    let found = sock.probe(mac, &[taken, free], window).unwrap();
+    let probed = t.elapsed();
+    drop(sock);
+    let closed = t.elapsed();
+    assert_eq!(found, [(taken, peer.mac.unwrap())]);
+    assert!(
+        probed >= window,
+        "{probed:?}: waits the whole window for the free one"
+    );
+    eprintln!(
+        "ARP probe of 2 addresses, {window:?} window: open {opened:?}, probe done at {probed:?}, closed at {closed:?} (close {:?})",
+        closed - probed
+    );
+    // Only the taken one: ends as soon as it has its answer.
+    let sock = run_in(&cont, move || ArpSocket::open(index))
+        .unwrap()
+        .unwrap();
+    let t = Instant::now();
+    assert_eq!(
+        sock.probe(mac, &[taken], Duration::from_secs(5)).unwrap(),
+        [(taken, peer.mac.unwrap())]
+    );
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    // A link that is down cannot send.
+    rt.block_on(nl.create_link(&spec("mtlm1", parent.index, Some(&cont))))
+        .unwrap();
+    let down = in_ns(&cont, |rt, cnl| {
+        rt.block_on(cnl.link_by_name("mtlm1")).unwrap().unwrap()
+    });
+    let sock = run_in(&cont, move || ArpSocket::open(down.index))
+        .unwrap()
+        .unwrap();
+    let e = sock
+        .probe(down.mac.unwrap(), &[free], Duration::from_millis(10))
+        .unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ENETDOWN), "{e}");
 }

@@ -5,6 +5,7 @@
 #   create link   - a second passthru macvlan on a parent that has one (kernel: EINVAL)
 #   link up       - a static MAC already used by a running macvlan on the parent (EADDRINUSE)
 #   IPv6 DAD      - ipv6Dad "wait" and the address already answered by the peer of the parent
+#                   (code 102; the address stays quarantined, which is the one record left)
 #   routes        - a route via a gateway that is not on the link (ENETUNREACH)
 #   second range  - dual stack where the second range set is exhausted (nothing half-held)
 # Also checked: a failure before the allocation (mtu above the parent's, a master that
@@ -48,8 +49,15 @@ nsx "$HOSTNS" sysctl -qw net.ipv6.conf.$PARENT_PEER.disable_ipv6=0
 nsx "$HOSTNS" ip addr add fd00:63::5/64 dev "$PARENT_PEER" nodad
 dad=$(conf_edit "$base" '.ipv6Dad = "wait" | .ipam |= (del(.subnet, .rangeStart, .rangeEnd, .gateway)
     | .ranges = [[{subnet: "fd00:63::/64", rangeStart: "fd00:63::5", rangeEnd: "fd00:63::5"}]] | .routes = [])')
-inject "IPv6 address in use on the network (DAD fails)" "$dad" mt-inj-dad "${C[2]}" 100 'duplicate address'
+before=$(held)
+cni ADD "$dad" cid=mt-inj-dad ns="${C[2]}"
+assert_code 102 '^fd00:63::5 is in use on the network: IPv6 duplicate address detection' "IPv6 address in use on the network (DAD fails)"
+assert_clean_failure "$net" mt-inj-dad "${C[2]}"
+assert_eq "$(cat "$DATA/$net/fd00:63::5")" "conflict:ipv6-dad" "DAD: the address is quarantined"
+assert_eq "$(held)" "$((before + 1))" "DAD: IP records in the store (the quarantine)"
 nsx "$HOSTNS" ip addr del fd00:63::5/64 dev "$PARENT_PEER"
+env -i "$NT_BIN_DIR/mactrunk-ipam" release --data-dir "$DATA" "$net" --ip fd00:63::5 >/dev/null ||
+    fail "releasing the quarantined fd00:63::5"
 
 # --- routes: a gateway that is not on the link
 rt=$(conf_edit "$base" '.ipam.routes = [{dst: "0.0.0.0/0"}, {dst: "10.99.0.0/16", gw: "172.31.255.1"}]')

@@ -134,11 +134,13 @@ fn store_names(data_dir: &Path) -> Result<Vec<String>, Failure> {
 /// Read-only: see [`StoreReader`] (nothing is created or written, whatever DIR is).
 fn list_one(name: &str, dir: &Path) -> Result<NetworkListing, Failure> {
     let store = StoreReader::open(dir, DEFAULT_LOCK_TIMEOUT)?;
-    let (allocations, problems) = store.scan()?;
+    let (all, problems) = store.scan()?;
+    let (quarantined, allocations) = all.into_iter().partition(|a| a.owner.is_quarantine());
     Ok(NetworkListing {
         name: name.to_string(),
         dir: dir.to_path_buf(),
         allocations,
+        quarantined,
         problems: problems.iter().map(ToString::to_string).collect(),
     })
 }
@@ -339,8 +341,9 @@ fn gc(data_dir: &Path, network: &str, keep: &[Keep], dry_run: bool) -> Result<Gc
     Ok(report)
 }
 
+/// A quarantine is no container's: gc keeps it, `release --ip` frees it.
 fn kept_by(keep: &[Keep], a: &Allocation) -> bool {
-    keep.iter().any(|k| k.keeps(&a.owner))
+    a.owner.is_quarantine() || keep.iter().any(|k| k.keeps(&a.owner))
 }
 
 /// Read-only: nothing is created, cleaned or re-indexed.

@@ -76,6 +76,9 @@ pub(crate) struct NetworkListing {
     pub(crate) name: String,
     pub(crate) dir: PathBuf,
     pub(crate) allocations: Vec<Allocation>,
+    /// Addresses a probe or IPv6 DAD found in use on the network
+    /// (`conflict:<by>` records): held by no attachment.
+    pub(crate) quarantined: Vec<Allocation>,
     /// Entries that could not be read (reported, not fatal).
     pub(crate) problems: Vec<String>,
 }
@@ -114,9 +117,24 @@ impl Render for ListReport {
         }
         let total: usize = self.networks.iter().map(|n| n.allocations.len()).sum();
         let mut out = table(&ALLOC_HEADER, &rows, &[]);
+        let quarantined: Vec<Vec<String>> = self
+            .networks
+            .iter()
+            .flat_map(|n| n.quarantined.iter().map(|a| quarantine_row(&n.name, a)))
+            .collect();
+        let mut what = plural(total, "allocation", "allocations");
+        if !quarantined.is_empty() {
+            out.push_str(QUARANTINE_TITLE);
+            out.push_str(&table(&QUARANTINE_HEADER, &quarantined, &[]));
+            what.push_str(" and ");
+            what.push_str(&plural(
+                quarantined.len(),
+                "quarantined address",
+                "quarantined addresses",
+            ));
+        }
         out.push_str(&format!(
-            "{} in {} ({})\n",
-            plural(total, "allocation", "allocations"),
+            "{what} in {} ({})\n",
             plural(self.networks.len(), "network", "networks"),
             self.data_dir.display()
         ));
@@ -135,6 +153,7 @@ impl Render for ListReport {
                 "name": n.name,
                 "dir": n.dir.display().to_string(),
                 "allocations": n.allocations.iter().map(alloc_json).collect::<Vec<_>>(),
+                "quarantined": n.quarantined.iter().map(quarantine_json).collect::<Vec<_>>(),
                 "problems": n.problems,
             })).collect::<Vec<_>>(),
             "errors": self.errors.iter().map(|f| json!({
@@ -396,6 +415,28 @@ fn alloc_json(a: &Allocation) -> Value {
 
 const ALLOC_HEADER: [&str; 5] = ["NETWORK", "IP", "CONTAINER", "IFNAME", "SINCE"];
 
+const QUARANTINE_TITLE: &str = "\nquarantined: found in use on the network, never allocated; `mactrunk-ipam release NETWORK --ip IP` frees one\n";
+const QUARANTINE_HEADER: [&str; 4] = ["NETWORK", "IP", "FOUND-BY", "SINCE"];
+
+fn quarantine_row(network: &str, a: &Allocation) -> Vec<String> {
+    vec![
+        network.to_string(),
+        a.ip.to_string(),
+        a.owner.quarantined_by().unwrap_or("-").to_string(),
+        a.since.map_or_else(|| "-".into(), rfc3339_seconds),
+    ]
+}
+
+/// `foundBy`: the MAC that answered the probe, or `ipv6-dad`.
+fn quarantine_json(a: &Allocation) -> Value {
+    json!({
+        "ip": a.ip.to_string(),
+        "foundBy": a.owner.quarantined_by(),
+        "since": a.since.map(rfc3339_seconds),
+        "sinceUnix": a.since.and_then(unix_secs),
+    })
+}
+
 fn alloc_row(network: &str, a: &Allocation) -> Vec<String> {
     vec![
         network.to_string(),
@@ -486,12 +527,14 @@ mod tests {
                         alloc("10.0.0.2", "c1", "eth0", Some(0)),
                         alloc("10.0.0.3", "c2", "", None),
                     ],
+                    quarantined: vec![],
                     problems: vec![],
                 },
                 NetworkListing {
                     name: "empty".into(),
                     dir: "/d/empty".into(),
                     allocations: vec![],
+                    quarantined: vec![],
                     problems: vec!["bad entry".into()],
                 },
             ],
@@ -536,6 +579,48 @@ mod tests {
         assert_eq!(none.to_json()["networks"], json!([]));
         assert_eq!(none.to_json()["errors"], json!([]));
         assert!(!none.failed());
+    }
+
+    #[test]
+    fn list_rendering_with_quarantined_addresses() {
+        let q = |ip: &str, by: &str, secs| Allocation {
+            ip: ip.parse().unwrap(),
+            owner: Owner::quarantine(by),
+            since: Some(UNIX_EPOCH + Duration::from_secs(secs)),
+        };
+        let r = Report::List(ListReport {
+            data_dir: "/d".into(),
+            networks: vec![NetworkListing {
+                name: "blue".into(),
+                dir: "/d/blue".into(),
+                allocations: vec![alloc("10.0.0.3", "c1", "eth0", Some(0))],
+                quarantined: vec![
+                    q("10.0.0.2", "52:54:00:00:00:01", 60),
+                    q("fd00::2", "ipv6-dad", 120),
+                ],
+                problems: vec![],
+            }],
+            errors: vec![],
+        });
+        assert_eq!(
+            r.render_table(),
+            "NETWORK  IP        CONTAINER  IFNAME  SINCE\n\
+             blue     10.0.0.3  c1         eth0    1970-01-01T00:00:00Z\n\
+             \n\
+             quarantined: found in use on the network, never allocated; `mactrunk-ipam release NETWORK --ip IP` frees one\n\
+             NETWORK  IP        FOUND-BY           SINCE\n\
+             blue     10.0.0.2  52:54:00:00:00:01  1970-01-01T00:01:00Z\n\
+             blue     fd00::2   ipv6-dad           1970-01-01T00:02:00Z\n\
+             1 allocation and 2 quarantined addresses in 1 network (/d)\n"
+        );
+        let j = r.to_json();
+        assert_eq!(j["networks"][0]["allocations"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            j["networks"][0]["quarantined"][0],
+            json!({"ip": "10.0.0.2", "foundBy": "52:54:00:00:00:01",
+                   "since": "1970-01-01T00:01:00Z", "sinceUnix": 60})
+        );
+        assert_eq!(j["networks"][0]["quarantined"][1]["foundBy"], "ipv6-dad");
     }
 
     #[test]

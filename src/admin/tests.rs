@@ -393,3 +393,55 @@ fn usage_errors_and_help() {
     assert_eq!(rc, 0);
     assert!(out.starts_with("mactrunk-ipam gc "), "{out}");
 }
+
+/// A quarantined address (a probe found it in use): `list` shows it apart,
+/// in the table and in --json; `gc` keeps it whatever the keep list;
+/// `release --ip` frees it, after which it is allocated again.
+#[test]
+fn quarantined_addresses_list_gc_release() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let ipc = IpamConfig::from_netconf(&conf_json("blue", &data), &CniArgs::default()).unwrap();
+    let c1 = Owner::new("c1", "eth0");
+    ipam::add(&ipc, &c1).unwrap();
+    let found = [("10.9.0.2".parse().unwrap(), "52:54:00:00:00:01".into())];
+    ipam::quarantine(&ipc, &c1, None, &found, true).unwrap();
+    let dd = data.to_str().unwrap();
+    let (rc, out, err) = run_args(&["list", "--data-dir", dd]);
+    assert_eq!(rc, 0, "{err}");
+    assert!(out.contains("blue     10.9.0.3  c1         eth0"), "{out}");
+    assert!(
+        out.contains(
+            "NETWORK  IP        FOUND-BY           SINCE\nblue     10.9.0.2  52:54:00:00:00:01  "
+        ),
+        "{out}"
+    );
+    let last = out.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("1 allocation and 1 quarantined address in 1 network ("),
+        "{out}"
+    );
+    let (_, out, _) = run_args(&["list", "--data-dir", dd, "--json"]);
+    let j: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j["networks"][0]["allocations"].as_array().unwrap().len(), 1);
+    assert_eq!(j["networks"][0]["quarantined"][0]["ip"], "10.9.0.2");
+    assert_eq!(
+        j["networks"][0]["quarantined"][0]["foundBy"],
+        "52:54:00:00:00:01"
+    );
+    // gc with nobody to keep releases c1's address, not the quarantine.
+    let (rc, out, err) = run_args(&["gc", "--data-dir", dd, "blue", "--keep", "nobody"]);
+    assert_eq!(rc, 0, "{out} {err}");
+    assert!(out.contains("released 1 allocation, kept 1"), "{out}");
+    assert!(data.join("blue/10.9.0.2").exists());
+    let (rc, out, err) = run_args(&["release", "--data-dir", dd, "blue", "--ip", "10.9.0.2"]);
+    assert_eq!(rc, 0, "{out} {err}");
+    assert!(out.contains("conflict:52:54:00:00:00:01"), "{out}");
+    assert!(!data.join("blue/10.9.0.2").exists());
+    // Round robin reaches it again once the rest is taken: .4, .5, then .2.
+    for id in ["a", "b"] {
+        ipam::add(&ipc, &Owner::new(id, "eth0")).unwrap();
+    }
+    let out = ipam::add(&ipc, &Owner::new("c", "eth0")).unwrap();
+    assert_eq!(out.ips[0].address.ip().to_string(), "10.9.0.2");
+}

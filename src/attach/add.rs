@@ -3,13 +3,15 @@
 //! the link and its configuration. One undo guard takes back whatever was
 //! done, in reverse, if a later step fails: no link and no address is left.
 
-use std::net::IpAddr;
+use std::cell::RefCell;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use ipnetwork::IpNetwork;
 
-use super::config::{DadPolicy, PluginConfig};
+use super::config::{DadPolicy, PluginConfig, ProbeConfig};
+use super::mac::mac_from_ipv4;
 use super::parent::{self, Parent};
 use super::tag::{link_tag, temp_link_name};
 use super::undo::Undo;
@@ -19,10 +21,10 @@ use crate::cni::env::Command;
 use crate::cni::netconf::IpamKind;
 use crate::cni::skel::Request;
 use crate::cni::{CniError, CniOutput, Interface, code};
-use crate::ipam::{self, IpamConfig, StoreLocation, delegate};
+use crate::ipam::{self, IpamConfig, delegate};
 use crate::sys::log::{Level, Phases, log_at};
 use crate::sys::netlink::{
-    AddrFlags, LinkError, LinkInfo, LinkOps, MacvlanSpec, Sysctl, format_mac,
+    AddrFlags, LinkError, LinkInfo, LinkKind, LinkOps, LinkSpec, Sysctl, format_mac,
 };
 use crate::sys::netns::NetNs;
 use crate::sys::sysctl;
@@ -42,6 +44,10 @@ pub(super) fn add(req: &Request, conf: &PluginConfig) -> Result<CniOutput, CniEr
     let container = kernel.netns(&netns);
     phases.mark("netns");
     let out = add_with(req, conf, &netns, &host, &container, &mut phases);
+    // The sockets close here: with a probe, the ARP socket's close waits
+    // for an RCU grace period, which "close" shows.
+    drop(container);
+    drop(host);
     drop(kernel);
     phases.mark("close");
     phases.log("ADD");
@@ -89,7 +95,10 @@ pub(super) fn add_with(
 
     // The addresses (store fsyncs, or a delegate's exec) are allocated on a
     // thread while this one sets up the VLAN parent and creates the link:
-    // neither needs the other until the link is configured.
+    // neither needs the other until the link is configured. What the IPAM
+    // holds for this ADD can change later (a probe trades an address found
+    // in use for the next one), hence a cell the rollback reads.
+    let held = RefCell::new(IpamHeld::Nothing);
     let mut undo = Undo::new();
     let (link_side, ipam_side) = std::thread::scope(|s| {
         let ipam = std::thread::Builder::new()
@@ -107,15 +116,19 @@ pub(super) fn add_with(
         };
         (link, ipam)
     });
-    let (ipam_out, ipam_undo) = ipam_side?;
-    undo.push("releasing the addresses", move || {
-        ipam_rollback(req, ipam_undo)
+    let (ipam_out, ipam_held) = ipam_side?;
+    *held.borrow_mut() = ipam_held;
+    undo.push("releasing the addresses", || {
+        ipam_rollback(req, held.take())
     });
     let created = link_side?;
     phases.mark("ipam+link");
     crash_point("after-link");
-    let attached = configure(req, conf, container, &created, &ipam_out)?;
+    let (attached, ipam_out) = configure(req, conf, netns, container, &created, ipam_out, &held)?;
     phases.mark("configure");
+    // Host-side extras of this attachment (none yet; the host shim's
+    // per-container route belongs here) push their undo steps here, after
+    // the container side is complete, so that a failure takes back both.
     undo.commit();
     Ok(build_result(req, conf, ipam_out, attached))
 }
@@ -152,13 +165,12 @@ fn make_link<'a>(
         }
     };
     let ifname = req.args.ifname.as_str();
-    let spec = MacvlanSpec {
+    let spec = LinkSpec {
         name: ifname,
         parent: master.index,
-        mode: conf.mode,
+        kind: conf.link,
         mtu: conf.mtu,
         mac: conf.mac,
-        bcqueuelen: conf.bcqueuelen,
         netns: (!conf.link_in_container).then_some(netns),
     };
     let tag = link_tag(&req.name, &req.args.container_id);
@@ -166,7 +178,12 @@ fn make_link<'a>(
         LinkError::Exists(_) => ifname_taken(req),
         // Names the config key already.
         e @ LinkError::Invalid(_) => CniError::from(e),
-        other => CniError::from(other).context(format!("creating macvlan on {:?}", master.name)),
+        e if e.errno() == Some(libc::EBUSY) => parent_busy(conf.link, &master),
+        other => CniError::from(other).context(format!(
+            "creating {} on {:?}",
+            conf.link.name(),
+            master.name
+        )),
     })?;
     let index = created.index;
     undo.push(format!("deleting {ifname}"), move || {
@@ -176,6 +193,37 @@ fn make_link<'a>(
         }
     });
     Ok(created)
+}
+
+/// EBUSY from creating the link: the parent's receive path belongs to
+/// another driver. Verified on 6.1: an ipvlan on a macvlan's parent and a
+/// macvlan on an ipvlan's parent are both refused with EBUSY and no extended
+/// ack (the kernel logs "Device is already in use." for ipvlan only), as is
+/// either on a bridge or bond port. A config problem (this network's
+/// linkType does not fit the parent), hence code 7 naming `linkType`.
+fn parent_busy(want: LinkKind, master: &LinkInfo) -> CniError {
+    let (article, other) = match want {
+        LinkKind::Macvlan { .. } => ("a", "ipvlan"),
+        LinkKind::Ipvlan { .. } => ("an", "macvlan"),
+    };
+    let holder = match master.controller {
+        Some(c) => format!(
+            "{:?} is a port of link index {c} (a bridge, bond or team owns its receive path)",
+            master.name
+        ),
+        None => format!(
+            "{:?} already carries {other} links (or another driver that takes its receive path, e.g. macsec)",
+            master.name
+        ),
+    };
+    CniError::config(
+        "linkType",
+        format!(
+            "cannot put {article} {} on {:?}: the kernel refused with EBUSY: {holder}. One parent carries either macvlan or ipvlan links, never both: use the linkType of the networks already on it, or another parent (a VLAN of it)",
+            want.name(),
+            master.name
+        ),
+    )
 }
 
 /// The spec says ADD must fail when CNI_IFNAME exists in the container.
@@ -189,11 +237,15 @@ fn ifname_taken(req: &Request) -> CniError {
     )
 }
 
-/// How to give back what [`ipam_add`] allocated if ADD fails later.
-enum IpamUndo {
+/// What the IPAM holds for this ADD: how to give back what [`ipam_add`]
+/// (and later a probe's replacements) allocated if ADD fails.
+#[derive(Default)]
+enum IpamHeld {
+    #[default]
     Nothing,
-    /// The in-process store: exactly the addresses this ADD reserved.
-    Fresh(StoreLocation, Vec<IpAddr>),
+    /// The in-process store (its config, to allocate replacements) and
+    /// exactly the addresses this ADD reserved.
+    Fresh(Box<IpamConfig>, Vec<IpAddr>),
     /// A delegated plugin: its DEL.
     Delegate(String),
 }
@@ -204,17 +256,14 @@ fn ipam_add(
     req: &Request,
     conf: &PluginConfig,
     netns: &NetNs,
-) -> Result<(CniOutput, IpamUndo), CniError> {
+) -> Result<(CniOutput, IpamHeld), CniError> {
     match &conf.ipam {
-        IpamKind::None => Ok((CniOutput::default(), IpamUndo::Nothing)),
+        IpamKind::None => Ok((CniOutput::default(), IpamHeld::Nothing)),
         IpamKind::InProcess => {
             let ipam_conf = IpamConfig::from_netconf(&req.conf, &req.args.args)?;
             let id = netns.id();
             let added = ipam::add_in(&ipam_conf, &owner(req), id.as_deref())?;
-            Ok((
-                added.out,
-                IpamUndo::Fresh(ipam_conf.location(), added.fresh),
-            ))
+            Ok((added.out, IpamHeld::Fresh(Box::new(ipam_conf), added.fresh)))
         }
         IpamKind::Delegate(t) => {
             let out =
@@ -227,10 +276,10 @@ fn ipam_add(
             let parsed = CniOutput::from_json(&out, conf.cni_version)
                 .and_then(|out| out.check_expressible(conf.cni_version).map(|()| out));
             match parsed {
-                Ok(out) => Ok((out, IpamUndo::Delegate(t.clone()))),
+                Ok(out) => Ok((out, IpamHeld::Delegate(t.clone()))),
                 Err(e) => {
                     // The delegate allocated: give the addresses back.
-                    if let Err(de) = ipam_rollback(req, IpamUndo::Delegate(t.clone())) {
+                    if let Err(de) = ipam_rollback(req, IpamHeld::Delegate(t.clone())) {
                         log_at!(Level::Warn, "rollback: releasing addresses failed: {de}");
                     }
                     Err(e.context(format!("ipam plugin {t:?} result")))
@@ -241,18 +290,18 @@ fn ipam_add(
 }
 
 /// Undo [`ipam_add`] after a later step of ADD failed.
-fn ipam_rollback(req: &Request, undo: IpamUndo) -> Result<(), CniError> {
-    match undo {
-        IpamUndo::Nothing => Ok(()),
-        IpamUndo::Fresh(loc, fresh) => ipam::release_fresh(&loc, &owner(req), &fresh),
-        IpamUndo::Delegate(t) => {
+fn ipam_rollback(req: &Request, held: IpamHeld) -> Result<(), CniError> {
+    match held {
+        IpamHeld::Nothing => Ok(()),
+        IpamHeld::Fresh(conf, fresh) => ipam::release_fresh(&conf.location(), &owner(req), &fresh),
+        IpamHeld::Delegate(t) => {
             delegate::exec(&t, &req.args.path, Command::Del, &req.raw).map(|_| ())
         }
     }
 }
 
-/// Create the container's macvlan under `spec.name`, tag it, and return it
-/// as the container sees it (ifindex, MAC, MTU).
+/// Create the container's macvlan or ipvlan under `spec.name`, tag it, and
+/// return it as the container sees it (ifindex, MAC, MTU).
 ///
 /// The link is created directly inside the container netns (IFLA_NET_NS_FD):
 /// that is 10x cheaper than creating it on the host and moving it. But
@@ -266,11 +315,11 @@ fn ipam_rollback(req: &Request, undo: IpamUndo) -> Result<(), CniError> {
 pub(super) fn create_tagged(
     master_nl: &dyn LinkOps,
     container: &dyn LinkOps,
-    spec: &MacvlanSpec<'_>,
+    spec: &LinkSpec<'_>,
     tag: &str,
 ) -> Result<LinkInfo, LinkError> {
     let name = spec.name;
-    match master_nl.create_macvlan(spec) {
+    match master_nl.create_link(spec) {
         Ok(()) => {
             let mut link = created_link(container, name, spec)?;
             if let Err(e) = container.rename(link.index, None, Some(tag)) {
@@ -295,11 +344,11 @@ pub(super) fn create_tagged(
     let mut last = None;
     for _ in 0..TEMP_NAME_ATTEMPTS {
         let temp = temp_link_name();
-        let temp_spec = MacvlanSpec {
+        let temp_spec = LinkSpec {
             name: &temp,
             ..spec.clone()
         };
-        match master_nl.create_macvlan(&temp_spec) {
+        match master_nl.create_link(&temp_spec) {
             Ok(()) => {
                 let mut link = created_link(container, &temp, spec)?;
                 return match container.rename(link.index, Some(name), Some(tag)) {
@@ -326,11 +375,12 @@ pub(super) fn create_tagged(
 fn created_link(
     container: &dyn LinkOps,
     name: &str,
-    spec: &MacvlanSpec<'_>,
+    spec: &LinkSpec<'_>,
 ) -> Result<LinkInfo, LinkError> {
     let Some(link) = container.link_by_name(name)? else {
         return Err(LinkError::NotFound(format!(
-            "macvlan {name} right after its creation"
+            "{} {name} right after its creation",
+            spec.kind.name()
         )));
     };
     if let Some(why) = ignored_by_kernel(spec, &link) {
@@ -342,9 +392,12 @@ fn created_link(
 
 /// An attribute of `spec` that the kernel silently dropped (older kernels
 /// skip attributes they do not know), as a message naming the config key.
-fn ignored_by_kernel(spec: &MacvlanSpec<'_>, created: &LinkInfo) -> Option<String> {
-    match spec.bcqueuelen {
-        Some(want) if created.macvlan_bcqueuelen != Some(want) => Some(format!(
+fn ignored_by_kernel(spec: &LinkSpec<'_>, created: &LinkInfo) -> Option<String> {
+    match spec.kind {
+        LinkKind::Macvlan {
+            bcqueuelen: Some(want),
+            ..
+        } if created.macvlan_bcqueuelen != Some(want) => Some(format!(
             "bcqueuelen: the running kernel ({}) ignored it: the macvlan broadcast queue length needs Linux 5.11 or later",
             sysctl::kernel_release()
         )),
@@ -370,15 +423,24 @@ pub(super) struct Attached {
     mtu: u32,
 }
 
-/// Sysctls, addresses, up, routes, DAD: the configuration of the new link
-/// in `container`.
+/// Sysctls, MAC, addresses, up, routes, DAD: the configuration of the new
+/// link in `container`. Returns what the result needs and the IPAM output,
+/// which a probe may have changed (an address found in use is traded for
+/// the next one).
+///
+/// Without a probe the addresses go on before the link goes up, so that
+/// the kernel announces them (arp_notify). With one, the link goes up
+/// bare, the IPv4 addresses are probed, then configured and announced
+/// through the probe's socket (the kernel announces only at link-up).
 fn configure(
     req: &Request,
     conf: &PluginConfig,
+    netns: &NetNs,
     container: &dyn LinkOps,
     link: &LinkInfo,
-    ipam_out: &CniOutput,
-) -> Result<Attached, CniError> {
+    mut ipam_out: CniOutput,
+    held: &RefCell<IpamHeld>,
+) -> Result<(Attached, CniOutput), CniError> {
     let ifname = req.args.ifname.as_str();
     let index = link.index;
     let has_v4 = ipam_out.ips.iter().any(|ip| ip.address.is_ipv4());
@@ -387,20 +449,48 @@ fn configure(
     for failed in container.write_sysctls(&link_sysctls(ifname, conf, has_v4, has_v6))? {
         log_at!(Level::Warn, "sysctl {failed}");
     }
+    let mut mac = link.mac;
+    match conf.probe {
+        Some(probe) => {
+            if conf.mac_from_ip {
+                set_mac_from_ip(container, index, &ipam_out, &mut mac)?;
+            }
+            container.set_up(index)?;
+            ipam_out = probe_addresses(
+                req, conf, netns, container, index, &mut mac, ipam_out, held, probe,
+            )?;
+        }
+        None if conf.mac_from_ip => set_mac_from_ip(container, index, &ipam_out, &mut mac)?,
+        None => {}
+    }
     let flags = AddrFlags {
         nodad: conf.ipv6_dad == DadPolicy::Off,
         optimistic: conf.ipv6_dad == DadPolicy::Optimistic,
     };
-    // Addresses before the link goes up, so that the kernel announces them
-    // (arp_notify); routes after, since a gateway route needs it up.
     for ip in &ipam_out.ips {
         container
             .add_address(index, ip.address, flags)
             .map_err(|e| CniError::from(e).context(format!("adding {} to {ifname}", ip.address)))?;
     }
-    container.set_up(index)?;
+    if conf.probe.is_none() {
+        container.set_up(index)?;
+    } else if conf.announce
+        && let Some(mac) = mac
+    {
+        for ip in v4_addresses(&ipam_out) {
+            container.arp_announce(index, mac, ip)?;
+        }
+    }
+    // Routes after up, since a gateway route needs it up.
+    let l3 = matches!(conf.link, LinkKind::Ipvlan { mode, .. } if mode.is_l3());
     for route in &ipam_out.routes {
-        let gw = route.gw.or_else(|| family_gateway(ipam_out, route.dst));
+        // An l3/l3s ipvlan has no ARP: a route without `gw` goes straight
+        // out of the device (the parent's namespace routes it), as Docker's
+        // ipvlan L3 driver does, not via the range's gateway.
+        let gw = match route.gw {
+            None if l3 => None,
+            gw => gw.or_else(|| family_gateway(&ipam_out, route.dst)),
+        };
         match container.add_route(index, route, gw) {
             // A second attachment of the same network (eth0, net1) brings the
             // same default route: the first one wins, as with the reference
@@ -412,13 +502,268 @@ fn configure(
         }
     }
     if has_v6 && conf.ipv6_dad == DadPolicy::Wait {
-        container.wait_dad(index, DAD_TIMEOUT)?;
+        match container.wait_dad(index, DAD_TIMEOUT) {
+            Ok(()) => {}
+            Err(LinkError::DadFailed { addr, link }) => {
+                return Err(dad_conflict(req, netns, held, addr.ip(), &link));
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
-    // Read back right after creation: neither changes when the link goes up.
-    Ok(Attached {
-        mac: format_mac(&link.mac.unwrap_or_default()),
-        mtu: link.mtu,
-    })
+    Ok((
+        Attached {
+            // Read back right after creation (or set here): going up does
+            // not change it.
+            mac: format_mac(&mac.unwrap_or_default()),
+            mtu: link.mtu,
+        },
+        ipam_out,
+    ))
+}
+
+/// The IPv4 addresses of an IPAM result, in order.
+fn v4_addresses(out: &CniOutput) -> Vec<Ipv4Addr> {
+    out.ips
+        .iter()
+        .filter_map(|ip| match ip.address.ip() {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
+        })
+        .collect()
+}
+
+/// `macFromIP`: give link `index` the MAC of the first IPv4 address of
+/// `out` (see [`super::mac`]), unless it has it already.
+fn set_mac_from_ip(
+    container: &dyn LinkOps,
+    index: u32,
+    out: &CniOutput,
+    mac: &mut Option<[u8; 6]>,
+) -> Result<(), CniError> {
+    let Some(first) = v4_addresses(out).first().copied() else {
+        return Err(CniError::config(
+            "macFromIP",
+            "the IPAM gave no IPv4 address to derive the MAC from",
+        ));
+    };
+    let want = mac_from_ipv4(first);
+    if *mac != Some(want) {
+        container.set_mac(index, want)?;
+        *mac = Some(want);
+    }
+    Ok(())
+}
+
+/// One round of probing found these addresses in use: (address, MAC that
+/// answered).
+type Conflicts = Vec<(Ipv4Addr, [u8; 6])>;
+
+/// RFC 5227 probes for the IPv4 addresses of `out` from the (up, bare)
+/// link; see [`probe_step`] for what happens to an address in use. Returns
+/// the IPAM output whose addresses nobody answered for.
+#[allow(clippy::too_many_arguments)]
+fn probe_addresses(
+    req: &Request,
+    conf: &PluginConfig,
+    netns: &NetNs,
+    container: &dyn LinkOps,
+    index: u32,
+    mac: &mut Option<[u8; 6]>,
+    mut out: CniOutput,
+    held: &RefCell<IpamHeld>,
+    probe: ProbeConfig,
+) -> Result<CniOutput, CniError> {
+    let ifname = &req.args.ifname;
+    let mut found: Conflicts = Vec::new();
+    for attempt in 1..=probe.attempts {
+        let candidates = v4_addresses(&out);
+        if candidates.is_empty() {
+            break;
+        }
+        if conf.mac_from_ip {
+            set_mac_from_ip(container, index, &out, mac)?;
+        }
+        let own = mac.ok_or_else(|| CniError::internal(format!("{ifname} has no MAC")))?;
+        let conflicts = container
+            .arp_probe(index, own, &candidates, probe.timeout)
+            .map_err(|e| CniError::from(e).context(format!("probing {ifname}")))?;
+        if conflicts.is_empty() {
+            return Ok(out);
+        }
+        for (ip, by) in &conflicts {
+            log_at!(
+                Level::Warn,
+                "probe: {ip} is in use on the network: {} answered an ARP probe from {ifname} in {} (attempt {attempt} of {})",
+                format_mac(by),
+                req.args.netns,
+                probe.attempts
+            );
+        }
+        found.extend(conflicts.iter().copied());
+        let mut state = held.borrow_mut();
+        let step = probe_step(&state, &conflicts, attempt, probe.attempts);
+        let quarantined = match (&mut *state, &step) {
+            (IpamHeld::Fresh(ipam_conf, fresh), ProbeStep::Replace | ProbeStep::Fail { .. }) => {
+                let dynamic: Vec<(IpAddr, String)> = conflicts
+                    .iter()
+                    .filter(|(ip, _)| !is_static(ipam_conf, (*ip).into()))
+                    .map(|(ip, by)| ((*ip).into(), format_mac(by)))
+                    .collect();
+                let replace = step == ProbeStep::Replace;
+                let id = netns.id();
+                let added =
+                    ipam::quarantine(ipam_conf, &owner(req), id.as_deref(), &dynamic, replace)?;
+                fresh.retain(|ip| !dynamic.iter().any(|(q, _)| q == ip));
+                if let Some(added) = added {
+                    fresh.extend(added.fresh);
+                    out = added.out;
+                }
+                dynamic.into_iter().map(|(ip, _)| ip).collect()
+            }
+            _ => Vec::new(),
+        };
+        if let ProbeStep::Fail { why } = step {
+            return Err(conflict_error(req, &conflicts, &found, &quarantined, why));
+        }
+    }
+    Ok(out)
+}
+
+/// What one probe round's conflicts lead to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ProbeStep {
+    /// Quarantine the addresses and probe their replacements.
+    Replace,
+    /// Fail the ADD (quarantining what the store can keep).
+    Fail { why: FailWhy },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FailWhy {
+    /// The last attempt found a conflict too.
+    Exhausted,
+    /// A requested static address is in use: there is no other to try.
+    Static,
+    /// The addresses come from a delegated IPAM (or none): mactrunk cannot
+    /// quarantine them in a store it does not own, nor ask for others.
+    Delegated,
+}
+
+/// The decision after `conflicts` were found in round `attempt` of `attempts`.
+fn probe_step(
+    held: &IpamHeld,
+    conflicts: &[(Ipv4Addr, [u8; 6])],
+    attempt: u32,
+    attempts: u32,
+) -> ProbeStep {
+    let IpamHeld::Fresh(ipam_conf, _) = held else {
+        return ProbeStep::Fail {
+            why: FailWhy::Delegated,
+        };
+    };
+    if conflicts
+        .iter()
+        .any(|(ip, _)| is_static(ipam_conf, (*ip).into()))
+    {
+        ProbeStep::Fail {
+            why: FailWhy::Static,
+        }
+    } else if attempt >= attempts {
+        ProbeStep::Fail {
+            why: FailWhy::Exhausted,
+        }
+    } else {
+        ProbeStep::Replace
+    }
+}
+
+fn is_static(conf: &IpamConfig, ip: IpAddr) -> bool {
+    conf.static_ips.iter().any(|s| s.ip == ip)
+}
+
+/// Code 102, in the shape every "address in use on the network" error
+/// has: `<address> is in use on the network: <evidence>`, then what was
+/// done about it.
+fn conflict_error(
+    req: &Request,
+    conflicts: &[(Ipv4Addr, [u8; 6])],
+    found: &[(Ipv4Addr, [u8; 6])],
+    quarantined: &[IpAddr],
+    why: FailWhy,
+) -> CniError {
+    let where_ = format!("{} in {}", req.args.ifname, req.args.netns);
+    let evidence: Vec<String> = conflicts
+        .iter()
+        .map(|(ip, by)| {
+            format!(
+                "{ip} is in use on the network: {} answered an ARP probe from {where_}",
+                format_mac(by)
+            )
+        })
+        .collect();
+    let mut msg = evidence.join("; ");
+    match why {
+        FailWhy::Static => msg
+            .push_str(" (the requested static address: there is no other to try; not quarantined)"),
+        FailWhy::Delegated => msg.push_str(
+            " (the address comes from a delegated IPAM: given back with its DEL, not quarantined)",
+        ),
+        FailWhy::Exhausted => {
+            let all: Vec<String> = found
+                .iter()
+                .map(|(ip, by)| format!("{ip} ({})", format_mac(by)))
+                .collect();
+            msg.push_str(&format!(
+                "; every probe attempt found its address in use: {}",
+                all.join(", ")
+            ));
+        }
+    }
+    if !quarantined.is_empty() {
+        let q: Vec<String> = quarantined.iter().map(IpAddr::to_string).collect();
+        msg.push_str(&format!(
+            "; quarantined in the IPAM store: {} (mactrunk-ipam list shows it, release frees it)",
+            q.join(", ")
+        ));
+    }
+    CniError::new(code::ADDRESS_IN_USE, msg)
+}
+
+/// IPv6 DAD found `addr` in use: the same report as a probe's (code 102,
+/// same message shape); an address of the in-process store that was not a
+/// static request is quarantined as `conflict:ipv6-dad` (DAD does not say
+/// who has it), so that the runtime's retry gets another one.
+fn dad_conflict(
+    req: &Request,
+    netns: &NetNs,
+    held: &RefCell<IpamHeld>,
+    addr: IpAddr,
+    link: &str,
+) -> CniError {
+    let mut msg = format!(
+        "{addr} is in use on the network: IPv6 duplicate address detection on {link} failed"
+    );
+    match &*held.borrow() {
+        IpamHeld::Fresh(ipam_conf, _) if !is_static(ipam_conf, addr) => {
+            let found = [(addr, "ipv6-dad".to_string())];
+            let id = netns.id();
+            match ipam::quarantine(ipam_conf, &owner(req), id.as_deref(), &found, false) {
+                Ok(_) => msg.push_str(
+                    "; quarantined in the IPAM store as conflict:ipv6-dad (mactrunk-ipam list shows it, release frees it): a retried ADD gets another address",
+                ),
+                Err(e) => {
+                    log_at!(Level::Warn, "quarantining {addr} failed: {e}");
+                    msg.push_str(&format!("; quarantining it failed: {e}"));
+                }
+            }
+        }
+        IpamHeld::Fresh(..) => msg
+            .push_str(" (the requested static address: there is no other to try; not quarantined)"),
+        _ => msg.push_str(
+            " (the address comes from a delegated IPAM: given back with its DEL, not quarantined)",
+        ),
+    }
+    CniError::new(code::ADDRESS_IN_USE, msg)
 }
 
 /// The gateway of the first address in the route's family, as the reference

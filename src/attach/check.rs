@@ -17,7 +17,7 @@ use crate::cni::netconf::IpamKind;
 use crate::cni::skel::Request;
 use crate::cni::{CniError, CniOutput, IpConfig, Route, code};
 use crate::ipam::{self, IpamConfig, delegate};
-use crate::sys::netlink::{LinkInfo, LinkOps, format_mac};
+use crate::sys::netlink::{LinkInfo, LinkKind, LinkOps, format_mac};
 
 pub(super) fn check(req: &Request, conf: &PluginConfig) -> Result<(), CniError> {
     let netns = open_container_netns(req)?;
@@ -91,6 +91,8 @@ pub(super) fn check(req: &Request, conf: &PluginConfig) -> Result<(), CniError> 
         routes: container.routes()?,
         link,
     };
+    // Host-side extras of the attachment (none yet; the host shim's route)
+    // would be compared here, after the container side.
     match link_mismatch(&want, &expected, &have) {
         None => Ok(()),
         Some(why) => Err(mismatch(why)),
@@ -142,17 +144,45 @@ struct Found {
     routes: Vec<Route>,
 }
 
+/// How the link's kind and its mode (and ipvlan flags) differ from the
+/// config's. An ipvlan's mode and flags are one setting of its parent:
+/// another ipvlan created on that parent with other values changes them for
+/// every ipvlan there, which this reports.
+fn kind_mismatch(link: &LinkInfo, want: LinkKind) -> Option<String> {
+    let kind = link.kind.as_deref().unwrap_or("physical or unknown");
+    if kind != want.name() {
+        return Some(format!(
+            "link kind is {kind}, config says linkType {}",
+            want.name()
+        ));
+    }
+    let show = |v: Option<String>| v.unwrap_or_else(|| "unknown".into());
+    match want {
+        LinkKind::Macvlan { mode, .. } if link.macvlan_mode != Some(mode) => Some(format!(
+            "macvlan mode is {}, config says {mode}",
+            show(link.macvlan_mode.map(|m| m.to_string()))
+        )),
+        LinkKind::Ipvlan { mode, flags }
+            if link.ipvlan_mode != Some(mode) || link.ipvlan_flags != Some(flags) =>
+        {
+            Some(format!(
+                "ipvlan mode is {} {}, config says {mode} {flags} (the mode and flags of an ipvlan belong to its parent: an ipvlan created there with others changed them)",
+                show(link.ipvlan_mode.map(|m| m.to_string())),
+                show(link.ipvlan_flags.map(|f| f.to_string()))
+            ))
+        }
+        _ => None,
+    }
+}
+
 /// The first difference between the attachment as ADD made it and as it is.
 fn link_mismatch(want: &Expected<'_>, ips: &[&IpConfig], have: &Found) -> Option<String> {
     let link = &have.link;
     if let Some(why) = not_ours(link, &want.tag) {
         return Some(format!("not the link this attachment created: {why}"));
     }
-    if link.macvlan_mode != Some(want.conf.mode) {
-        return Some(format!(
-            "macvlan mode is {:?}, config says {:?}",
-            link.macvlan_mode, want.conf.mode
-        ));
+    if let Some(why) = kind_mismatch(link, want.conf.link) {
+        return Some(why);
     }
     // IFLA_LINK of a link in another netns is an index in the parent's netns.
     if !want.conf.link_in_container && link.parent_index.is_some_and(|p| p != want.master.index) {
@@ -263,5 +293,55 @@ mod tests {
             let why = link_mismatch(&want, &ips, &f).expect(needle);
             assert!(why.contains(needle), "{why}");
         }
+    }
+
+    #[test]
+    fn ipvlan_kind_mode_and_flags_are_checked() {
+        use crate::sys::netlink::{IpvlanFlags, IpvlanMode};
+        let want = LinkKind::Ipvlan {
+            mode: IpvlanMode::L2,
+            flags: IpvlanFlags::Bridge,
+        };
+        let link = LinkInfo {
+            kind: Some("ipvlan".into()),
+            ipvlan_mode: Some(IpvlanMode::L2),
+            ipvlan_flags: Some(IpvlanFlags::Bridge),
+            ..LinkInfo::default()
+        };
+        assert_eq!(kind_mismatch(&link, want), None);
+        let switched = LinkInfo {
+            ipvlan_mode: Some(IpvlanMode::L3),
+            ipvlan_flags: Some(IpvlanFlags::Private),
+            ..link.clone()
+        };
+        let why = kind_mismatch(&switched, want).unwrap();
+        assert!(
+            why.contains("ipvlan mode is l3 private, config says l2 bridge"),
+            "{why}"
+        );
+        assert!(why.contains("belong to its parent"), "{why}");
+        let flags_only = LinkInfo {
+            ipvlan_flags: Some(IpvlanFlags::Vepa),
+            ..link.clone()
+        };
+        assert!(
+            kind_mismatch(&flags_only, want)
+                .unwrap()
+                .contains("l2 vepa")
+        );
+        // The other link type either way.
+        let why = kind_mismatch(&link, LinkKind::default()).unwrap();
+        assert_eq!(why, "link kind is ipvlan, config says linkType macvlan");
+        let mv = LinkInfo {
+            kind: Some("macvlan".into()),
+            macvlan_mode: Some(MacvlanMode::Bridge),
+            ..LinkInfo::default()
+        };
+        assert!(
+            kind_mismatch(&mv, want)
+                .unwrap()
+                .contains("config says linkType ipvlan")
+        );
+        assert_eq!(kind_mismatch(&mv, LinkKind::default()), None);
     }
 }

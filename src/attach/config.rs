@@ -2,6 +2,8 @@
 //! [`PluginConfig`] out. Pure: it never asks the kernel anything (whether
 //! `master` exists is the plugin's question, at ADD time).
 
+use std::time::Duration;
+
 use serde_json::{Map, Value};
 
 use crate::cni::env::CniArgs;
@@ -9,7 +11,7 @@ use crate::cni::netconf::{
     IpamKind, opt_bool, opt_string, opt_u64, parse_ipam_kind, parse_name, parse_version, type_name,
 };
 use crate::cni::{CniError, CniOutput, Dns, Version, code};
-use crate::sys::netlink::{MacvlanMode, VLAN_IDS, VlanProtocol};
+use crate::sys::netlink::{IpvlanFlags, IpvlanMode, LinkKind, MacvlanMode, VLAN_IDS, VlanProtocol};
 
 /// How ADD deals with IPv6 duplicate address detection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +23,21 @@ pub enum DadPolicy {
     /// No DAD at all (IFA_F_NODAD).
     Off,
 }
+
+/// `probe`: RFC 5227 ARP probes for every IPv4 address before it is configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeConfig {
+    /// How long to listen for an answer (`probe.timeoutMs`).
+    pub timeout: Duration,
+    /// Probe rounds at most: a conflicting address is quarantined and the
+    /// next one probed, this many times in all (`probe.attempts`).
+    pub attempts: u32,
+}
+
+/// `probe.timeoutMs`: default, and the accepted range.
+pub const PROBE_TIMEOUT_MS: (u64, std::ops::RangeInclusive<u64>) = (100, 1..=10_000);
+/// `probe.attempts`: default, and the accepted range.
+pub const PROBE_ATTEMPTS: (u64, std::ops::RangeInclusive<u64>) = (3, 1..=16);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VlanConfig {
@@ -35,12 +52,15 @@ pub struct PluginConfig {
     /// None: use the interface of the default route.
     pub master: Option<String>,
     pub vlan: Option<VlanConfig>,
-    pub mode: MacvlanMode,
+    /// `linkType` with `mode`, `ipvlanFlags` and `bcqueuelen`.
+    pub link: LinkKind,
     /// None: kernel default (the parent's MTU).
     pub mtu: Option<u32>,
     pub mac: Option<[u8; 6]>,
+    /// `macFromIP`: the MAC is derived from the first IPv4 address.
+    pub mac_from_ip: bool,
     pub link_in_container: bool,
-    pub bcqueuelen: Option<u32>,
+    pub probe: Option<ProbeConfig>,
     pub ipv6_dad: DadPolicy,
     pub announce: bool,
     pub dns: Dns,
@@ -96,15 +116,6 @@ impl PluginConfig {
                 },
             }),
         };
-        let mode = match opt_string(obj, "mode")?.as_deref() {
-            None | Some("") => MacvlanMode::Bridge,
-            Some(m) => m.parse().map_err(|_| {
-                CniError::config(
-                    "mode",
-                    format!("unknown macvlan mode {m:?}: expected bridge, private, vepa, passthru or source"),
-                )
-            })?,
-        };
         let mtu = match opt_u64(obj, "mtu", u32::MAX as u64)? {
             None | Some(0) => None,
             Some(m) if m < 68 => {
@@ -115,9 +126,57 @@ impl PluginConfig {
             }
             Some(m) => Some(m as u32),
         };
-        let mac = effective_mac(obj, args)?;
+        let link = link_kind(obj)?;
+        let static_mac = effective_mac(obj, args)?;
+        let mac = static_mac.map(|(m, _)| m);
+        let mac_from_ip = opt_bool(obj, "macFromIP")?.unwrap_or(false);
+        if link.is_ipvlan() && (mac_from_ip || mac.is_some()) {
+            let key = match static_mac {
+                Some((_, key)) if !mac_from_ip => key,
+                _ => "macFromIP",
+            };
+            return Err(CniError::config(
+                key,
+                "an ipvlan link has the MAC of its parent (the kernel refuses another): a MAC of its own needs linkType macvlan",
+            ));
+        }
+        if mac_from_ip {
+            if let Some((_, key)) = static_mac {
+                return Err(CniError::config(
+                    "macFromIP",
+                    format!("cannot be combined with a static MAC ({key} is set): choose one"),
+                ));
+            }
+            if matches!(
+                link,
+                LinkKind::Macvlan {
+                    mode: MacvlanMode::Passthru,
+                    ..
+                }
+            ) {
+                return Err(CniError::config(
+                    "macFromIP",
+                    "a passthru macvlan takes over its parent's MAC: changing it would change the parent's",
+                ));
+            }
+        }
         let link_in_container = opt_bool(obj, "linkInContainer")?.unwrap_or(false);
-        let bcqueuelen = opt_u64(obj, "bcqueuelen", u32::MAX as u64)?.map(|v| v as u32);
+        let ipam = parse_ipam_kind(obj)?;
+        let probe = probe_config(obj)?;
+        if probe.is_some() {
+            if link.is_ipvlan() {
+                return Err(CniError::config(
+                    "probe",
+                    "needs linkType macvlan: an ipvlan shares its parent's MAC, so the answers to a probe (sent to that MAC, for no address of the container) go to the parent, never to the container's link",
+                ));
+            }
+            if ipam == IpamKind::None {
+                return Err(CniError::config(
+                    "probe",
+                    "needs an IPAM that gives IPv4 addresses (ipam is empty: L2 only, nothing to probe)",
+                ));
+            }
+        }
         let ipv6_dad = match opt_string(obj, "ipv6Dad")?.as_deref() {
             None | Some("optimistic") => DadPolicy::Optimistic,
             Some("wait") => DadPolicy::Wait,
@@ -137,7 +196,6 @@ impl PluginConfig {
             Some(v) => serde_json::from_value(v.clone())
                 .map_err(|e| CniError::config("dns", e.to_string()))?,
         };
-        let ipam = parse_ipam_kind(obj)?;
         let prev_result = match obj.get("prevResult") {
             None | Some(Value::Null) => None,
             Some(v) => Some(CniOutput::from_json(v, cni_version)?),
@@ -147,11 +205,12 @@ impl PluginConfig {
             name,
             master,
             vlan,
-            mode,
+            link,
             mtu,
             mac,
+            mac_from_ip,
             link_in_container,
-            bcqueuelen,
+            probe,
             ipv6_dad,
             announce,
             dns,
@@ -171,8 +230,112 @@ impl PluginConfig {
     }
 }
 
-/// MAC priority: `runtimeConfig.mac` > `CNI_ARGS MAC=` > config `mac`.
-fn effective_mac(obj: &Map<String, Value>, args: &CniArgs) -> Result<Option<[u8; 6]>, CniError> {
+/// `linkType` (macvlan, the default, or ipvlan) with the keys of that kind:
+/// `mode` (its own values per kind), `ipvlanFlags` (ipvlan only) and
+/// `bcqueuelen` (macvlan only). A key of the other kind is an error: it
+/// would otherwise be ignored while the operator believes it applies.
+fn link_kind(obj: &Map<String, Value>) -> Result<LinkKind, CniError> {
+    let mode = opt_string(obj, "mode")?.filter(|m| !m.is_empty());
+    let bcqueuelen = opt_u64(obj, "bcqueuelen", u32::MAX as u64)?.map(|v| v as u32);
+    let flags = opt_string(obj, "ipvlanFlags")?.filter(|f| !f.is_empty());
+    match opt_string(obj, "linkType")?.as_deref() {
+        None | Some("") | Some("macvlan") => {
+            if flags.is_some() {
+                return Err(CniError::config(
+                    "ipvlanFlags",
+                    "only for linkType ipvlan (this network is a macvlan: its mode says bridge, private or vepa)",
+                ));
+            }
+            let mode = match mode.as_deref() {
+                None => MacvlanMode::Bridge,
+                Some(m) => m.parse().map_err(|e: String| {
+                    let hint = if m.parse::<IpvlanMode>().is_ok() {
+                        " (l2, l3 and l3s are ipvlan modes: set linkType ipvlan)"
+                    } else {
+                        ""
+                    };
+                    CniError::config("mode", format!("{e}{hint}"))
+                })?,
+            };
+            Ok(LinkKind::Macvlan { mode, bcqueuelen })
+        }
+        Some("ipvlan") => {
+            if bcqueuelen.is_some() {
+                return Err(CniError::config(
+                    "bcqueuelen",
+                    "only for linkType macvlan (an ipvlan has no broadcast queue of its own)",
+                ));
+            }
+            let mode = match mode.as_deref() {
+                None => IpvlanMode::L2,
+                Some(m) => m.parse().map_err(|e: String| {
+                    let hint = if m.parse::<IpvlanFlags>().is_ok() {
+                        " (bridge, private and vepa go in ipvlanFlags)"
+                    } else {
+                        ""
+                    };
+                    CniError::config("mode", format!("{e}{hint}"))
+                })?,
+            };
+            let flags = match flags.as_deref() {
+                None => IpvlanFlags::Bridge,
+                Some(f) => f
+                    .parse()
+                    .map_err(|e: String| CniError::config("ipvlanFlags", e))?,
+            };
+            Ok(LinkKind::Ipvlan { mode, flags })
+        }
+        Some(other) => Err(CniError::config(
+            "linkType",
+            format!("unknown link type {other:?}: expected \"macvlan\" or \"ipvlan\""),
+        )),
+    }
+}
+
+/// `probe`: absent or null (no probe), or an object with `timeoutMs` and
+/// `attempts`, each with a default.
+fn probe_config(obj: &Map<String, Value>) -> Result<Option<ProbeConfig>, CniError> {
+    let p = match obj.get("probe") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Object(p)) => p,
+        Some(other) => {
+            return Err(CniError::config(
+                "probe",
+                format!(
+                    "expected an object like {{\"timeoutMs\": 100}}, got {}",
+                    type_name(other)
+                ),
+            ));
+        }
+    };
+    let field = |key: &str, (default, range): (u64, std::ops::RangeInclusive<u64>)| {
+        let prefixed = |e: CniError| CniError::new(e.code, format!("probe.{}", e.msg));
+        let v = opt_u64(p, key, u64::MAX).map_err(prefixed)?;
+        match v {
+            None => Ok(default),
+            Some(v) if range.contains(&v) => Ok(v),
+            Some(v) => Err(CniError::config(
+                &format!("probe.{key}"),
+                format!(
+                    "{v} is out of range: expected {} to {}",
+                    range.start(),
+                    range.end()
+                ),
+            )),
+        }
+    };
+    Ok(Some(ProbeConfig {
+        timeout: Duration::from_millis(field("timeoutMs", PROBE_TIMEOUT_MS)?),
+        attempts: field("attempts", PROBE_ATTEMPTS)? as u32,
+    }))
+}
+
+/// MAC priority: `runtimeConfig.mac` > `CNI_ARGS MAC=` > config `mac`;
+/// with the key it came from.
+fn effective_mac(
+    obj: &Map<String, Value>,
+    args: &CniArgs,
+) -> Result<Option<([u8; 6], &'static str)>, CniError> {
     let runtime = match obj.get("runtimeConfig").and_then(|r| r.get("mac")) {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if !s.is_empty() => Some(("runtimeConfig.mac", s.clone())),
@@ -192,7 +355,7 @@ fn effective_mac(obj: &Map<String, Value>, args: &CniArgs) -> Result<Option<[u8;
     match chosen {
         None => Ok(None),
         Some((key, s)) => parse_unicast_mac(&s)
-            .map(Some)
+            .map(|m| Some((m, key)))
             .map_err(|p| CniError::config(key, format!("{s:?} {p}"))),
     }
 }
@@ -244,7 +407,9 @@ mod tests {
     fn defaults() {
         let c = parse(base()).unwrap();
         assert_eq!(c.cni_version, Version::V1_1_0);
-        assert_eq!(c.mode, MacvlanMode::Bridge);
+        assert_eq!(c.link, LinkKind::default());
+        assert!(!c.mac_from_ip);
+        assert_eq!(c.probe, None);
         assert_eq!(c.mtu, None);
         assert_eq!(c.vlan, None);
         assert_eq!(c.ipam, IpamKind::InProcess);
@@ -298,6 +463,210 @@ mod tests {
             assert_eq!(err.code, want, "{key}={val}: {err}");
             assert!(err.msg.starts_with(key), "{key}={val}: {}", err.msg);
         }
+    }
+
+    fn with_all(pairs: &[(&str, Value)]) -> Value {
+        let mut v = base();
+        for (k, val) in pairs {
+            v[*k] = val.clone();
+        }
+        v
+    }
+
+    #[test]
+    fn link_types_and_their_modes() {
+        let ipv = |pairs: &[(&str, Value)]| {
+            let mut all = vec![("linkType", json!("ipvlan"))];
+            all.extend_from_slice(pairs);
+            parse(with_all(&all)).map(|c| c.link)
+        };
+        assert_eq!(
+            ipv(&[]).unwrap(),
+            LinkKind::Ipvlan {
+                mode: IpvlanMode::L2,
+                flags: IpvlanFlags::Bridge
+            }
+        );
+        assert_eq!(
+            ipv(&[("mode", json!("l3s")), ("ipvlanFlags", json!("private"))]).unwrap(),
+            LinkKind::Ipvlan {
+                mode: IpvlanMode::L3s,
+                flags: IpvlanFlags::Private
+            }
+        );
+        assert_eq!(
+            ipv(&[("mode", json!("l3")), ("ipvlanFlags", json!("vepa"))]).unwrap(),
+            LinkKind::Ipvlan {
+                mode: IpvlanMode::L3,
+                flags: IpvlanFlags::Vepa
+            }
+        );
+        assert_eq!(
+            parse(with_all(&[
+                ("linkType", json!("macvlan")),
+                ("mode", json!("vepa")),
+                ("bcqueuelen", json!(100))
+            ]))
+            .unwrap()
+            .link,
+            LinkKind::Macvlan {
+                mode: MacvlanMode::Vepa,
+                bcqueuelen: Some(100)
+            }
+        );
+        // Empty strings mean the default, as for mode before.
+        assert_eq!(
+            parse(with_all(&[("linkType", json!("")), ("mode", json!(""))]))
+                .unwrap()
+                .link,
+            LinkKind::default()
+        );
+    }
+
+    #[test]
+    fn probe_values() {
+        let p = |v: Value| parse(with("probe", v)).map(|c| c.probe);
+        assert_eq!(
+            p(json!({})).unwrap(),
+            Some(ProbeConfig {
+                timeout: Duration::from_millis(100),
+                attempts: 3
+            })
+        );
+        assert_eq!(
+            p(json!({"timeoutMs": 250, "attempts": 1})).unwrap(),
+            Some(ProbeConfig {
+                timeout: Duration::from_millis(250),
+                attempts: 1
+            })
+        );
+        assert_eq!(p(Value::Null).unwrap(), None);
+        for (v, key) in [
+            (json!({"timeoutMs": 0}), "probe.timeoutMs"),
+            (json!({"timeoutMs": 10001}), "probe.timeoutMs"),
+            (json!({"timeoutMs": -1}), "probe.timeoutMs"),
+            (json!({"timeoutMs": "100"}), "probe.timeoutMs"),
+            (json!({"timeoutMs": 1.5}), "probe.timeoutMs"),
+            (json!({"attempts": 0}), "probe.attempts"),
+            (json!({"attempts": 17}), "probe.attempts"),
+            (json!(true), "probe"),
+            (json!(100), "probe"),
+        ] {
+            let e = p(v.clone()).unwrap_err();
+            assert_eq!(e.code, 7, "{v}: {e:?}");
+            assert!(e.msg.starts_with(&format!("{key}: ")), "{v}: {}", e.msg);
+        }
+        let e = p(json!({"timeoutMs": 0})).unwrap_err();
+        assert!(e.msg.contains("expected 1 to 10000"), "{}", e.msg);
+    }
+
+    /// Every combination the link types, macFromIP, static MACs and probe
+    /// do not allow: code 7, the message starting with the key to change.
+    #[test]
+    fn refused_combinations_are_code_7_naming_the_key() {
+        let ipvlan = ("linkType", json!("ipvlan"));
+        let mac = ("mac", json!("02:00:00:00:00:01"));
+        let rt_mac = ("runtimeConfig", json!({"mac": "02:00:00:00:00:02"}));
+        let from_ip = ("macFromIP", json!(true));
+        let probe = ("probe", json!({"timeoutMs": 50}));
+        type Case<'a> = (Vec<(&'a str, Value)>, &'a str, &'a str);
+        let cases: Vec<Case> = vec![
+            (vec![ipvlan.clone(), mac.clone()], "mac", "ipvlan"),
+            (
+                vec![ipvlan.clone(), rt_mac.clone()],
+                "runtimeConfig.mac",
+                "ipvlan",
+            ),
+            (vec![ipvlan.clone(), from_ip.clone()], "macFromIP", "ipvlan"),
+            (
+                vec![ipvlan.clone(), from_ip.clone(), mac.clone()],
+                "macFromIP",
+                "ipvlan",
+            ),
+            (
+                vec![from_ip.clone(), mac.clone()],
+                "macFromIP",
+                "mac is set",
+            ),
+            (
+                vec![from_ip.clone(), rt_mac.clone()],
+                "macFromIP",
+                "runtimeConfig.mac is set",
+            ),
+            (
+                vec![from_ip.clone(), ("mode", json!("passthru"))],
+                "macFromIP",
+                "passthru",
+            ),
+            (vec![ipvlan.clone(), probe.clone()], "probe", "macvlan"),
+            (vec![probe.clone(), ("ipam", json!({}))], "probe", "IPv4"),
+            (
+                vec![ipvlan.clone(), ("mode", json!("bridge"))],
+                "mode",
+                "ipvlanFlags",
+            ),
+            (
+                vec![ipvlan.clone(), ("mode", json!("l4"))],
+                "mode",
+                "l2, l3 or l3s",
+            ),
+            (
+                vec![ipvlan.clone(), ("ipvlanFlags", json!("l2"))],
+                "ipvlanFlags",
+                "bridge, private or vepa",
+            ),
+            (
+                vec![ipvlan.clone(), ("bcqueuelen", json!(10))],
+                "bcqueuelen",
+                "macvlan",
+            ),
+            (vec![("mode", json!("l3"))], "mode", "linkType ipvlan"),
+            (
+                vec![("ipvlanFlags", json!("private"))],
+                "ipvlanFlags",
+                "linkType ipvlan",
+            ),
+            (vec![("linkType", json!("macvtap"))], "linkType", "macvlan"),
+            (vec![("linkType", json!(1))], "linkType", "string"),
+            (
+                vec![("macFromIP", json!("yes"))],
+                "macFromIP",
+                "true or false",
+            ),
+        ];
+        for (pairs, key, needle) in cases {
+            let e = parse(with_all(&pairs)).unwrap_err();
+            assert_eq!(e.code, 7, "{pairs:?}: {e:?}");
+            assert!(
+                e.msg.starts_with(&format!("{key}: ")),
+                "{pairs:?}: {}",
+                e.msg
+            );
+            assert!(e.msg.contains(needle), "{pairs:?}: {}", e.msg);
+        }
+        // CNI_ARGS MAC= counts as a static MAC too.
+        let args = CniArgs {
+            mac: Some("02:00:00:00:00:03".into()),
+            ..Default::default()
+        };
+        for pairs in [vec![from_ip.clone()], vec![ipvlan.clone()]] {
+            let e = PluginConfig::parse(&with_all(&pairs), &args).unwrap_err();
+            assert_eq!(e.code, 7);
+            assert!(
+                e.msg.contains("CNI_ARGS MAC") || e.msg.starts_with("CNI_ARGS MAC"),
+                "{}",
+                e.msg
+            );
+        }
+        // What is allowed: macFromIP on a macvlan, probe with a delegated IPAM,
+        // probe with macFromIP.
+        let c = parse(with_all(&[from_ip.clone(), probe.clone()])).unwrap();
+        assert!(c.mac_from_ip && c.probe.is_some());
+        parse(with_all(&[
+            probe.clone(),
+            ("ipam", json!({"type": "host-local"})),
+        ]))
+        .unwrap();
     }
 
     #[test]

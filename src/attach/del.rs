@@ -27,6 +27,8 @@ pub(super) fn del(req: &Request) -> Result<(), CniError> {
         }
         None => Ok(()),
     };
+    // Host-side extras of the attachment (none yet; the host shim's route
+    // would go here) are released after its link and before its parent.
     let vlan_result = vlan_release(req, &host);
     let ipam_result = ipam_del(req);
     link_result.and(vlan_result).and(ipam_result)

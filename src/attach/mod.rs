@@ -8,6 +8,7 @@ mod add;
 mod check;
 pub mod config;
 mod del;
+mod mac;
 mod parent;
 mod status;
 mod tag;

@@ -8,8 +8,10 @@ use super::vlan_registry::VlanWant;
 use crate::cni::CniError;
 use crate::sys::netlink::{LinkInfo, LinkOps, VlanProtocol};
 
-/// The link the macvlan sits on, as the config names it.
+/// The link the macvlan sits on, as the config names it. (One short-lived
+/// value per command: the size of its variants does not matter.)
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Parent {
     /// An existing link, used as it is (`master`, or the default route's link).
     Plain(LinkInfo),

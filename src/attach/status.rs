@@ -18,6 +18,8 @@ use crate::sys::netlink::LinkOps;
 pub(super) fn gc(req: &Request) -> Result<(), CniError> {
     let valid: Option<Vec<Owner>> =
         valid_attachments(&req.conf)?.map(|list| list.iter().map(Owner::from).collect());
+    // Host-side state of stale attachments (none yet besides VLAN parents;
+    // the host shim's routes and an unused shim) is collected here too.
     let vlan_result = match &valid {
         Some(v) => {
             let kernel = kernel()?;

@@ -3,7 +3,7 @@
 //! links under on old kernels. Pure.
 
 use crate::cni::names::interface_name_problem;
-use crate::sys::netlink::LinkInfo;
+use crate::sys::netlink::{CONTAINER_LINK_KINDS, LinkInfo};
 
 /// IFALIASZ - 1: the longest alias the kernel keeps.
 pub(crate) const MAX_TAG: usize = 255;
@@ -26,11 +26,21 @@ pub(crate) fn link_tag(network: &str, container_id: &str) -> String {
     format!("mactrunk:#{h:016x}")
 }
 
-/// Why `link` is not the link this attachment created (None: it is).
+/// Is `link` of a kind mactrunk creates in containers (macvlan, ipvlan)?
+fn is_container_kind(link: &LinkInfo) -> bool {
+    link.kind
+        .as_deref()
+        .is_some_and(|k| CONTAINER_LINK_KINDS.contains(&k))
+}
+
+/// Why `link` is not the link this attachment created (None: it is). The
+/// tag decides; the kind only has to be one mactrunk creates (DEL does not
+/// need the config's linkType, so a network switched from macvlan to ipvlan
+/// still deletes its old links).
 pub(crate) fn not_ours(link: &LinkInfo, tag: &str) -> Option<String> {
-    if link.kind.as_deref() != Some("macvlan") {
+    if !is_container_kind(link) {
         return Some(format!(
-            "it is a {} link, not a macvlan mactrunk created",
+            "it is a {} link, not a macvlan or ipvlan mactrunk created",
             link.kind.as_deref().unwrap_or("physical or unknown")
         ));
     }
@@ -41,10 +51,11 @@ pub(crate) fn not_ours(link: &LinkInfo, tag: &str) -> Option<String> {
     }
 }
 
-/// An untagged macvlan that is down and has no address: what an ADD killed
-/// between creating its link and tagging it leaves. Nobody can be using it.
+/// An untagged macvlan or ipvlan that is down and has no address: what an
+/// ADD killed between creating its link and tagging it leaves. Nobody can
+/// be using it.
 pub(crate) fn is_blank_leftover(link: &LinkInfo, has_addresses: bool) -> bool {
-    link.kind.as_deref() == Some("macvlan") && link.alias.is_none() && !link.up && !has_addresses
+    is_container_kind(link) && link.alias.is_none() && !link.up && !has_addresses
 }
 
 /// `mt` + 8 random hex digits: never a name a runtime or host would use.
@@ -101,8 +112,15 @@ mod tests {
         l.up = true;
         assert!(!is_blank_leftover(&l, false));
         l.alias = Some(tag.clone());
+        l.kind = Some("ipvlan".into());
+        assert_eq!(not_ours(&l, &tag), None, "a tagged ipvlan is ours too");
+        l.up = false;
+        l.alias = None;
+        assert!(is_blank_leftover(&l, false));
+        l.alias = Some(tag.clone());
         l.kind = Some("veth".into());
         assert!(not_ours(&l, &tag).unwrap().contains("veth"));
+        assert!(!is_blank_leftover(&LinkInfo { alias: None, ..l }, false));
     }
 
     #[test]

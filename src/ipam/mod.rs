@@ -96,10 +96,21 @@ pub fn add_in(conf: &IpamConfig, owner: &Owner, netns: Option<&str>) -> Result<A
     let dns = dns(conf)?; // before taking the lock: a bad resolvConf allocates nothing
     let loc = conf.location();
     let mut store = FileStore::open(&loc.dir, loc.lock_timeout)?;
-    let assigned = allocate(&mut store, conf, owner, netns)?;
+    allocate_durably(&mut store, conf, owner, netns, dns)
+}
+
+/// [`allocate`] and commit; a commit that fails gives back this call's
+/// addresses rather than report success.
+fn allocate_durably(
+    store: &mut FileStore,
+    conf: &IpamConfig,
+    owner: &Owner,
+    netns: Option<&str>,
+    dns: Dns,
+) -> Result<Added, CniError> {
+    let assigned = allocate(store, conf, owner, netns)?;
     let fresh: Vec<IpAddr> = assigned.iter().filter(|a| a.fresh).map(|a| a.ip).collect();
     if let Err(e) = store.commit() {
-        // Not durable: give this call's addresses back rather than report success.
         for ip in &fresh {
             let _ = store.unreserve(owner, *ip);
         }
@@ -109,6 +120,35 @@ pub fn add_in(conf: &IpamConfig, owner: &Owner, netns: Option<&str>) -> Result<A
         out: output(conf, &assigned, dns)?,
         fresh,
     })
+}
+
+/// Addresses of `owner` found in use on the network (an ARP probe was
+/// answered, IPv6 DAD failed), each with what showed it (a MAC, or
+/// `ipv6-dad`). Each is handed to its quarantine holder `conflict:<by>`
+/// and made durable at once, so that no allocation gives it out again until
+/// `mactrunk-ipam release` frees it. With `replace`, `owner` then gets new
+/// addresses for the range sets that lost theirs, under the same lock (the
+/// round-robin cursor moves past the quarantined ones); None without.
+/// Addresses `owner` does not hold are left as they are.
+pub fn quarantine(
+    conf: &IpamConfig,
+    owner: &Owner,
+    netns: Option<&str>,
+    found: &[(IpAddr, String)],
+    replace: bool,
+) -> Result<Option<Added>, CniError> {
+    owner.validate()?;
+    let loc = conf.location();
+    let mut store = FileStore::open(&loc.dir, loc.lock_timeout)?;
+    for (ip, by) in found {
+        store.quarantine(owner, *ip, &Owner::quarantine(by))?;
+    }
+    store.commit()?;
+    if !replace {
+        return Ok(None);
+    }
+    let dns = dns(conf)?;
+    allocate_durably(&mut store, conf, owner, netns, dns).map(Some)
 }
 
 /// Rollback of a failed ADD: give back exactly the addresses that ADD
@@ -253,7 +293,8 @@ pub(crate) fn gc_store<S: Store>(store: &mut S, valid: &[Owner]) -> GcReport {
         }
     };
     for a in all {
-        if is_valid(&a.owner, valid) {
+        // A quarantine is no attachment's: only `mactrunk-ipam release` ends it.
+        if a.owner.is_quarantine() || is_valid(&a.owner, valid) {
             report.kept += 1;
             continue;
         }

@@ -1346,3 +1346,87 @@ fn the_file_store_records_the_netns_and_a_rollback_frees_only_fresh_addresses() 
     assert_eq!(store.owned_by(&a).unwrap(), vec![first.fresh[0]]);
     assert_eq!(store.netns_of(&a).unwrap().as_deref(), Some("4:1"));
 }
+
+#[test]
+fn quarantine_hands_the_address_over_and_replaces_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = file_cfg(
+        tmp.path(),
+        json!({"ranges": [[{"subnet": "10.0.0.0/29"}], [{"subnet": "fd00::/120"}]]}),
+    );
+    let loc = c.location();
+    let a = owner("a");
+    let first = add_in(&c, &a, Some("ns1")).unwrap();
+    assert_eq!(first.fresh, [ip("10.0.0.2"), ip("fd00::2")]);
+    let by = "52:54:00:00:00:01".to_string();
+    let got = quarantine(&c, &a, Some("ns1"), &[(ip("10.0.0.2"), by.clone())], true)
+        .unwrap()
+        .unwrap();
+    // A replacement for the set that lost its address; the IPv6 one is kept
+    // (not fresh: the owner already held it).
+    assert_eq!(got.fresh, [ip("10.0.0.3")]);
+    let addrs: Vec<String> = got.out.ips.iter().map(|i| i.address.to_string()).collect();
+    assert_eq!(addrs, ["10.0.0.3/29", "fd00::2/120"]);
+    let record = std::fs::read_to_string(loc.dir.join("10.0.0.2")).unwrap();
+    assert_eq!(record, "conflict:52:54:00:00:00:01");
+    let held: Vec<IpAddr> = list(&loc)
+        .unwrap()
+        .into_iter()
+        .filter(|x| x.owner == a)
+        .map(|x| x.ip)
+        .collect();
+    assert_eq!(held, [ip("10.0.0.3"), ip("fd00::2")]);
+    // No index entry of the owner points at it any more; DEL leaves it.
+    let index = std::fs::read_to_string(loc.dir.join("owners/a@eth0")).unwrap();
+    assert!(!index.contains("10.0.0.2\n"), "{index}");
+    del(&loc, &a).unwrap();
+    let left = list(&loc).unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].ip, ip("10.0.0.2"));
+    assert_eq!(left[0].owner.quarantined_by(), Some(by.as_str()));
+    // Never allocated again, kept by GC whatever the valid list says.
+    assert_eq!(
+        add(&c, &owner("b")).unwrap().ips[0].address.ip(),
+        ip("10.0.0.4")
+    );
+    let r = gc(&loc, Some(&[])).unwrap();
+    assert_eq!(
+        r.released.iter().map(|x| x.ip).collect::<Vec<_>>(),
+        [ip("10.0.0.4"), ip("fd00::3")]
+    );
+    assert_eq!(r.kept, 1);
+    assert!(loc.dir.join("10.0.0.2").exists());
+    // A static request for it is refused, naming the quarantine.
+    let s = file_cfg(tmp.path(), json!({"subnet": "10.0.0.0/29"}));
+    let s = IpamConfig {
+        static_ips: vec![StaticIp {
+            set: 0,
+            ip: ip("10.0.0.2"),
+            key: "runtimeConfig.ips[0]".into(),
+        }],
+        ..s
+    };
+    let e = add(&s, &owner("c")).unwrap_err();
+    assert_eq!(e.code, code::ADDRESS_IN_USE);
+    assert!(e.msg.contains("quarantine"), "{}", e.msg);
+    // Without `replace` nothing new is allocated; an address the owner does
+    // not hold is left alone.
+    let d = owner("d");
+    let x = add_in(&c, &d, None).unwrap().fresh[0];
+    assert!(
+        quarantine(
+            &c,
+            &d,
+            None,
+            &[(x, "ipv6-dad".into()), (ip("10.0.0.6"), by)],
+            false
+        )
+        .unwrap()
+        .is_none()
+    );
+    assert_eq!(
+        std::fs::read_to_string(loc.dir.join(x.to_string())).unwrap(),
+        "conflict:ipv6-dad"
+    );
+    assert!(!loc.dir.join("10.0.0.6").exists());
+}

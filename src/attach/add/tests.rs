@@ -12,6 +12,7 @@ use crate::cni::Version;
 use crate::cni::env::CmdArgs;
 use crate::ipam::store::{FileStore, Store};
 use crate::sys::netlink::fake::FakeNet;
+use crate::sys::netlink::{IpvlanFlags, IpvlanMode};
 
 const HOST: &str = "host network namespace";
 
@@ -340,4 +341,440 @@ fn result_merges_prev_result_and_dns() {
     assert_eq!(out.ips[1].interface, Some(1));
     assert_eq!(out.dns.nameservers, vec!["1.1.1.1"]);
     assert_eq!(out.dns.search, vec!["corp"]);
+}
+
+// ---------------------------------------------------------------- ipvlan
+
+fn position(calls: &[String], needle: &str) -> usize {
+    calls
+        .iter()
+        .position(|c| c.contains(needle))
+        .unwrap_or_else(|| panic!("no call {needle:?} in {calls:?}"))
+}
+
+#[test]
+fn ipvlan_add_creates_an_ipvlan_with_the_parents_mac() {
+    let (net, ns, data) = setup();
+    let req = request(
+        &ns,
+        netconf(
+            data.path(),
+            json!({"linkType": "ipvlan", "mode": "l2", "ipvlanFlags": "private"}),
+        ),
+    );
+    let out = run(&net, &ns, &req).unwrap();
+    let link = net.link(ns.path(), "eth0").unwrap();
+    assert_eq!(link.kind.as_deref(), Some("ipvlan"));
+    assert_eq!(link.ipvlan_mode, Some(IpvlanMode::L2));
+    assert_eq!(link.ipvlan_flags, Some(IpvlanFlags::Private));
+    assert_eq!(link.alias.as_deref(), Some("mactrunk:lan:c1"));
+    let parent = net.link(HOST, "eth0").unwrap();
+    assert_eq!(link.mac, parent.mac);
+    assert_eq!(
+        out.interfaces[0].mac,
+        Some(format_mac(&parent.mac.unwrap()))
+    );
+    assert!(net.calls().iter().any(|c| c.contains("create_ipvlan eth0")));
+    // l2: the default route goes via the gateway, as for a macvlan.
+    let calls = net.calls();
+    assert!(calls[position(&calls, "add_route")].contains("0.0.0.0/0"));
+    assert_eq!(held(data.path()), ["10.9.0.2".parse::<IpAddr>().unwrap()]);
+}
+
+#[test]
+fn ipvlan_l3_routes_without_gw_go_out_of_the_device() {
+    for (mode, via_gw) in [("l2", true), ("l3", false), ("l3s", false)] {
+        let (net, ns, data) = setup();
+        let req = request(
+            &ns,
+            netconf(data.path(), json!({"linkType": "ipvlan", "mode": mode})),
+        );
+        let out = run(&net, &ns, &req).unwrap();
+        let c = net.ns(ns.path());
+        let routes = c.routes().unwrap();
+        assert_eq!(routes.len(), 1, "{mode}");
+        let want = via_gw.then(|| "10.9.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!(routes[0].gw, want, "{mode}");
+        // The result is the IPAM's either way.
+        assert_eq!(out.ips[0].gateway, Some("10.9.0.1".parse().unwrap()));
+    }
+}
+
+#[test]
+fn ipvlan_on_a_macvlan_parent_is_code_7_naming_it_and_leaves_nothing() {
+    let (net, ns, data) = setup();
+    // Another network's macvlan on eth0 already.
+    let mut other = request(&ns, netconf(data.path(), json!({})));
+    other.args.container_id = "c0".into();
+    other.args.ifname = "net0".into();
+    run(&net, &ns, &other).unwrap();
+    let req = request(&ns, netconf(data.path(), json!({"linkType": "ipvlan"})));
+    let e = run(&net, &ns, &req).unwrap_err();
+    assert_eq!(e.code, code::INVALID_CONFIG, "{e:?}");
+    assert!(e.msg.starts_with("linkType: "), "{}", e.msg);
+    assert!(
+        e.msg.contains("\"eth0\" already carries macvlan links"),
+        "{}",
+        e.msg
+    );
+    assert!(e.msg.contains("EBUSY"), "{}", e.msg);
+    assert!(net.link(ns.path(), "eth0").is_none());
+    assert_eq!(
+        held(data.path()).len(),
+        1,
+        "only the other network's address"
+    );
+}
+
+#[test]
+fn ipvlan_takes_a_temporary_name_on_old_kernels_and_works_on_a_vlan_parent() {
+    let (mut net, ns, data) = setup();
+    net.old_kernel = true;
+    let req = request(
+        &ns,
+        netconf(data.path(), json!({"linkType": "ipvlan", "vlan": 50})),
+    );
+    run(&net, &ns, &req).unwrap();
+    let vlan = net.link(HOST, "eth0.50").unwrap();
+    let link = net.link(ns.path(), "eth0").unwrap();
+    assert_eq!(link.kind.as_deref(), Some("ipvlan"));
+    assert_eq!(link.parent_index, Some(vlan.index));
+    assert!(
+        net.calls().iter().any(|c| c.contains("create_ipvlan mt")),
+        "{:?}",
+        net.calls()
+    );
+    // A failure after the link: everything goes, the VLAN parent too.
+    let (net, ns, data) = setup();
+    let req = request(
+        &ns,
+        netconf(data.path(), json!({"linkType": "ipvlan", "vlan": 60})),
+    );
+    net.fail(
+        ns.path(),
+        "add_route",
+        LinkError::Invalid("injected".into()),
+    );
+    run(&net, &ns, &req).unwrap_err();
+    assert!(net.link(HOST, "eth0.60").is_none());
+    assert!(net.links(ns.path()).is_empty());
+    assert!(held(data.path()).is_empty());
+}
+
+// ---------------------------------------------------------------- macFromIP
+
+#[test]
+fn mac_from_ip_sets_the_derived_mac_while_the_link_is_down() {
+    let (net, ns, data) = setup();
+    let req = request(&ns, netconf(data.path(), json!({"macFromIP": true})));
+    let out = run(&net, &ns, &req).unwrap();
+    let link = net.link(ns.path(), "eth0").unwrap();
+    assert_eq!(link.mac, Some([0x02, 0x6d, 10, 9, 0, 2]));
+    assert_eq!(out.interfaces[0].mac.as_deref(), Some("02:6d:0a:09:00:02"));
+    let calls = net.calls();
+    assert!(position(&calls, "set_mac") < position(&calls, "set_up"));
+    assert!(calls[position(&calls, "set_mac")].contains("02:6d:0a:09:00:02"));
+    // The same static address in a re-created container: the same MAC.
+    let mut again = request(
+        &ns,
+        netconf(
+            data.path(),
+            json!({"macFromIP": true, "runtimeConfig": {"ips": ["10.9.0.77/24"]}}),
+        ),
+    );
+    again.args.container_id = "c2".into();
+    again.args.ifname = "net1".into();
+    run(&net, &ns, &again).unwrap();
+    let first = net.link(ns.path(), "net1").unwrap().mac;
+    let del = net.link(ns.path(), "net1").unwrap().index;
+    net.ns(ns.path()).delete(del).unwrap();
+    crate::ipam::del(
+        &IpamConfig::from_netconf(&again.conf, &Default::default())
+            .unwrap()
+            .location(),
+        &owner(&again),
+    )
+    .unwrap();
+    again.args.container_id = "c3".into();
+    run(&net, &ns, &again).unwrap();
+    assert_eq!(net.link(ns.path(), "net1").unwrap().mac, first);
+    assert_eq!(first, Some([0x02, 0x6d, 10, 9, 0, 77]));
+}
+
+#[test]
+fn mac_from_ip_without_ipv4_is_code_7_and_leaves_nothing() {
+    let (net, ns, data) = setup();
+    let mut conf = netconf(data.path(), json!({"macFromIP": true}));
+    conf["ipam"]["subnet"] = json!("fd00::/120");
+    conf["ipam"]["routes"] = json!([]);
+    let req = request(&ns, conf);
+    let e = run(&net, &ns, &req).unwrap_err();
+    assert_eq!(e.code, code::INVALID_CONFIG);
+    assert!(e.msg.starts_with("macFromIP: "), "{}", e.msg);
+    assert!(net.links(ns.path()).is_empty());
+    assert!(held(data.path()).is_empty());
+}
+
+// ---------------------------------------------------------------- probe
+
+const ROGUE: [u8; 6] = [0x52, 0x54, 0, 0, 0, 1];
+
+fn probe_conf(data: &Path, extra: Value) -> Value {
+    let mut c = netconf(data, json!({"probe": {"timeoutMs": 50}}));
+    if let (Some(c), Some(e)) = (c.as_object_mut(), extra.as_object()) {
+        c.extend(e.clone());
+    }
+    c
+}
+
+fn record(data: &Path, ip: &str) -> String {
+    std::fs::read_to_string(data.join("lan").join(ip)).unwrap_or_default()
+}
+
+#[test]
+fn probe_of_a_free_address_then_configure_and_announce() {
+    let (net, ns, data) = setup();
+    let req = request(&ns, probe_conf(data.path(), json!({})));
+    let out = run(&net, &ns, &req).unwrap();
+    assert_eq!(out.ips[0].address.to_string(), "10.9.0.2/24");
+    let calls = net.calls();
+    let (up, probe, addr, announce, route) = (
+        position(&calls, "set_up"),
+        position(&calls, "arp_probe"),
+        position(&calls, "add_address"),
+        position(&calls, "arp_announce"),
+        position(&calls, "add_route"),
+    );
+    assert!(
+        up < probe && probe < addr && addr < announce && announce < route,
+        "{calls:?}"
+    );
+    assert!(calls[probe].contains("arp_probe") && calls[probe].contains(" 10.9.0.2 "));
+    assert!(calls[announce].contains("10.9.0.2"));
+    // announce: false: no announcement of our own either.
+    let (net, ns, data) = setup();
+    let req = request(&ns, probe_conf(data.path(), json!({"announce": false})));
+    run(&net, &ns, &req).unwrap();
+    assert!(!net.calls().iter().any(|c| c.contains("arp_announce")));
+}
+
+#[test]
+fn probe_conflict_quarantines_and_takes_the_next_address() {
+    let (net, ns, data) = setup();
+    net.answer_arp("10.9.0.2".parse().unwrap(), ROGUE);
+    let req = request(&ns, probe_conf(data.path(), json!({})));
+    let out = run(&net, &ns, &req).unwrap();
+    assert_eq!(out.ips[0].address.to_string(), "10.9.0.3/24");
+    let link = net.link(ns.path(), "eth0").unwrap();
+    assert_eq!(
+        net.addresses(ns.path(), link.index),
+        ["10.9.0.3/24".parse::<IpNetwork>().unwrap()]
+    );
+    assert_eq!(
+        record(data.path(), "10.9.0.2"),
+        "conflict:52:54:00:00:00:01"
+    );
+    assert_eq!(record(data.path(), "10.9.0.3"), "c1\r\neth0");
+    let probes = net
+        .calls()
+        .iter()
+        .filter(|c| c.contains("arp_probe"))
+        .count();
+    assert_eq!(probes, 2);
+    // The next container skips the quarantined address without probing it.
+    let mut next = request(&ns, probe_conf(data.path(), json!({})));
+    next.args.container_id = "c2".into();
+    next.args.ifname = "net1".into();
+    let out = run(&net, &ns, &next).unwrap();
+    assert_eq!(out.ips[0].address.to_string(), "10.9.0.4/24");
+    // A rollback after the replacement gives back the replacement, keeps
+    // the quarantine.
+    let (net, ns, data) = setup();
+    net.answer_arp("10.9.0.2".parse().unwrap(), ROGUE);
+    net.fail(
+        ns.path(),
+        "add_route",
+        LinkError::Invalid("injected".into()),
+    );
+    let req = request(&ns, probe_conf(data.path(), json!({})));
+    run(&net, &ns, &req).unwrap_err();
+    assert_eq!(held(data.path()), ["10.9.0.2".parse::<IpAddr>().unwrap()]);
+    assert_eq!(
+        record(data.path(), "10.9.0.2"),
+        "conflict:52:54:00:00:00:01"
+    );
+    assert!(net.links(ns.path()).is_empty());
+}
+
+#[test]
+fn probe_with_mac_from_ip_moves_the_mac_to_the_replacement() {
+    let (net, ns, data) = setup();
+    net.answer_arp("10.9.0.2".parse().unwrap(), ROGUE);
+    let req = request(&ns, probe_conf(data.path(), json!({"macFromIP": true})));
+    let out = run(&net, &ns, &req).unwrap();
+    assert_eq!(out.interfaces[0].mac.as_deref(), Some("02:6d:0a:09:00:03"));
+    let calls = net.calls();
+    let probes: Vec<&String> = calls.iter().filter(|c| c.contains("arp_probe")).collect();
+    assert!(probes[0].ends_with("from 02:6d:0a:09:00:02"), "{probes:?}");
+    assert!(probes[1].ends_with("from 02:6d:0a:09:00:03"), "{probes:?}");
+    assert_eq!(
+        net.link(ns.path(), "eth0").unwrap().mac,
+        Some([0x02, 0x6d, 10, 9, 0, 3])
+    );
+}
+
+#[test]
+fn probe_attempts_exhausted_is_code_102_and_leaves_only_the_quarantines() {
+    let (net, ns, data) = setup();
+    for ip in ["10.9.0.2", "10.9.0.3", "10.9.0.4"] {
+        net.answer_arp(ip.parse().unwrap(), ROGUE);
+    }
+    let req = request(
+        &ns,
+        probe_conf(
+            data.path(),
+            json!({"probe": {"timeoutMs": 50, "attempts": 3}}),
+        ),
+    );
+    let e = run(&net, &ns, &req).unwrap_err();
+    assert_eq!(e.code, code::ADDRESS_IN_USE, "{e:?}");
+    assert!(
+        e.msg.starts_with(
+            "10.9.0.4 is in use on the network: 52:54:00:00:00:01 answered an ARP probe from eth0"
+        ),
+        "{}",
+        e.msg
+    );
+    assert!(
+        e.msg.contains("10.9.0.2 (52:54:00:00:00:01), 10.9.0.3"),
+        "{}",
+        e.msg
+    );
+    assert!(
+        e.msg.contains("quarantined in the IPAM store: 10.9.0.4"),
+        "{}",
+        e.msg
+    );
+    assert!(net.links(ns.path()).is_empty());
+    for ip in ["10.9.0.2", "10.9.0.3", "10.9.0.4"] {
+        assert_eq!(
+            record(data.path(), ip),
+            "conflict:52:54:00:00:00:01",
+            "{ip}"
+        );
+    }
+    assert_eq!(held(data.path()).len(), 3, "the quarantines, nothing of c1");
+    let dir = data.path().join("lan/owners/c1@eth0");
+    assert!(!dir.exists(), "the owner holds nothing");
+    // attempts = 1: the first conflict fails at once.
+    let (net, ns, data) = setup();
+    net.answer_arp("10.9.0.2".parse().unwrap(), ROGUE);
+    let req = request(
+        &ns,
+        probe_conf(data.path(), json!({"probe": {"attempts": 1}})),
+    );
+    assert_eq!(run(&net, &ns, &req).unwrap_err().code, code::ADDRESS_IN_USE);
+    assert_eq!(held(data.path()).len(), 1);
+}
+
+#[test]
+fn probe_conflict_on_a_static_address_fails_without_quarantine() {
+    let (net, ns, data) = setup();
+    net.answer_arp("10.9.0.50".parse().unwrap(), ROGUE);
+    let req = request(
+        &ns,
+        probe_conf(
+            data.path(),
+            json!({"runtimeConfig": {"ips": ["10.9.0.50/24"]}}),
+        ),
+    );
+    let e = run(&net, &ns, &req).unwrap_err();
+    assert_eq!(e.code, code::ADDRESS_IN_USE);
+    assert!(
+        e.msg.starts_with("10.9.0.50 is in use on the network: "),
+        "{}",
+        e.msg
+    );
+    assert!(e.msg.contains("static address"), "{}", e.msg);
+    assert!(held(data.path()).is_empty(), "released, not quarantined");
+    assert!(net.links(ns.path()).is_empty());
+    let probes = net
+        .calls()
+        .iter()
+        .filter(|c| c.contains("arp_probe"))
+        .count();
+    assert_eq!(probes, 1);
+}
+
+#[test]
+fn probe_decisions() {
+    let conf = IpamConfig::from_netconf(
+        &json!({"name": "lan", "ipam": {"subnet": "10.9.0.0/24"},
+                "runtimeConfig": {"ips": ["10.9.0.50/24"]}}),
+        &Default::default(),
+    )
+    .unwrap();
+    let fresh = IpamHeld::Fresh(Box::new(conf.clone()), vec![]);
+    let dynamic = [("10.9.0.2".parse().unwrap(), ROGUE)];
+    let fixed = [("10.9.0.50".parse().unwrap(), ROGUE)];
+    let fail = |why| ProbeStep::Fail { why };
+    assert_eq!(probe_step(&fresh, &dynamic, 1, 3), ProbeStep::Replace);
+    assert_eq!(probe_step(&fresh, &dynamic, 2, 3), ProbeStep::Replace);
+    assert_eq!(probe_step(&fresh, &dynamic, 3, 3), fail(FailWhy::Exhausted));
+    assert_eq!(probe_step(&fresh, &fixed, 1, 3), fail(FailWhy::Static));
+    let both = [dynamic[0], fixed[0]];
+    assert_eq!(probe_step(&fresh, &both, 1, 3), fail(FailWhy::Static));
+    let delegated = IpamHeld::Delegate("host-local".into());
+    assert_eq!(
+        probe_step(&delegated, &dynamic, 1, 3),
+        fail(FailWhy::Delegated)
+    );
+    assert_eq!(
+        probe_step(&IpamHeld::Nothing, &dynamic, 1, 3),
+        fail(FailWhy::Delegated)
+    );
+}
+
+// ---------------------------------------------------------------- IPv6 DAD
+
+#[test]
+fn dad_failure_is_reported_like_a_probe_conflict_and_quarantined() {
+    let (net, ns, data) = setup();
+    let mut conf = netconf(data.path(), json!({"ipv6Dad": "wait"}));
+    conf["ipam"] = json!({"type": "mactrunk-ipam", "dataDir": data.path(),
+        "ranges": [[{"subnet": "10.9.0.0/24"}], [{"subnet": "fd00::/120"}]]});
+    let req = request(&ns, conf);
+    net.fail(
+        ns.path(),
+        "wait_dad",
+        LinkError::DadFailed {
+            addr: "fd00::2/120".parse().unwrap(),
+            link: format!("eth0 (index 12) in container netns {}", ns.path()),
+        },
+    );
+    let e = run(&net, &ns, &req).unwrap_err();
+    assert_eq!(e.code, code::ADDRESS_IN_USE, "{e:?}");
+    assert!(
+        e.msg.starts_with(
+            "fd00::2 is in use on the network: IPv6 duplicate address detection on eth0"
+        ),
+        "{}",
+        e.msg
+    );
+    assert!(
+        e.msg
+            .contains("quarantined in the IPAM store as conflict:ipv6-dad"),
+        "{}",
+        e.msg
+    );
+    assert_eq!(record(data.path(), "fd00::2"), "conflict:ipv6-dad");
+    assert_eq!(
+        held(data.path()),
+        ["fd00::2".parse::<IpAddr>().unwrap()],
+        "v4 given back"
+    );
+    assert!(net.links(ns.path()).is_empty());
+    // The retry gets another address.
+    run(&net, &ns, &req).unwrap();
+    assert!(record(data.path(), "fd00::3").starts_with("c1"));
 }

@@ -996,6 +996,29 @@ impl Store for FileStore {
         Ok(held)
     }
 
+    /// The record is replaced by rename (temp + fsync first), so the
+    /// address is held at every instant; then the owner's index entry goes,
+    /// as in a release. A quarantine record has no index (its holder is no
+    /// attachment): it is found by scanning, by GC and the admin tool.
+    fn quarantine(&mut self, owner: &Owner, ip: IpAddr, by: &Owner) -> Result<bool, StoreError> {
+        if self.holder(ip)?.as_ref() != Some(owner) {
+            return Ok(false);
+        }
+        let tmp = self.write_tmp(&format!("q.{ip}"), by.to_record().as_bytes(), true)?;
+        let dst = self.ip_path(ip);
+        self.touched();
+        if let Err(e) = fs::rename(&tmp, &dst) {
+            let _ = fs::remove_file(&tmp);
+            return Err(StoreError::io("rename", dst, e));
+        }
+        let mut idx = self.read_index(owner)?;
+        if idx.contains(&ip) {
+            idx.retain(|x| *x != ip);
+            self.write_index(owner, &idx)?;
+        }
+        Ok(true)
+    }
+
     fn release(&mut self, owner: &Owner) -> Result<Vec<IpAddr>, StoreError> {
         let mut out = self.release_key(owner)?;
         if !owner.is_legacy() {

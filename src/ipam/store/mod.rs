@@ -23,6 +23,9 @@ use crate::sys::fs::FsError;
 
 pub use file::{FileStore, StoreReader};
 
+/// The record prefix of a quarantined address (see [`Owner::quarantine`]).
+pub const QUARANTINE_PREFIX: &str = "conflict:";
+
 /// One attachment: the key every allocation is recorded under.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Owner {
@@ -53,6 +56,27 @@ impl Owner {
     /// Exact match, or a legacy record of the same container (as host-local).
     pub fn matches(&self, who: &Owner) -> bool {
         self == who || (self.is_legacy() && self.container_id == who.container_id)
+    }
+
+    /// The holder of an address quarantined because `by` (a MAC, or
+    /// `ipv6-dad`) showed it in use on the network: the record
+    /// `conflict:<by>`. No container ID contains ':', so no attachment ever
+    /// matches it; the reference host-local reads it as a foreign container
+    /// and leaves it alone too.
+    pub fn quarantine(by: &str) -> Owner {
+        Owner::new(format!("{QUARANTINE_PREFIX}{by}"), "")
+    }
+
+    /// What showed a quarantined address in use (see [`Owner::quarantine`]);
+    /// None for an attachment.
+    pub fn quarantined_by(&self) -> Option<&str> {
+        self.container_id
+            .strip_prefix(QUARANTINE_PREFIX)
+            .filter(|_| self.is_legacy())
+    }
+
+    pub fn is_quarantine(&self) -> bool {
+        self.quarantined_by().is_some()
     }
 
     /// The legacy key of this owner's container.
@@ -125,7 +149,12 @@ impl From<&Attachment> for Owner {
 
 impl fmt::Display for Owner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.is_legacy() {
+        if let Some(by) = self.quarantined_by() {
+            write!(
+                f,
+                "a quarantine: the address was found in use on the network ({by}); mactrunk-ipam release frees it"
+            )
+        } else if self.is_legacy() {
             write!(
                 f,
                 "container {} (legacy record, interface unknown)",
@@ -174,6 +203,10 @@ pub trait Store {
     fn unreserve(&mut self, owner: &Owner, ip: IpAddr) -> Result<bool, StoreError>;
     /// Release everything `owner` holds (and legacy records of its container).
     fn release(&mut self, owner: &Owner) -> Result<Vec<IpAddr>, StoreError>;
+    /// Hand `ip` from `owner` to the quarantine holder `by` (see
+    /// [`Owner::quarantine`]) in one step: the record never disappears.
+    /// `Ok(false)` if `owner` does not hold `ip`.
+    fn quarantine(&mut self, owner: &Owner, ip: IpAddr, by: &Owner) -> Result<bool, StoreError>;
     /// The round-robin hint of a range set (a hint only: unreadable = None).
     fn last_reserved(&mut self, set: usize) -> Result<Option<IpAddr>, StoreError>;
     fn set_last_reserved(&mut self, set: usize, ip: IpAddr) -> Result<(), StoreError>;
@@ -342,6 +375,14 @@ impl Store for MemStore {
         }
     }
 
+    fn quarantine(&mut self, owner: &Owner, ip: IpAddr, by: &Owner) -> Result<bool, StoreError> {
+        if self.ips.get(&ip) != Some(owner) {
+            return Ok(false);
+        }
+        self.ips.insert(ip, by.clone());
+        Ok(true)
+    }
+
     fn release(&mut self, owner: &Owner) -> Result<Vec<IpAddr>, StoreError> {
         let gone: Vec<IpAddr> = self
             .ips
@@ -398,6 +439,30 @@ mod tests {
         assert!(Owner::new("cid", "").matches(&o));
         assert!(!Owner::new("cid2", "").matches(&o));
         assert!(!Owner::new("cid", "eth1").matches(&o));
+    }
+
+    #[test]
+    fn quarantine_owners() {
+        let q = Owner::quarantine("52:54:00:12:34:56");
+        assert_eq!(q.to_record(), "conflict:52:54:00:12:34:56");
+        assert_eq!(Owner::from_record(&q.to_record()), q);
+        assert_eq!(q.quarantined_by(), Some("52:54:00:12:34:56"));
+        assert!(q.is_quarantine() && q.is_legacy());
+        // Never an attachment: not a valid owner, matches none.
+        assert!(q.validate().is_err());
+        assert!(q.index_name().is_none());
+        assert!(!q.matches(&Owner::new("conflict", "eth0")));
+        assert!(!Owner::new("c1", "eth0").is_quarantine());
+        assert!(!Owner::new("conflict:x", "eth0").is_quarantine());
+        assert!(q.to_string().contains("52:54:00:12:34:56"), "{q}");
+        let mut m = MemStore::new();
+        let o = Owner::new("c1", "eth0");
+        let ip: IpAddr = "10.0.0.2".parse().unwrap();
+        assert!(!m.quarantine(&o, ip, &q).unwrap(), "not held");
+        m.reserve(&o, ip).unwrap();
+        assert!(m.quarantine(&o, ip, &q).unwrap());
+        assert_eq!(m.holder(ip).unwrap(), Some(q));
+        assert!(m.owned_by(&o).unwrap().is_empty());
     }
 
     #[test]

@@ -12,15 +12,17 @@ use rtnetlink::packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
 };
 use rtnetlink::packet_route::link::{
-    InfoData, InfoKind, InfoMacVlan, InfoVlan, LinkAttribute, LinkFlags, LinkInfo as NlLinkInfo,
-    LinkMessage, MacVlanMode, VlanProtocol as NlVlanProtocol,
+    InfoData, InfoIpVlan, InfoKind, InfoMacVlan, InfoVlan, IpVlanFlags, IpVlanMode, LinkAttribute,
+    LinkFlags, LinkInfo as NlLinkInfo, LinkMessage, MacVlanMode, VlanProtocol as NlVlanProtocol,
 };
 use rtnetlink::packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteMetric, RouteProtocol,
     RouteScope, RouteType,
 };
 
-use super::{AddrFlags, LinkError, LinkInfo, MacvlanMode, VlanProtocol};
+use super::{
+    AddrFlags, IpvlanFlags, IpvlanMode, LinkError, LinkInfo, LinkKind, MacvlanMode, VlanProtocol,
+};
 use crate::cni::Route;
 
 /// Reject names the kernel would refuse (`dev_valid_name`) or read as a
@@ -35,22 +37,24 @@ pub fn check_ifname(name: &str) -> Result<(), LinkError> {
     }
 }
 
-/// What a new macvlan link looks like. `netns_fd` is `IFLA_NET_NS_FD`: the
-/// link is born in that namespace while its parent is looked up in the
-/// namespace of the netlink socket.
+/// What a new macvlan or ipvlan link looks like. `netns_fd` is
+/// `IFLA_NET_NS_FD`: the link is born in that namespace while its parent is
+/// looked up in the namespace of the netlink socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MacvlanParams<'a> {
+pub struct LinkParams<'a> {
     pub name: &'a str,
     pub parent: u32,
-    pub mode: MacvlanMode,
+    pub kind: LinkKind,
     pub mtu: Option<u32>,
     pub mac: Option<[u8; 6]>,
-    pub bcqueuelen: Option<u32>,
     pub netns_fd: Option<RawFd>,
 }
 
-/// RTM_NEWLINK body creating a macvlan (send with CREATE|EXCL|ACK).
-pub fn macvlan_message(p: &MacvlanParams<'_>) -> LinkMessage {
+/// RTM_NEWLINK body creating a macvlan or an ipvlan (send with
+/// CREATE|EXCL|ACK). An ipvlan always carries its mode and its flags: the
+/// kernel takes l3 for a missing mode, and both are one setting per parent,
+/// so leaving one out would not leave the parent as it was either.
+pub fn link_message(p: &LinkParams<'_>) -> LinkMessage {
     let mut msg = LinkMessage::default();
     msg.attributes
         .push(LinkAttribute::IfName(p.name.to_string()));
@@ -64,14 +68,34 @@ pub fn macvlan_message(p: &MacvlanParams<'_>) -> LinkMessage {
     if let Some(fd) = p.netns_fd {
         msg.attributes.push(LinkAttribute::NetNsFd(fd));
     }
-    let mut data = vec![InfoMacVlan::Mode(p.mode.into())];
-    if let Some(len) = p.bcqueuelen {
-        data.push(InfoMacVlan::BcQueueLen(len));
-    }
-    msg.attributes.push(LinkAttribute::LinkInfo(vec![
-        NlLinkInfo::Kind(InfoKind::MacVlan),
-        NlLinkInfo::Data(InfoData::MacVlan(data)),
-    ]));
+    let info = match p.kind {
+        LinkKind::Macvlan { mode, bcqueuelen } => {
+            let mut data = vec![InfoMacVlan::Mode(mode.into())];
+            if let Some(len) = bcqueuelen {
+                data.push(InfoMacVlan::BcQueueLen(len));
+            }
+            vec![
+                NlLinkInfo::Kind(InfoKind::MacVlan),
+                NlLinkInfo::Data(InfoData::MacVlan(data)),
+            ]
+        }
+        LinkKind::Ipvlan { mode, flags } => vec![
+            NlLinkInfo::Kind(InfoKind::IpVlan),
+            NlLinkInfo::Data(InfoData::IpVlan(vec![
+                InfoIpVlan::Mode(mode.into()),
+                InfoIpVlan::Flags(IpVlanFlags::from_bits_retain(flags.bits())),
+            ])),
+        ],
+    };
+    msg.attributes.push(LinkAttribute::LinkInfo(info));
+    msg
+}
+
+/// RTM_NEWLINK (no CREATE) body giving link `index` the MAC `mac`.
+pub fn mac_message(index: u32, mac: [u8; 6]) -> LinkMessage {
+    let mut msg = LinkMessage::default();
+    msg.header.index = index;
+    msg.attributes.push(LinkAttribute::Address(mac.to_vec()));
     msg
 }
 
@@ -282,6 +306,7 @@ pub fn parse_link(msg: &LinkMessage) -> LinkInfo {
             LinkAttribute::Link(l) => info.parent_index = Some(*l),
             LinkAttribute::LinkNetNsId(id) => info.parent_netnsid = Some(*id),
             LinkAttribute::IfAlias(a) => info.alias = Some(a.clone()),
+            LinkAttribute::Controller(c) => info.controller = Some(*c),
             LinkAttribute::LinkInfo(infos) => {
                 for i in infos {
                     match i {
@@ -294,6 +319,19 @@ pub fn parse_link(msg: &LinkMessage) -> LinkInfo {
                                     }
                                     InfoMacVlan::BcQueueLen(n) => {
                                         info.macvlan_bcqueuelen = Some(*n)
+                                    }
+                                    _ => {}
+                                }
+                            }
+                        }
+                        NlLinkInfo::Data(InfoData::IpVlan(data)) => {
+                            for d in data {
+                                match d {
+                                    InfoIpVlan::Mode(m) => {
+                                        info.ipvlan_mode = IpvlanMode::from_nl(*m)
+                                    }
+                                    InfoIpVlan::Flags(f) => {
+                                        info.ipvlan_flags = IpvlanFlags::from_bits(f.bits())
                                     }
                                     _ => {}
                                 }
@@ -467,6 +505,27 @@ impl From<MacvlanMode> for MacVlanMode {
     }
 }
 
+impl IpvlanMode {
+    fn from_nl(m: IpVlanMode) -> Option<IpvlanMode> {
+        Some(match m {
+            IpVlanMode::L2 => IpvlanMode::L2,
+            IpVlanMode::L3 => IpvlanMode::L3,
+            IpVlanMode::L3S => IpvlanMode::L3s,
+            _ => return None,
+        })
+    }
+}
+
+impl From<IpvlanMode> for IpVlanMode {
+    fn from(m: IpvlanMode) -> Self {
+        match m {
+            IpvlanMode::L2 => IpVlanMode::L2,
+            IpvlanMode::L3 => IpVlanMode::L3,
+            IpvlanMode::L3s => IpVlanMode::L3S,
+        }
+    }
+}
+
 impl From<VlanProtocol> for NlVlanProtocol {
     fn from(p: VlanProtocol) -> Self {
         match p {
@@ -508,18 +567,41 @@ mod tests {
         (kind, data)
     }
 
+    fn params(kind: LinkKind) -> LinkParams<'static> {
+        LinkParams {
+            name: "m",
+            parent: 3,
+            kind,
+            mtu: None,
+            mac: None,
+            netns_fd: None,
+        }
+    }
+
+    fn macvlan(mode: MacvlanMode, bcqueuelen: Option<u32>) -> LinkKind {
+        LinkKind::Macvlan { mode, bcqueuelen }
+    }
+
+    /// The message as the kernel receives it.
+    fn wire(msg: LinkMessage) -> Vec<u8> {
+        let mut nl = NetlinkMessage::from(RouteNetlinkMessage::NewLink(msg));
+        nl.finalize();
+        let mut buf = vec![0u8; nl.buffer_len()];
+        nl.emit(&mut buf);
+        buf
+    }
+
     #[test]
     fn macvlan_message_full() {
-        let p = MacvlanParams {
+        let p = LinkParams {
             name: "mtltmp0",
             parent: 7,
-            mode: MacvlanMode::Vepa,
+            kind: macvlan(MacvlanMode::Vepa, Some(2000)),
             mtu: Some(1400),
             mac: Some([0x02, 0, 0, 0, 0, 0x42]),
-            bcqueuelen: Some(2000),
             netns_fd: Some(9),
         };
-        let msg = macvlan_message(&p);
+        let msg = link_message(&p);
         let attrs = &msg.attributes;
         assert!(attrs.contains(&LinkAttribute::IfName("mtltmp0".into())));
         assert!(attrs.contains(&LinkAttribute::Link(7)));
@@ -541,16 +623,7 @@ mod tests {
 
     #[test]
     fn macvlan_message_minimal() {
-        let p = MacvlanParams {
-            name: "m",
-            parent: 3,
-            mode: MacvlanMode::Bridge,
-            mtu: None,
-            mac: None,
-            bcqueuelen: None,
-            netns_fd: None,
-        };
-        let msg = macvlan_message(&p);
+        let msg = link_message(&params(macvlan(MacvlanMode::Bridge, None)));
         assert!(!msg.attributes.iter().any(|a| matches!(
             a,
             LinkAttribute::Mtu(_) | LinkAttribute::Address(_) | LinkAttribute::NetNsFd(_)
@@ -562,25 +635,94 @@ mod tests {
     #[test]
     fn macvlan_message_emits_mode_bytes() {
         // IFLA_MACVLAN_MODE (1) = MACVLAN_MODE_PASSTHRU (8) must be in the wire bytes.
-        let p = MacvlanParams {
-            name: "x",
-            parent: 1,
-            mode: MacvlanMode::Passthru,
-            mtu: None,
-            mac: None,
-            bcqueuelen: None,
-            netns_fd: Some(5),
-        };
-        let mut nl = NetlinkMessage::from(RouteNetlinkMessage::NewLink(macvlan_message(&p)));
-        nl.finalize();
-        let mut buf = vec![0u8; nl.buffer_len()];
-        nl.emit(&mut buf);
+        let mut p = params(macvlan(MacvlanMode::Passthru, None));
+        p.netns_fd = Some(5);
+        let buf = wire(link_message(&p));
         let mode_nla = [8u8, 0, 1, 0, 8, 0, 0, 0];
         assert!(buf.windows(8).any(|w| w == mode_nla), "{buf:?}");
         // IFLA_NET_NS_FD = 28, value 5
         let fd_nla = [8u8, 0, 28, 0, 5, 0, 0, 0];
         assert!(buf.windows(8).any(|w| w == fd_nla), "{buf:?}");
         assert!(buf.windows(7).any(|w| w == b"macvlan"));
+    }
+
+    #[test]
+    fn ipvlan_message_carries_mode_and_flags() {
+        for mode in IpvlanMode::ALL {
+            for flags in IpvlanFlags::ALL {
+                let mut p = params(LinkKind::Ipvlan { mode, flags });
+                p.mtu = Some(1400);
+                p.netns_fd = Some(7);
+                let msg = link_message(&p);
+                assert!(msg.attributes.contains(&LinkAttribute::LinkInfo(vec![
+                    NlLinkInfo::Kind(InfoKind::IpVlan),
+                    NlLinkInfo::Data(InfoData::IpVlan(vec![
+                        InfoIpVlan::Mode(mode.into()),
+                        InfoIpVlan::Flags(IpVlanFlags::from_bits_retain(flags.bits())),
+                    ])),
+                ])));
+                assert!(msg.attributes.contains(&LinkAttribute::Link(3)));
+                assert!(msg.attributes.contains(&LinkAttribute::NetNsFd(7)));
+                // Read back as the kernel reports it (IFLA_LINKINFO of the new link).
+                let info = parse_link(&msg);
+                assert_eq!(info.kind.as_deref(), Some("ipvlan"));
+                assert_eq!(info.ipvlan_mode, Some(mode));
+                assert_eq!(info.ipvlan_flags, Some(flags));
+                assert_eq!(info.macvlan_mode, None);
+            }
+        }
+    }
+
+    #[test]
+    fn ipvlan_message_wire_bytes() {
+        // IFLA_IPVLAN_MODE (1) = IPVLAN_MODE_L3S (2), IFLA_IPVLAN_FLAGS (2) =
+        // IPVLAN_F_VEPA (2): u16 attributes, padded to 8 bytes.
+        let kind = LinkKind::Ipvlan {
+            mode: IpvlanMode::L3s,
+            flags: IpvlanFlags::Vepa,
+        };
+        let buf = wire(link_message(&params(kind)));
+        assert!(buf.windows(6).any(|w| w == b"ipvlan"), "{buf:?}");
+        let mode = [6u8, 0, 1, 0, 2, 0];
+        let flags = [6u8, 0, 2, 0, 2, 0];
+        assert!(buf.windows(6).any(|w| w == mode), "{buf:?}");
+        assert!(buf.windows(6).any(|w| w == flags), "{buf:?}");
+        // L2 = 0 and bridge = 0 are sent too: the kernel would take a
+        // missing mode as l3.
+        let kind = LinkKind::Ipvlan {
+            mode: IpvlanMode::L2,
+            flags: IpvlanFlags::Bridge,
+        };
+        let buf = wire(link_message(&params(kind)));
+        assert!(buf.windows(6).any(|w| w == [6u8, 0, 1, 0, 0, 0]), "{buf:?}");
+        assert!(buf.windows(6).any(|w| w == [6u8, 0, 2, 0, 0, 0]), "{buf:?}");
+        // Private is bit 0.
+        assert_eq!(IpvlanFlags::Private.bits(), 1);
+        assert_eq!(
+            IpvlanFlags::from_bits(3),
+            None,
+            "both bits: never a kernel value"
+        );
+        assert_eq!(IpvlanFlags::from_bits(0), Some(IpvlanFlags::Bridge));
+    }
+
+    #[test]
+    fn mac_message_sets_only_the_address() {
+        let m = mac_message(9, [2, 0x6d, 10, 0, 0, 5]);
+        assert_eq!(m.header.index, 9);
+        assert_eq!(
+            m.attributes,
+            vec![LinkAttribute::Address(vec![2, 0x6d, 10, 0, 0, 5])]
+        );
+        assert!(m.header.flags.is_empty() && m.header.change_mask.is_empty());
+    }
+
+    #[test]
+    fn parse_link_reads_the_controller() {
+        let mut msg = index_message(4);
+        msg.attributes.push(LinkAttribute::Controller(2));
+        assert_eq!(parse_link(&msg).controller, Some(2));
+        assert_eq!(parse_link(&index_message(4)).controller, None);
     }
 
     #[test]
@@ -629,16 +771,15 @@ mod tests {
 
     #[test]
     fn parse_link_roundtrip_macvlan() {
-        let p = MacvlanParams {
+        let p = LinkParams {
             name: "eth0",
             parent: 12,
-            mode: MacvlanMode::Private,
+            kind: macvlan(MacvlanMode::Private, Some(2000)),
             mtu: Some(9000),
             mac: Some([2, 1, 2, 3, 4, 5]),
-            bcqueuelen: Some(2000),
             netns_fd: None,
         };
-        let mut msg = macvlan_message(&p);
+        let mut msg = link_message(&p);
         msg.header.index = 3;
         msg.header.flags = LinkFlags::Up | LinkFlags::Broadcast;
         msg.attributes.push(LinkAttribute::IfAlias("hello".into()));
@@ -656,10 +797,13 @@ mod tests {
                 parent_netnsid: Some(0),
                 macvlan_mode: Some(MacvlanMode::Private),
                 macvlan_bcqueuelen: Some(2000),
+                ipvlan_mode: None,
+                ipvlan_flags: None,
                 vlan_id: None,
                 vlan_protocol: None,
                 up: true,
                 alias: Some("hello".into()),
+                controller: None,
             }
         );
     }

@@ -6,13 +6,13 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use ipnetwork::IpNetwork;
 
 use super::ops::{LinkOps, Sysctl};
-use super::{AddrFlags, LinkError, LinkInfo, MacvlanSpec, VlanProtocol};
+use super::{AddrFlags, LinkError, LinkInfo, LinkKind, LinkSpec, VlanProtocol};
 use crate::cni::Route;
 
 #[derive(Debug, Default)]
@@ -30,6 +30,9 @@ struct State {
     calls: Vec<String>,
     /// (namespace, call prefix) -> the error its next matching call returns.
     failures: Vec<(String, String, LinkError)>,
+    /// Hosts on the parent's network: address -> the MAC that answers an
+    /// ARP probe for it.
+    arp_answers: BTreeMap<Ipv4Addr, [u8; 6]>,
 }
 
 /// The fake kernel. `ns(label)` gives the [`LinkOps`] of one namespace; a
@@ -95,6 +98,11 @@ impl FakeNet {
             .links
             .insert(index, link);
         index
+    }
+
+    /// A host on the network that has `ip` (it answers ARP probes as `mac`).
+    pub fn answer_arp(&self, ip: Ipv4Addr, mac: [u8; 6]) {
+        self.state.borrow_mut().arp_answers.insert(ip, mac);
     }
 
     /// Make the next call in `ns` whose record starts with `prefix` fail.
@@ -192,48 +200,109 @@ impl LinkOps for FakeLinks<'_> {
         Ok(None)
     }
 
-    fn create_macvlan(&self, spec: &MacvlanSpec<'_>) -> Result<(), LinkError> {
+    /// Like the kernel: a parent carries macvlans or ipvlans, never both
+    /// (EBUSY), and an ipvlan's mode and flags are one setting of the
+    /// parent, which the newest ipvlan sets for all of them.
+    fn create_link(&self, spec: &LinkSpec<'_>) -> Result<(), LinkError> {
         let target = spec
             .netns
             .map_or(self.label.clone(), |ns| ns.path().to_string());
+        let kind = spec.kind.name();
         self.call(format!(
-            "create_macvlan {} parent={} in={target}",
+            "create_{kind} {} parent={} in={target}",
             spec.name, spec.parent
         ))?;
-        let parent_here = self.with_ns(&self.label, |n| n.links.contains_key(&spec.parent));
-        if !parent_here {
+        let parent = self.with_ns(&self.label, |n| n.links.get(&spec.parent).cloned());
+        let Some(parent) = parent else {
             return Err(LinkError::NotFound(format!(
                 "parent link index {}",
                 spec.parent
             )));
-        }
+        };
         let sender_clash = self.net.old_kernel && self.find(&self.label, spec.name).is_some();
         if sender_clash || self.find(&target, spec.name).is_some() {
             return Err(LinkError::Exists(format!(
-                "macvlan {} in {target}",
+                "{kind} {} in {target}",
                 spec.name
             )));
         }
         let mut st = self.net.state.borrow_mut();
+        let other_kind = st
+            .namespaces
+            .values()
+            .flat_map(|n| n.links.values())
+            .any(|l| {
+                l.parent_index == Some(spec.parent)
+                    && l.kind
+                        .as_deref()
+                        .is_some_and(|k| k != kind && (k == "macvlan" || k == "ipvlan"))
+            });
+        if other_kind {
+            return Err(LinkError::Netlink {
+                op: format!("create {kind} {} (parent index {})", spec.name, spec.parent),
+                errno: libc::EBUSY,
+                msg: "Device or resource busy".into(),
+            });
+        }
         st.next_index += 1;
         let index = st.next_index;
-        let link = LinkInfo {
+        let mut link = LinkInfo {
             index,
             name: spec.name.to_string(),
-            kind: Some("macvlan".into()),
+            kind: Some(kind.into()),
             mtu: spec.mtu.unwrap_or(1500),
-            mac: Some(spec.mac.unwrap_or([0x02, 0xaa, 0, 0, 0, index as u8])),
             parent_index: Some(spec.parent),
-            macvlan_mode: Some(spec.mode),
-            macvlan_bcqueuelen: spec.bcqueuelen.filter(|_| !self.net.no_bcqueuelen),
             ..LinkInfo::default()
         };
+        match spec.kind {
+            LinkKind::Macvlan { mode, bcqueuelen } => {
+                link.mac = Some(spec.mac.unwrap_or([0x02, 0xaa, 0, 0, 0, index as u8]));
+                link.macvlan_mode = Some(mode);
+                link.macvlan_bcqueuelen = bcqueuelen.filter(|_| !self.net.no_bcqueuelen);
+            }
+            LinkKind::Ipvlan { mode, flags } => {
+                link.mac = parent.mac;
+                link.ipvlan_mode = Some(mode);
+                link.ipvlan_flags = Some(flags);
+                for l in st
+                    .namespaces
+                    .values_mut()
+                    .flat_map(|n| n.links.values_mut())
+                {
+                    if l.parent_index == Some(spec.parent) && l.kind.as_deref() == Some("ipvlan") {
+                        l.ipvlan_mode = Some(mode);
+                        l.ipvlan_flags = Some(flags);
+                    }
+                }
+            }
+        }
         st.namespaces
             .entry(target)
             .or_default()
             .links
             .insert(index, link);
         Ok(())
+    }
+
+    fn set_mac(&self, index: u32, mac: [u8; 6]) -> Result<(), LinkError> {
+        self.call(format!("set_mac {index} {}", super::format_mac(&mac)))?;
+        let kind = self.with_ns(&self.label, |n| n.links.get(&index).map(|l| l.kind.clone()));
+        match kind {
+            None => Err(self.missing(index)),
+            Some(Some(k)) if k == "ipvlan" => Err(LinkError::Netlink {
+                op: format!("set the MAC of link index {index}"),
+                errno: libc::EOPNOTSUPP,
+                msg: "Operation not supported".into(),
+            }),
+            Some(_) => {
+                self.with_ns(&self.label, |n| {
+                    if let Some(l) = n.links.get_mut(&index) {
+                        l.mac = Some(mac);
+                    }
+                });
+                Ok(())
+            }
+        }
     }
 
     fn create_vlan(
@@ -374,6 +443,46 @@ impl LinkOps for FakeLinks<'_> {
         });
         Ok(Vec::new())
     }
+
+    /// Answers from [`FakeNet::answer_arp`]; like the real socket, a link
+    /// that is down cannot send (ENETDOWN).
+    fn arp_probe(
+        &self,
+        index: u32,
+        mac: [u8; 6],
+        candidates: &[Ipv4Addr],
+        _window: Duration,
+    ) -> Result<Vec<(Ipv4Addr, [u8; 6])>, LinkError> {
+        let list: Vec<String> = candidates.iter().map(ToString::to_string).collect();
+        self.call(format!(
+            "arp_probe {index} {} from {}",
+            list.join(","),
+            super::format_mac(&mac)
+        ))?;
+        let up = self.with_ns(&self.label, |n| n.links.get(&index).map(|l| l.up));
+        match up {
+            None => return Err(self.missing(index)),
+            Some(false) => {
+                return Err(LinkError::Io {
+                    op: format!("ARP probe on link index {index}"),
+                    source: std::io::Error::from_raw_os_error(libc::ENETDOWN),
+                });
+            }
+            Some(true) => {}
+        }
+        let st = self.net.state.borrow();
+        Ok(candidates
+            .iter()
+            .filter_map(|c| st.arp_answers.get(c).map(|m| (*c, *m)))
+            .collect())
+    }
+
+    fn arp_announce(&self, index: u32, mac: [u8; 6], ip: Ipv4Addr) -> Result<(), LinkError> {
+        self.call(format!(
+            "arp_announce {index} {ip} from {}",
+            super::format_mac(&mac)
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -386,22 +495,21 @@ mod tests {
         let net = FakeNet::new();
         let host = net.ns("host");
         let eth0 = net.add_link("host", "eth0", None);
-        let spec = MacvlanSpec {
+        let spec = LinkSpec {
             name: "mv0",
             parent: eth0,
-            mode: MacvlanMode::Bridge,
+            kind: LinkKind::Macvlan {
+                mode: MacvlanMode::Bridge,
+                bcqueuelen: None,
+            },
             mtu: None,
             mac: None,
-            bcqueuelen: None,
             netns: None,
         };
-        host.create_macvlan(&spec).unwrap();
+        host.create_link(&spec).unwrap();
         let mv = host.link_by_name("mv0").unwrap().unwrap();
         assert_eq!(mv.kind.as_deref(), Some("macvlan"));
-        assert!(matches!(
-            host.create_macvlan(&spec),
-            Err(LinkError::Exists(_))
-        ));
+        assert!(matches!(host.create_link(&spec), Err(LinkError::Exists(_))));
         net.fail("host", "set_up", LinkError::Invalid("boom".into()));
         assert!(host.set_up(mv.index).is_err());
         host.set_up(mv.index).unwrap();
@@ -412,5 +520,86 @@ mod tests {
             format!("host: create_macvlan mv0 parent={eth0} in=host")
         );
         assert_eq!(net.calls().len(), 7);
+    }
+
+    #[test]
+    fn like_the_kernel_one_parent_one_link_type_and_one_ipvlan_mode() {
+        use crate::sys::netlink::{IpvlanFlags, IpvlanMode};
+        let net = FakeNet::new();
+        let host = net.ns("host");
+        let eth0 = net.add_link("host", "eth0", None);
+        let eth1 = net.add_link("host", "eth1", None);
+        let spec = |name, parent, kind| LinkSpec {
+            name,
+            parent,
+            kind,
+            mtu: None,
+            mac: None,
+            netns: None,
+        };
+        let l2 = LinkKind::Ipvlan {
+            mode: IpvlanMode::L2,
+            flags: IpvlanFlags::Bridge,
+        };
+        let l3 = LinkKind::Ipvlan {
+            mode: IpvlanMode::L3,
+            flags: IpvlanFlags::Private,
+        };
+        host.create_link(&spec("iv0", eth0, l2)).unwrap();
+        let iv0 = host.link_by_name("iv0").unwrap().unwrap();
+        assert_eq!(iv0.mac, host.link_by_index(eth0).unwrap().unwrap().mac);
+        let mv = LinkKind::Macvlan {
+            mode: MacvlanMode::Bridge,
+            bcqueuelen: None,
+        };
+        let e = host.create_link(&spec("mv0", eth0, mv)).unwrap_err();
+        assert_eq!(e.errno(), Some(libc::EBUSY), "{e}");
+        host.create_link(&spec("mv1", eth1, mv)).unwrap();
+        let e = host.create_link(&spec("iv1", eth1, l2)).unwrap_err();
+        assert_eq!(e.errno(), Some(libc::EBUSY), "{e}");
+        // The newest ipvlan sets the mode and flags of its parent's others.
+        host.create_link(&spec("iv2", eth0, l3)).unwrap();
+        let iv0 = host.link_by_name("iv0").unwrap().unwrap();
+        assert_eq!(iv0.ipvlan_mode, Some(IpvlanMode::L3));
+        assert_eq!(iv0.ipvlan_flags, Some(IpvlanFlags::Private));
+        // An ipvlan cannot take another MAC; a macvlan can.
+        let e = host.set_mac(iv0.index, [2, 0, 0, 0, 0, 1]).unwrap_err();
+        assert_eq!(e.errno(), Some(libc::EOPNOTSUPP));
+        let mv1 = host.link_by_name("mv1").unwrap().unwrap();
+        host.set_mac(mv1.index, [2, 0, 0, 0, 0, 1]).unwrap();
+        assert_eq!(
+            host.link_by_index(mv1.index).unwrap().unwrap().mac,
+            Some([2, 0, 0, 0, 0, 1])
+        );
+    }
+
+    #[test]
+    fn arp_probe_answers_and_needs_the_link_up() {
+        let net = FakeNet::new();
+        let host = net.ns("host");
+        let eth0 = net.add_link("host", "eth0", None);
+        let a: Ipv4Addr = "10.0.0.2".parse().unwrap();
+        let b: Ipv4Addr = "10.0.0.3".parse().unwrap();
+        net.answer_arp(a, [0x52, 0, 0, 0, 0, 1]);
+        let mac = [2, 0, 0, 0, 0, 9];
+        let window = Duration::from_millis(1);
+        assert_eq!(
+            host.arp_probe(eth0, mac, &[a, b], window).unwrap(),
+            [(a, [0x52, 0, 0, 0, 0, 1])]
+        );
+        let eth1 = net.add_link("host", "eth1", None);
+        assert!(host.arp_probe(eth1, mac, &[b], window).unwrap().is_empty());
+        let mv = LinkSpec {
+            name: "mv0",
+            parent: eth0,
+            kind: LinkKind::default(),
+            mtu: None,
+            mac: None,
+            netns: None,
+        };
+        host.create_link(&mv).unwrap();
+        let mv = host.link_by_name("mv0").unwrap().unwrap();
+        let e = host.arp_probe(mv.index, mac, &[b], window).unwrap_err();
+        assert_eq!(e.errno(), Some(libc::ENETDOWN));
     }
 }

@@ -107,6 +107,160 @@ impl FromStr for MacvlanMode {
     }
 }
 
+/// The ipvlan mode (`IFLA_IPVLAN_MODE`). The kernel keeps one mode per
+/// parent (the ipvlan "port"): creating an ipvlan sets it for every ipvlan
+/// of that parent, and a create without the attribute sets l3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum IpvlanMode {
+    #[default]
+    L2,
+    L3,
+    L3s,
+}
+
+impl IpvlanMode {
+    pub const ALL: [IpvlanMode; 3] = [IpvlanMode::L2, IpvlanMode::L3, IpvlanMode::L3s];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IpvlanMode::L2 => "l2",
+            IpvlanMode::L3 => "l3",
+            IpvlanMode::L3s => "l3s",
+        }
+    }
+
+    /// l3 and l3s: the link has no ARP (IFF_NOARP); the parent's namespace
+    /// routes its packets.
+    pub fn is_l3(self) -> bool {
+        self != IpvlanMode::L2
+    }
+}
+
+impl fmt::Display for IpvlanMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Parses `l2`, `l3`, `l3s` (exact, lower case, as the reference ipvlan plugin).
+impl FromStr for IpvlanMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        IpvlanMode::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| format!("unknown ipvlan mode {s:?}: expected l2, l3 or l3s"))
+    }
+}
+
+/// The ipvlan flags (`IFLA_IPVLAN_FLAGS`): bridge (none), private
+/// (IPVLAN_F_PRIVATE) or vepa (IPVLAN_F_VEPA); the kernel refuses both bits.
+/// Like the mode, they are one setting per parent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum IpvlanFlags {
+    #[default]
+    Bridge,
+    Private,
+    Vepa,
+}
+
+impl IpvlanFlags {
+    pub const ALL: [IpvlanFlags; 3] =
+        [IpvlanFlags::Bridge, IpvlanFlags::Private, IpvlanFlags::Vepa];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IpvlanFlags::Bridge => "bridge",
+            IpvlanFlags::Private => "private",
+            IpvlanFlags::Vepa => "vepa",
+        }
+    }
+
+    /// The IFLA_IPVLAN_FLAGS value.
+    pub fn bits(self) -> u16 {
+        match self {
+            IpvlanFlags::Bridge => 0,
+            IpvlanFlags::Private => 0x01,
+            IpvlanFlags::Vepa => 0x02,
+        }
+    }
+
+    /// None for a value the kernel never reports (both bits, unknown bits).
+    pub fn from_bits(bits: u16) -> Option<IpvlanFlags> {
+        IpvlanFlags::ALL.into_iter().find(|f| f.bits() == bits)
+    }
+}
+
+impl fmt::Display for IpvlanFlags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Parses `bridge`, `private`, `vepa` (exact, lower case, as iproute2).
+impl FromStr for IpvlanFlags {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        IpvlanFlags::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| format!("unknown ipvlan flags {s:?}: expected bridge, private or vepa"))
+    }
+}
+
+/// The kind of container link mactrunk creates, with its kind-specific
+/// attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LinkKind {
+    /// A macvlan: its own MAC on the parent's network.
+    Macvlan {
+        mode: MacvlanMode,
+        /// IFLA_MACVLAN_BC_QUEUE_LEN (Linux 5.11+).
+        bcqueuelen: Option<u32>,
+    },
+    /// An ipvlan: the parent's MAC, demultiplexed by IP address.
+    Ipvlan {
+        mode: IpvlanMode,
+        flags: IpvlanFlags,
+    },
+}
+
+impl Default for LinkKind {
+    fn default() -> Self {
+        LinkKind::Macvlan {
+            mode: MacvlanMode::Bridge,
+            bcqueuelen: None,
+        }
+    }
+}
+
+impl LinkKind {
+    /// IFLA_INFO_KIND: "macvlan" or "ipvlan".
+    pub fn name(&self) -> &'static str {
+        match self {
+            LinkKind::Macvlan { .. } => "macvlan",
+            LinkKind::Ipvlan { .. } => "ipvlan",
+        }
+    }
+
+    pub fn is_ipvlan(&self) -> bool {
+        matches!(self, LinkKind::Ipvlan { .. })
+    }
+}
+
+/// `macvlan mode bridge`, `ipvlan mode l2 bridge`.
+impl fmt::Display for LinkKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LinkKind::Macvlan { mode, .. } => write!(f, "macvlan mode {mode}"),
+            LinkKind::Ipvlan { mode, flags } => write!(f, "ipvlan mode {mode} {flags}"),
+        }
+    }
+}
+
+/// The kinds of link mactrunk creates in a container (and tags).
+pub const CONTAINER_LINK_KINDS: [&str; 2] = ["macvlan", "ipvlan"];
+
 /// The usable 802.1Q/802.1ad VLAN ids: 0 means "untagged", 4095 is reserved.
 pub const VLAN_IDS: std::ops::RangeInclusive<u16> = 1..=4094;
 
@@ -159,11 +313,16 @@ pub struct LinkInfo {
     /// IFLA_MACVLAN_BC_QUEUE_LEN as requested at creation; kernels before
     /// 5.11 neither know nor report it.
     pub macvlan_bcqueuelen: Option<u32>,
+    /// IFLA_IPVLAN_MODE / IFLA_IPVLAN_FLAGS: the parent's (port-wide) values.
+    pub ipvlan_mode: Option<IpvlanMode>,
+    pub ipvlan_flags: Option<IpvlanFlags>,
     pub vlan_id: Option<u16>,
     pub vlan_protocol: Option<VlanProtocol>,
     /// IFF_UP (administratively up).
     pub up: bool,
     pub alias: Option<String>,
+    /// IFLA_MASTER: the bridge, bond or VRF this link is a port of.
+    pub controller: Option<u32>,
 }
 
 /// `aa:bb:cc:dd:ee:ff`.
@@ -174,17 +333,17 @@ pub fn format_mac(m: &[u8; 6]) -> String {
     )
 }
 
-/// A macvlan to create. With `netns` set the link is created directly inside
-/// that namespace (IFLA_NET_NS_FD), while `parent` is an index in the
-/// namespace of the `Netlink` connection.
+/// A macvlan or ipvlan to create. With `netns` set the link is created
+/// directly inside that namespace (IFLA_NET_NS_FD), while `parent` is an
+/// index in the namespace of the `Netlink` connection.
 #[derive(Debug, Clone)]
-pub struct MacvlanSpec<'a> {
+pub struct LinkSpec<'a> {
     pub name: &'a str,
     pub parent: u32,
-    pub mode: MacvlanMode,
+    pub kind: LinkKind,
     pub mtu: Option<u32>,
+    /// IFLA_ADDRESS; an ipvlan always has its parent's (the kernel refuses another).
     pub mac: Option<[u8; 6]>,
-    pub bcqueuelen: Option<u32>,
     pub netns: Option<&'a NetNs>,
 }
 
@@ -607,22 +766,23 @@ impl Netlink {
             .collect())
     }
 
-    /// Create a macvlan; with `spec.netns` it is born inside that namespace.
-    /// The link is created down. EEXIST (the name is taken in the target
-    /// namespace) is [`LinkError::Exists`].
-    pub async fn create_macvlan(&self, spec: &MacvlanSpec<'_>) -> Result<(), LinkError> {
+    /// Create a macvlan or ipvlan; with `spec.netns` it is born inside that
+    /// namespace. The link is created down. EEXIST (the name is taken in the
+    /// target namespace) is [`LinkError::Exists`]; any other refusal keeps
+    /// its errno (EBUSY: the parent's receive path belongs to another
+    /// driver, e.g. macvlan and ipvlan on one parent).
+    pub async fn create_link(&self, spec: &LinkSpec<'_>) -> Result<(), LinkError> {
         use std::os::fd::AsRawFd;
         build::check_ifname(spec.name)?;
-        let params = build::MacvlanParams {
+        let params = build::LinkParams {
             name: spec.name,
             parent: spec.parent,
-            mode: spec.mode,
+            kind: spec.kind,
             mtu: spec.mtu,
             mac: spec.mac,
-            bcqueuelen: spec.bcqueuelen,
             netns_fd: spec.netns.map(|ns| ns.as_fd().as_raw_fd()),
         };
-        let msg = RouteNetlinkMessage::NewLink(build::macvlan_message(&params));
+        let msg = RouteNetlinkMessage::NewLink(build::link_message(&params));
         // `spec.netns` is borrowed for the whole call, so the fd stays valid
         // until the kernel has answered.
         match self.ack(msg, NLM_F_CREATE | NLM_F_EXCL).await {
@@ -632,7 +792,7 @@ impl Netlink {
                     Some(ns) => format!(" in container netns {}", ns.path()),
                     None => self.at(),
                 };
-                let what = format!("macvlan {}{target}", spec.name);
+                let what = format!("{} {}{target}", spec.kind.name(), spec.name);
                 match f.errno() {
                     libc::EEXIST => Err(LinkError::Exists(what)),
                     libc::ENODEV => Err(LinkError::NotFound(format!(
@@ -644,8 +804,8 @@ impl Netlink {
                         let parent = self.describe(spec.parent).await;
                         Err(self.error(
                             format!(
-                                "create {what} (mode {}, parent {parent}{})",
-                                spec.mode,
+                                "create {what} ({}, parent {parent}{})",
+                                spec.kind,
                                 self.at()
                             ),
                             f,
@@ -654,6 +814,15 @@ impl Netlink {
                 }
             }
         }
+    }
+
+    /// Give the (down) link `index` a new MAC (IFLA_ADDRESS).
+    pub async fn set_mac(&self, index: u32, mac: [u8; 6]) -> Result<(), LinkError> {
+        let msg = RouteNetlinkMessage::NewLink(build::mac_message(index, mac));
+        self.link_request(index, msg, |name| {
+            format!("set the MAC of {name} to {}", format_mac(&mac))
+        })
+        .await
     }
 
     /// Create the VLAN sub-interface `name` (down) on `parent`.
@@ -933,6 +1102,37 @@ mod tests {
         let e = "nope".parse::<MacvlanMode>().unwrap_err();
         assert!(e.contains("nope") && e.contains("bridge"), "{e}");
         assert_eq!(MacvlanMode::default(), MacvlanMode::Bridge);
+    }
+
+    #[test]
+    fn ipvlan_mode_and_flags_parse_display() {
+        for m in IpvlanMode::ALL {
+            assert_eq!(m.to_string().parse::<IpvlanMode>(), Ok(m));
+        }
+        for f in IpvlanFlags::ALL {
+            assert_eq!(f.to_string().parse::<IpvlanFlags>(), Ok(f));
+            assert_eq!(IpvlanFlags::from_bits(f.bits()), Some(f));
+        }
+        assert_eq!(IpvlanMode::default(), IpvlanMode::L2);
+        assert_eq!(IpvlanFlags::default(), IpvlanFlags::Bridge);
+        assert!(!IpvlanMode::L2.is_l3() && IpvlanMode::L3.is_l3() && IpvlanMode::L3s.is_l3());
+        for bad in ["L2", "l4", "", "bridge"] {
+            let e = bad.parse::<IpvlanMode>().unwrap_err();
+            assert!(e.contains("l2, l3 or l3s"), "{e}");
+        }
+        for bad in ["Bridge", "passthru", "private,vepa"] {
+            assert!(bad.parse::<IpvlanFlags>().is_err(), "{bad}");
+        }
+        let k = LinkKind::Ipvlan {
+            mode: IpvlanMode::L3s,
+            flags: IpvlanFlags::Vepa,
+        };
+        assert_eq!(k.to_string(), "ipvlan mode l3s vepa");
+        assert_eq!(k.name(), "ipvlan");
+        assert!(k.is_ipvlan());
+        assert_eq!(LinkKind::default().to_string(), "macvlan mode bridge");
+        assert!(CONTAINER_LINK_KINDS.contains(&LinkKind::default().name()));
+        assert!(CONTAINER_LINK_KINDS.contains(&k.name()));
     }
 
     #[test]

@@ -5,15 +5,16 @@
 //! logic; `fake::FakeNet` implements it in memory for unit tests of the
 //! rollback paths (youki's `network/fake.rs` is the model).
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use ipnetwork::IpNetwork;
 
-use super::{AddrFlags, LinkError, LinkInfo, MacvlanSpec, Netlink, VlanProtocol};
+use super::{AddrFlags, LinkError, LinkInfo, LinkSpec, Netlink, VlanProtocol};
 use crate::cni::Route;
+use crate::sys::arp::{self, ArpSocket};
 use crate::sys::netns::{self, NetNs};
 use crate::sys::sysctl;
 
@@ -29,9 +30,13 @@ pub trait LinkOps {
     fn link_by_index(&self, index: u32) -> Result<Option<LinkInfo>, LinkError>;
     /// The output link of the main table's default route (IPv4 first).
     fn default_route_link(&self) -> Result<Option<LinkInfo>, LinkError>;
-    /// Create a macvlan on `spec.parent` (an index in this namespace),
-    /// inside `spec.netns` when given. EEXIST is [`LinkError::Exists`].
-    fn create_macvlan(&self, spec: &MacvlanSpec<'_>) -> Result<(), LinkError>;
+    /// Create a macvlan or ipvlan on `spec.parent` (an index in this
+    /// namespace), inside `spec.netns` when given. EEXIST is
+    /// [`LinkError::Exists`]; other refusals keep their errno (EBUSY: the
+    /// parent's receive path is taken, e.g. by the other link type).
+    fn create_link(&self, spec: &LinkSpec<'_>) -> Result<(), LinkError>;
+    /// A new MAC for link `index` (RTM_NEWLINK with IFLA_ADDRESS).
+    fn set_mac(&self, index: u32, mac: [u8; 6]) -> Result<(), LinkError>;
     fn create_vlan(
         &self,
         name: &str,
@@ -63,6 +68,18 @@ pub trait LinkOps {
     /// exist, e.g. without IPv6, is skipped). Returns the keys that could not
     /// be written with why; an error only if the namespace could not be entered.
     fn write_sysctls(&self, settings: &[Sysctl]) -> Result<Vec<String>, LinkError>;
+    /// RFC 5227 probes for `candidates` from link `index` (up, without
+    /// those addresses) as `mac`, listening for `window`. Returns the
+    /// conflicts: (address, MAC of the host that has it).
+    fn arp_probe(
+        &self,
+        index: u32,
+        mac: [u8; 6],
+        candidates: &[Ipv4Addr],
+        window: Duration,
+    ) -> Result<Vec<(Ipv4Addr, [u8; 6])>, LinkError>;
+    /// An ARP announcement (gratuitous ARP) of `ip` by `mac` from link `index`.
+    fn arp_announce(&self, index: u32, mac: [u8; 6], ip: Ipv4Addr) -> Result<(), LinkError>;
 }
 
 /// The netlink side of one command: a `current_thread` runtime on this
@@ -93,6 +110,7 @@ impl Kernel {
             nl: OnceCell::new(),
             label: "host network namespace".into(),
             netns: None,
+            arp: RefCell::new(None),
         }
     }
 
@@ -105,6 +123,7 @@ impl Kernel {
             nl: OnceCell::new(),
             label: format!("container network namespace {}", ns.path()),
             netns: Some(ns),
+            arp: RefCell::new(None),
         }
     }
 }
@@ -117,6 +136,9 @@ pub struct NsLinks<'a> {
     label: String,
     /// The namespace of the socket and of sysctls; None: the calling thread's.
     netns: Option<&'a NetNs>,
+    /// The ARP socket of the last link probed, kept for its announcements:
+    /// closing one costs an RCU grace period, paid once when this is dropped.
+    arp: RefCell<Option<ArpSocket>>,
 }
 
 impl NsLinks<'_> {
@@ -146,6 +168,39 @@ impl NsLinks<'_> {
             .get_or_init(|| opened.with_label(self.label.clone())))
     }
 
+    /// Run `f` with an ARP socket bound to link `index`, opened (in this
+    /// namespace) on first use.
+    fn with_arp<T>(
+        &self,
+        index: u32,
+        what: &str,
+        f: impl FnOnce(&ArpSocket) -> io::Result<T>,
+    ) -> Result<T, LinkError> {
+        let io_err = |op: String, source: io::Error| LinkError::Io { op, source };
+        let mut slot = self.arp.borrow_mut();
+        if slot.as_ref().is_none_or(|s| s.index() != index) {
+            let op = format!(
+                "open an ARP socket on link index {index} in the {}",
+                self.label
+            );
+            let opened = match self.netns {
+                None => ArpSocket::open(index),
+                Some(ns) => netns::run_in(ns, move || ArpSocket::open(index))
+                    .map_err(|e| io_err(op.clone(), io::Error::other(e.to_string())))?,
+            };
+            *slot = Some(opened.map_err(|e| io_err(op, e))?);
+        }
+        let sock = slot
+            .as_ref()
+            .ok_or_else(|| LinkError::Invalid("no ARP socket".into()))?;
+        f(sock).map_err(|e| {
+            io_err(
+                format!("{what} on link index {index} in the {}", self.label),
+                e,
+            )
+        })
+    }
+
     fn run<'s, T, F>(&'s self, f: impl FnOnce(&'s Netlink) -> F) -> Result<T, LinkError>
     where
         F: Future<Output = Result<T, LinkError>>,
@@ -172,8 +227,12 @@ impl LinkOps for NsLinks<'_> {
         self.run(|nl| nl.default_route_link())
     }
 
-    fn create_macvlan(&self, spec: &MacvlanSpec<'_>) -> Result<(), LinkError> {
-        self.run(|nl| nl.create_macvlan(spec))
+    fn create_link(&self, spec: &LinkSpec<'_>) -> Result<(), LinkError> {
+        self.run(|nl| nl.create_link(spec))
+    }
+
+    fn set_mac(&self, index: u32, mac: [u8; 6]) -> Result<(), LinkError> {
+        self.run(|nl| nl.set_mac(index, mac))
     }
 
     fn create_vlan(
@@ -241,5 +300,21 @@ impl LinkOps for NsLinks<'_> {
                 source: io::Error::other(e.to_string()),
             }),
         }
+    }
+
+    fn arp_probe(
+        &self,
+        index: u32,
+        mac: [u8; 6],
+        candidates: &[Ipv4Addr],
+        window: Duration,
+    ) -> Result<Vec<(Ipv4Addr, [u8; 6])>, LinkError> {
+        self.with_arp(index, "ARP probe", |s| s.probe(mac, candidates, window))
+    }
+
+    fn arp_announce(&self, index: u32, mac: [u8; 6], ip: Ipv4Addr) -> Result<(), LinkError> {
+        self.with_arp(index, "ARP announcement", |s| {
+            s.send(&arp::announcement(mac, ip))
+        })
     }
 }
