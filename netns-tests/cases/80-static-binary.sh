@@ -41,16 +41,16 @@ chmod +x "$wrapper"
 make_container_ns C
 conf=$T/static.conf
 jq -n --arg m "$PARENT" '{cniVersion: "1.1.0", name: "static", type: "mactrunk", master: $m,
-    ipam: {type: "mactrunk-ipam", subnet: "10.70.0.0/24"}}' >"$conf"
+    ipam: {type: "mactrunk-ipam", subnet: "10.80.0.0/24"}}' >"$conf"
 cni ADD "$conf" cid=static1 ns="$C" bin="$wrapper"
 assert_ok "ADD in the chrooted static root"
 ip=$(jqo '.ips[0].address')
-assert_eq "$ip" 10.70.0.2/24 "address from the chrooted ADD"
-assert_match "$(ip -n "$C" -o addr show dev eth0 2>&1)" '10\.70\.0\.2/24' "eth0 in the container carries the address"
-[[ -f $R/var/lib/cni/networks/static/10.70.0.2 ]] || fail "no store record inside the root ($(find "$R/var" 2>&1 | tr '\n' ' '))"
+assert_eq "$ip" 10.80.0.2/24 "address from the chrooted ADD"
+assert_match "$(ip -n "$C" -o addr show dev eth0 2>&1)" '10\.80\.0\.2/24' "eth0 in the container carries the address"
+[[ -f $R/var/lib/cni/networks/static/10.80.0.2 ]] || fail "no store record inside the root ($(find "$R/var" 2>&1 | tr '\n' ' '))"
 cni CHECK "$(with_prev "$conf" "$OUT")" cid=static1 ns="$C" bin="$wrapper"
 assert_ok_empty "CHECK in the chrooted static root"
 cni DEL "$conf" cid=static1 ns="$C" bin="$wrapper"
 assert_ok_empty "DEL in the chrooted static root"
-[[ -e $R/var/lib/cni/networks/static/10.70.0.2 ]] && fail "DEL left the store record"
+[[ -e $R/var/lib/cni/networks/static/10.80.0.2 ]] && fail "DEL left the store record"
 ip -n "$C" link show eth0 >/dev/null 2>&1 && fail "DEL left eth0 in the container"
