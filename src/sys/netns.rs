@@ -213,6 +213,79 @@ pub fn run_in<R: Send>(ns: &NetNs, f: impl FnOnce() -> R + Send) -> Result<R, Ne
     })
 }
 
+/// The ids ([`NetNs::id`] form, `dev:ino`) of every network namespace that
+/// still exists as far as this process can see: those of all processes
+/// (`/proc/<pid>/ns/net`) and those pinned by a bind mount (nsfs entries of
+/// `/proc/self/mountinfo`, e.g. `/run/netns/x`). A namespace kept alive only
+/// by an open file descriptor is not seen. Run in the host's PID and mount
+/// namespaces, this is every namespace a container runtime keeps. Read-only.
+pub fn live_ids() -> io::Result<std::collections::HashSet<String>> {
+    use std::os::unix::fs::MetadataExt;
+    let id = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .ok()
+            .map(|m| format!("{}:{}", m.dev(), m.ino()))
+    };
+    let mut out = std::collections::HashSet::new();
+    for e in std::fs::read_dir("/proc")?.flatten() {
+        let name = e.file_name();
+        if name
+            .to_str()
+            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        {
+            // a process that exits meanwhile is simply not there
+            out.extend(id(&e.path().join("ns/net")));
+        }
+    }
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
+    for p in nsfs_mount_points(&mountinfo) {
+        out.extend(id(std::path::Path::new(&p)));
+    }
+    Ok(out)
+}
+
+/// The mount points of the network namespace bind mounts in a
+/// `/proc/<pid>/mountinfo` text: filesystem type `nsfs`, root `net:[...]`.
+/// Mount points are unescaped (`\040` is a space, as the kernel writes it).
+pub fn nsfs_mount_points(mountinfo: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in mountinfo.lines() {
+        // id parent major:minor root mountpoint options [optional...] - fstype source super
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let fields: Vec<&str> = left.split(' ').collect();
+        let fstype = right.split(' ').next().unwrap_or("");
+        if fstype != "nsfs" || fields.len() < 5 || !fields[3].starts_with("net:[") {
+            continue;
+        }
+        out.push(unescape_octal(fields[4]));
+    }
+    out
+}
+
+/// Undo the kernel's `\ooo` escapes of space, tab, newline and backslash.
+fn unescape_octal(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = (b[i] == b'\\' && i + 3 < b.len())
+            .then(|| &b[i + 1..i + 4])
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)))
+            .map(|d| d.iter().fold(0u32, |n, c| n * 8 + u32::from(c - b'0')))
+            .and_then(|n| u8::try_from(n).ok());
+        if let Some(c) = octal {
+            out.push(c);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,5 +363,31 @@ mod tests {
         .into();
         assert_eq!(e.code, code::KERNEL);
         assert!(e.msg.contains("setns"));
+    }
+
+    #[test]
+    fn nsfs_mounts_of_a_mountinfo() {
+        let text = "\
+22 1 0:21 / /proc rw,nosuid - proc proc rw
+612 25 0:4 net:[4026532712] /run/netns/mt-a rw shared:5 - nsfs nsfs rw
+613 25 0:4 net:[4026532800] /run/netns/with\\040space rw - nsfs nsfs rw
+614 25 0:4 mnt:[4026532900] /run/mntns/x rw - nsfs nsfs rw
+615 25 0:4 net:[4026532901] /x rw - tmpfs tmpfs rw
+garbage line
+";
+        assert_eq!(
+            nsfs_mount_points(text),
+            ["/run/netns/mt-a", "/run/netns/with space"]
+        );
+        assert_eq!(unescape_octal("a\\134b\\011"), "a\\b\t");
+        assert_eq!(unescape_octal("end\\04"), "end\\04", "a cut escape is kept");
+        assert_eq!(unescape_octal("\\777"), "\\777", "not a byte: kept");
+    }
+
+    #[test]
+    fn live_ids_include_this_process() {
+        let ids = live_ids().unwrap();
+        let me = NetNs::current().unwrap().id().unwrap();
+        assert!(ids.contains(&me), "{me} not in {} ids", ids.len());
     }
 }
