@@ -16,7 +16,7 @@
 #
 # Copied into the VM: the suite (netns-tests/, conf/, install.sh) at /opt/mactrunk, the two
 # binaries, cnitool (target/cnitool, built from netns-tests/tools/cnitool when stale), Debian's
-# reference plugins (/usr/lib/cni), and the host's bash, jq, nc, ping, ss, perl, GNU coreutils,
+# reference plugins (/usr/lib/cni), and the host's bash, jq, nc, ping, ss, perl, promtool, GNU coreutils,
 # findutils, grep, sed, awk, diff, flock, setsid, sysctl, ps. Under TCG everything runs
 # roughly 15-25 times slower than on the host (each process start costs ~50 ms, a jq ~0.4 s),
 # so the per-case limit is raised (NT_CASE_TIMEOUT, default here 2400 s), and without CASE
@@ -59,7 +59,7 @@ cp -a "$repo_root/netns-tests" "$repo_root/conf" "$repo_root/install.sh" "$stage
 cp "$bin_dir/mactrunk" "$bin_dir/mactrunk-ipam" "$stage/target/release/"
 cp "$repo_root/target/cnitool" "$stage/target/"
 
-progs=(jq nc ping ss sysctl ps flock setsid find xargs grep sed awk diff cmp perl)
+progs=(jq nc ping ss sysctl ps flock setsid find xargs grep sed awk diff cmp perl promtool)
 while read -r p; do progs+=("$p"); done < <(dpkg -L coreutils | grep -E '^/(usr/)?bin/[^/]+$')
 bins=()
 for p in "${progs[@]}"; do
