@@ -7,9 +7,10 @@
 #   ./build.sh --cargo SUBCOMMAND [ARG...]
 #   ./build.sh --target
 #
-#   (no option)        cargo build --release for the static target, then copy mactrunk,
-#                      mactrunk-ipam and mactrunk-install into target/static/ (each copied
-#                      beside, then renamed: a test that runs them never sees half a file)
+#   (no option)        cargo build --release for the static target, then copy the crate's
+#                      binaries (mactrunk, mactrunk-ipam, mactrunk-install, ...: src/bin/)
+#                      into target/static/ (each copied beside, then renamed: a test that
+#                      runs them never sees half a file)
 #   --out DIR          copy them into DIR instead
 #   --features LIST    cargo features (fault-injection: the VLAN suite's crash hook)
 #   -q                 cargo's --quiet
@@ -30,7 +31,14 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-BINARIES=(mactrunk mactrunk-ipam mactrunk-install)
+# every binary of the crate (src/bin/NAME.rs or src/bin/NAME/main.rs): mactrunk,
+# mactrunk-ipam, mactrunk-install, and the cluster IPAM's mactrunk-etcd where it exists
+BINARIES=()
+for f in src/bin/*.rs src/bin/*/main.rs; do
+    [[ -e $f ]] || continue
+    f=${f#src/bin/}
+    BINARIES+=("${f%%[./]*}")
+done
 out=target/static
 features=""
 quiet=()

@@ -34,6 +34,9 @@ use files::{FileError, Outcome};
 
 /// The plugins installed into the CNI bin dir.
 const PLUGINS: [&str; 2] = ["mactrunk", "mactrunk-ipam"];
+/// Installed beside them when the image has them (the cluster IPAM's etcd
+/// helper, which the plugins exec only to talk to etcd).
+const OPTIONAL: [&str; 1] = ["mactrunk-etcd"];
 /// The per-node directory under the conf dir.
 const NODE_DIR: &str = "mactrunk.d";
 /// Secret key -> file in the node directory (the NetworkAttachmentDefinitions'
@@ -54,7 +57,8 @@ Usage:
   mactrunk-install watch [OPTIONS] [--interval SECS]
   mactrunk-install --version | --help
 
-install: copy mactrunk and mactrunk-ipam into the CNI bin dir (temp file in that
+install: copy mactrunk and mactrunk-ipam (and mactrunk-etcd when the image has it,
+the cluster IPAM's helper) into the CNI bin dir (temp file in that
 dir, then rename: a runtime exec'ing the plugin meanwhile sees the old or the new
 file, whole), copy the etcd credentials (ca.crt, tls.crt, tls.key of the Secret
 mounted at --etcd-tls-dir, when it exists) to <conf dir>/mactrunk.d/etcd-ca.crt,
@@ -181,19 +185,21 @@ fn pass(o: &Options, replace: bool) -> Result<Pass, FileError> {
     let mut out = Pass::default();
     files::existing_dir(&o.bin_dir)?;
     files::existing_dir(&o.conf_dir)?;
-    for p in files::remove_stale_temps(&o.bin_dir, &PLUGINS) {
+    let all: Vec<&str> = PLUGINS.iter().chain(&OPTIONAL).copied().collect();
+    for p in files::remove_stale_temps(&o.bin_dir, &all) {
         out.notes
             .push(format!("removed a killed run's temp file {}", p.display()));
     }
-    for name in PLUGINS {
+    for name in all {
         let dst = o.bin_dir.join(name);
-        if !replace && dst.exists() {
+        let src = o.from.join(name);
+        if (!replace && dst.exists()) || (OPTIONAL.contains(&name) && !src.exists()) {
             continue;
         }
-        let content = files::read_source(&o.from.join(name))?;
+        let content = files::read_source(&src)?;
         let done = files::install(&content, &dst, 0o755)?;
         record(&mut out, &dst, done);
-        if done != Outcome::Unchanged {
+        if done != Outcome::Unchanged && PLUGINS.contains(&name) {
             out.plugins_written.push(dst);
         }
     }
@@ -608,6 +614,27 @@ mod tests {
             fs::read_to_string(o.conf_dir.join(NODE_DIR).join("etcd-client.crt")).unwrap(),
             "CERT2\n"
         );
+    }
+
+    #[test]
+    fn the_etcd_helper_is_installed_when_the_image_has_it() {
+        let h = host();
+        let o = &h.o;
+        pass(o, true).unwrap();
+        assert!(!o.bin_dir.join("mactrunk-etcd").exists());
+        fs::write(o.from.join("mactrunk-etcd"), "helper v1").unwrap();
+        let done = pass(o, true).unwrap();
+        assert_eq!(done.changes.len(), 1, "{:?}", done.changes);
+        assert!(done.plugins_written.is_empty(), "no --version check for it");
+        assert_eq!(
+            fs::read(o.bin_dir.join("mactrunk-etcd")).unwrap(),
+            b"helper v1"
+        );
+        assert_eq!(mode_of(&o.bin_dir.join("mactrunk-etcd")), 0o755);
+        // watch puts it back when it goes missing
+        fs::remove_file(o.bin_dir.join("mactrunk-etcd")).unwrap();
+        pass(o, false).unwrap();
+        assert!(o.bin_dir.join("mactrunk-etcd").exists());
     }
 
     #[test]
