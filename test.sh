@@ -14,8 +14,11 @@
 #   6. the netns suite of step 4 again, in a VM on 6.1 (netns-tests/vm/run-netns.sh)
 #   7. the Rust root tests (tests/link_root.rs) in a VM on 6.1 (netns-tests/vm/run-rust.sh)
 #   8. kill -9 fault test, MACTRUNK_FAULT_KILLS kills (default 400; netns-tests/fault.sh)
-#   9. real runtimes: podman (CNI backend) and ctr run --cni (netns-tests/runtimes/run.sh)
-#  10. benchmark against the reference plugins, --quick, figures only (MACTRUNK_BENCH=0 skips)
+#   9. real runtimes: podman (CNI backend), ctr run --cni, and the DaemonSet's installer image
+#      imported into containerd and run with ctr, upgraded under an exec loop
+#      (netns-tests/runtimes/run.sh)
+#  10. the Kubernetes manifests: deploy/lint.py --self-test
+#  11. benchmark against the reference plugins, --quick, figures only (MACTRUNK_BENCH=0 skips)
 #
 # Every step tests the static release build (./build.sh: one target and one set of flags, so
 # the tests and the binaries share one build of the dependencies).
@@ -121,12 +124,18 @@ read -r p f < <(runner_counts)
 record "fault test (kill -9)" "${p:-0}" "${f:-1}"
 
 # ---------------------------------------------------------------- 9. real runtimes
-step "netns-tests/runtimes/run.sh --bin-dir target/static (podman CNI backend, ctr run --cni)"
+step "netns-tests/runtimes/run.sh --bin-dir target/static (podman CNI backend, ctr run --cni, installer image)"
 netns-tests/runtimes/run.sh --bin-dir target/static 2>&1 | tee "$log"
 read -r p f < <(runner_counts)
-record "runtimes (podman, ctr)" "${p:-0}" "${f:-1}"
+record "runtimes (podman, ctr, installer)" "${p:-0}" "${f:-1}"
 
-# ---------------------------------------------------------------- 10. benchmark (figures only)
+# ---------------------------------------------------------------- 10. manifest lint
+step "deploy/lint.py --self-test (the DaemonSet and NetworkAttachmentDefinitions)"
+deploy/lint.py --self-test 2>&1 | tee "$log"
+read -r p f < <(runner_counts)
+record "deploy/ manifests lint" "${p:-0}" "${f:-1}"
+
+# ---------------------------------------------------------------- 11. benchmark (figures only)
 # Performance targets are printed as PASS/MISS by the benchmark and never fail the tests:
 # figures on a shared CI machine are noise-bound. MACTRUNK_BENCH=0 skips it.
 if [[ ${MACTRUNK_BENCH:-1} != 0 ]]; then
