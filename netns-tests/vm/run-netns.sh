@@ -14,7 +14,7 @@
 #   -v              print the log of every failing case
 #   CASE            as for run.sh (default: all)
 #
-# Copied into the VM: the suite (netns-tests/, conf/, install.sh) at /opt/mactrunk, the two
+# Copied into the VM: the suite (netns-tests/, conf/, deploy/, install.sh) at /opt/mactrunk, the two
 # binaries, cnitool (target/cnitool, built from netns-tests/tools/cnitool when stale), Debian's
 # reference plugins (/usr/lib/cni), and the host's bash, jq, nc, ping, ss, perl, promtool, GNU coreutils,
 # findutils, grep, sed, awk, diff, flock, setsid, sysctl, ps. Under TCG everything runs
@@ -55,7 +55,7 @@ stage=$(mktemp -d /tmp/mactrunk-vmnetns.XXXXXX)
 out=$stage.out
 trap 'rm -rf "$stage" "$out"' EXIT
 mkdir -p "$stage/target/release"
-cp -a "$repo_root/netns-tests" "$repo_root/conf" "$repo_root/install.sh" "$stage/"
+cp -a "$repo_root/netns-tests" "$repo_root/conf" "$repo_root/deploy" "$repo_root/install.sh" "$stage/"
 cp "$bin_dir/mactrunk" "$bin_dir/mactrunk-ipam" "$stage/target/release/"
 cp "$repo_root/target/cnitool" "$stage/target/"
 
