@@ -21,7 +21,8 @@
 //! alone in `watch`: during a rolling update the old pod's watcher must not
 //! undo what the new pod's `install` just did.
 //!
-//! Only std and libc: the image holds nothing but the static binaries.
+//! std, libc, lexopt and serde_json; nothing of the library. The image holds
+//! nothing but the static binaries.
 
 mod files;
 
