@@ -1,7 +1,7 @@
 # install.sh --demo on a machine without ping and jq (a PATH of every tool but those): it
 # installs them with apt-get, as .ci/run does, then runs the demo. apt-get is a stand-in here
 # that records its arguments and puts the real tools on the PATH, as the packages would (the
-# real apt-get path was checked on a fresh Debian 12 root: docs/kubernetes.md). With --no-apt,
+# real apt-get path was tried once by hand in a fresh Debian 12 root: docs/kubernetes.md). With --no-apt,
 # or with no apt-get at all, install.sh fails naming the packages, before the demo starts.
 [[ $NT_REFERENCE == 1 ]] && skip "the demo's config is cniVersion 1.1.0, which the reference plugins do not speak"
 inst=$ROOT/install.sh

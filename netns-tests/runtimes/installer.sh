@@ -315,7 +315,7 @@ c run --snapshotter native --rm --cgroup "/$CGPARENT/watch" --env NODE_NAME=node
     "$IMAGE2" watch "${wargs[@]}" </dev/null >"$WORK/run-watch.log" 2>&1 &
 RUN_PID[watch]=$!
 watching() { grep -q 'watching' "$WORK/run-watch.log"; }
-wait_for_it() { local i; for i in $(seq 100); do "$@" && return 0; sleep 0.1; done; return 1; }
+wait_for_it() { local i; for i in $(seq 300); do "$@" && return 0; sleep 0.1; done; return 1; } # at most 30 s
 check "watch starts (install pass, then watching)" wait_for_it watching
 rm -f "$HOSTBIN/mactrunk-ipam"
 check "a deleted plugin is put back" wait_for_it eval "cmp -s '$HOSTBIN/mactrunk-ipam' '$WORK/bin-v2/mactrunk-ipam'"
