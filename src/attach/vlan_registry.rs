@@ -197,6 +197,37 @@ pub fn peek(data_dir: &Path, link: &str) -> Option<VlanRecord> {
     read_record(&path).ok().flatten()
 }
 
+/// Every record of the registry in `data_dir`, read without the lock and
+/// without changing anything (records are replaced atomically; the admin
+/// tool's metrics): the records that parse, and a message per file that
+/// does not. Empty when there is no registry.
+pub fn peek_all(data_dir: &Path) -> (Vec<VlanRecord>, Vec<String>) {
+    let dir = dir_in(data_dir);
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return (Vec::new(), Vec::new());
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_suffix(SUFFIX)
+                .map(String::from)
+        })
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    names.sort();
+    let (mut records, mut problems) = (Vec::new(), Vec::new());
+    for n in names {
+        match record_file(&dir, &n).and_then(|p| read_record(&p)) {
+            Ok(Some(r)) => records.push(r),
+            Ok(None) => {} // removed meanwhile
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    (records, problems)
+}
+
 /// The locked registry directory; the lock is released on drop.
 #[derive(Debug)]
 pub(crate) struct Registry {
@@ -886,6 +917,35 @@ mod tests {
         );
         assert!(peek(d.path(), "eth9.1").is_none());
         assert!(peek(d.path(), "../x").is_none());
+    }
+
+    #[test]
+    fn peek_all_reads_without_changing_anything() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(peek_all(d.path()), (vec![], vec![]));
+        let reg = Registry::open(d.path(), Duration::from_secs(1)).unwrap();
+        let mut r = rec("eth0.50");
+        r.add_user(&user("n", "c1"));
+        r.add_user(&user("m", "c2"));
+        reg.save(&r).unwrap();
+        reg.save(&rec("eth1.7")).unwrap();
+        let dir = dir_in(d.path());
+        fs::write(dir.join("eth0.60.json"), b"{not json").unwrap();
+        fs::write(dir.join(".tmp.eth0.61.9"), b"x").unwrap();
+        // read while another holder has the lock: no wait, no change
+        let (records, problems) = peek_all(d.path());
+        let users: Vec<(String, usize)> = records
+            .iter()
+            .map(|r| (r.link.clone(), r.users.len()))
+            .collect();
+        assert_eq!(
+            users,
+            [("eth0.50".to_string(), 2), ("eth1.7".to_string(), 0)]
+        );
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("eth0.60.json"), "{problems:?}");
+        assert!(dir.join("eth0.60.json").exists(), "nothing moved aside");
+        assert!(dir.join(".tmp.eth0.61.9").exists(), "nothing cleaned");
     }
 
     #[test]

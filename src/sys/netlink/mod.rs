@@ -2,7 +2,7 @@
 //! to the network namespace it was opened in.
 //!
 //! A netlink socket keeps the namespace of the thread that created it, so a
-//! `Netlink` opened inside [`crate::sys::netns::run_in`] talks to the container for
+//! `Netlink` opened inside [`crate::sys::netns::NsThread`] talks to the container for
 //! its whole life. Messages are built by the pure functions in [`build`]; this
 //! file only sends them, maps errno values to [`LinkError`] and retries dumps
 //! the kernel marks as interrupted (NLM_F_DUMP_INTR), like the reference
@@ -575,7 +575,7 @@ impl Netlink {
     /// Open a connection in the calling thread's network namespace and spawn
     /// its driver on the current tokio runtime (which must have IO and time
     /// enabled).
-    /// Inside `run_in`, enter a runtime first: either a fresh `current_thread`
+    /// Inside an `NsThread`, enter a runtime first: either a fresh `current_thread`
     /// runtime built on that thread, or the main runtime's `Handle::enter()`
     /// guard (the socket keeps the container netns either way).
     pub fn open() -> Result<Netlink, LinkError> {

@@ -17,7 +17,7 @@ use super::{
 };
 use crate::cni::Route;
 use crate::sys::arp::{self, ArpSocket};
-use crate::sys::netns::{self, NetNs};
+use crate::sys::netns::{NetNs, NsThread};
 use crate::sys::sysctl;
 
 /// One sysctl of a link's namespace: path under /proc/sys and value.
@@ -129,12 +129,14 @@ impl Kernel {
             nl: OnceCell::new(),
             label: "host network namespace".into(),
             netns: None,
+            thread: OnceCell::new(),
             arp: RefCell::new(None),
         }
     }
 
-    /// The namespace `ns`: its socket is opened on a short-lived thread
-    /// inside `ns` and keeps that namespace for its whole life, while this
+    /// The namespace `ns`: its socket is opened on the thread that works
+    /// inside `ns` for this connection (an [`NsThread`], which also writes
+    /// its sysctls) and keeps that namespace for its whole life, while this
     /// thread's runtime drives it, so no task ever crosses namespaces.
     pub fn netns<'a>(&'a self, ns: &'a NetNs) -> NsLinks<'a> {
         NsLinks {
@@ -142,6 +144,7 @@ impl Kernel {
             nl: OnceCell::new(),
             label: format!("container network namespace {}", ns.path()),
             netns: Some(ns),
+            thread: OnceCell::new(),
             arp: RefCell::new(None),
         }
     }
@@ -155,33 +158,52 @@ pub struct NsLinks<'a> {
     label: String,
     /// The namespace of the socket and of sysctls; None: the calling thread's.
     netns: Option<&'a NetNs>,
+    /// The one thread that works inside `netns` for this connection (its
+    /// socket, sysctls, ARP socket), started on first need.
+    thread: OnceCell<NsThread>,
     /// The ARP socket of the last link probed, kept for its announcements:
     /// closing one costs an RCU grace period, paid once when this is dropped.
     arp: RefCell<Option<ArpSocket>>,
 }
 
 impl NsLinks<'_> {
+    /// Run `f` inside the namespace: on its thread, or here for the host's.
+    fn inside<R: Send + 'static>(
+        &self,
+        op: impl Fn() -> String,
+        f: impl FnOnce() -> R + Send + 'static,
+    ) -> Result<R, LinkError> {
+        let Some(ns) = self.netns else {
+            return Ok(f());
+        };
+        let thread = match self.thread.get() {
+            Some(t) => t,
+            None => {
+                let started = NsThread::start(ns).map_err(|e| LinkError::Io {
+                    op: op(),
+                    source: io::Error::other(e.to_string()),
+                })?;
+                self.thread.get_or_init(|| started)
+            }
+        };
+        thread.run(f).map_err(|e| LinkError::Io {
+            op: op(),
+            source: io::Error::other(e.to_string()),
+        })
+    }
+
     fn nl(&self) -> Result<&Netlink, LinkError> {
         if let Some(nl) = self.nl.get() {
             return Ok(nl);
         }
-        let opened = match self.netns {
-            None => {
-                let _enter = self.kernel.rt.enter();
-                Netlink::open()?
-            }
-            Some(ns) => {
-                let handle = self.kernel.rt.handle().clone();
-                netns::run_in(ns, move || {
-                    let _enter = handle.enter();
-                    Netlink::open()
-                })
-                .map_err(|e| LinkError::Io {
-                    op: format!("open a netlink socket in {}", ns.path()),
-                    source: io::Error::other(e.to_string()),
-                })??
-            }
-        };
+        let handle = self.kernel.rt.handle().clone();
+        let opened = self.inside(
+            || format!("open a netlink socket in the {}", self.label),
+            move || {
+                let _enter = handle.enter();
+                Netlink::open()
+            },
+        )??;
         Ok(self
             .nl
             .get_or_init(|| opened.with_label(self.label.clone())))
@@ -202,11 +224,7 @@ impl NsLinks<'_> {
                 "open an ARP socket on link index {index} in the {}",
                 self.label
             );
-            let opened = match self.netns {
-                None => ArpSocket::open(index),
-                Some(ns) => netns::run_in(ns, move || ArpSocket::open(index))
-                    .map_err(|e| io_err(op.clone(), io::Error::other(e.to_string())))?,
-            };
+            let opened = self.inside(|| op.clone(), move || ArpSocket::open(index))?;
             *slot = Some(opened.map_err(|e| io_err(op, e))?);
         }
         let sock = slot
@@ -339,23 +357,20 @@ impl LinkOps for NsLinks<'_> {
     }
 
     fn write_sysctls(&self, settings: &[Sysctl]) -> Result<Vec<String>, LinkError> {
-        let write_all = || {
-            settings
-                .iter()
-                .filter_map(|(path, value)| {
-                    sysctl::write_if_different(path, value)
-                        .err()
-                        .map(|e| format!("{path}={value}: {e}"))
-                })
-                .collect::<Vec<String>>()
-        };
-        match self.netns {
-            None => Ok(write_all()),
-            Some(ns) => netns::run_in(ns, write_all).map_err(|e| LinkError::Io {
-                op: format!("write sysctls in {}", ns.path()),
-                source: io::Error::other(e.to_string()),
-            }),
-        }
+        let settings = settings.to_vec();
+        self.inside(
+            || format!("write sysctls in the {}", self.label),
+            move || {
+                settings
+                    .iter()
+                    .filter_map(|(path, value)| {
+                        sysctl::write_if_different(path, value)
+                            .err()
+                            .map(|e| format!("{path}={value}: {e}"))
+                    })
+                    .collect::<Vec<String>>()
+            },
+        )
     }
 
     fn arp_probe(
