@@ -1,12 +1,17 @@
 #!/bin/bash
 # install.sh: build and install the mactrunk CNI plugins, and optionally run a demo.
 #
-#   ./install.sh [--prebuilt DIR] [--bin-dir DIR] [--with-config[=FILE]] [--conf-dir DIR]
+#   ./install.sh [--prebuilt DIR] [--bin-dir DIR] [--with-config[=FILE]] [--conf-dir DIR] [--no-apt]
 #   ./install.sh --uninstall [--bin-dir DIR]
-#   ./install.sh [--prebuilt DIR] --demo
+#   ./install.sh [--prebuilt DIR] [--no-apt] --demo
 #
-#   (no option)          cargo build --release, then install mactrunk and mactrunk-ipam
-#                        into /opt/cni/bin
+#   (no option)          build the static release binaries (./build.sh: no libc needed at run
+#                        time), then install mactrunk and mactrunk-ipam into /opt/cni/bin.
+#                        Set-up first: a missing C linker (gcc, libc6-dev) is installed with
+#                        apt-get (and musl-gcc, musl-tools, when a dependency has C code),
+#                        rustup's musl target is added (without it the build is glibc,
+#                        static). Under sudo, the build runs as the user who owns the
+#                        checkout, with that user's Rust toolchain.
 #   --prebuilt DIR       take the two binaries from DIR instead of building
 #   --bin-dir DIR        install the binaries into DIR (default /opt/cni/bin)
 #   --with-config[=FILE] also install an example config from conf/ (default
@@ -18,7 +23,9 @@
 #                        mtdemo-<pid>-{host,a,b} (a veth pair in "host" is the macvlan
 #                        parent), ADD two containers on a mactrunk network, show the result,
 #                        ping between them, DEL both and remove everything (also on failure).
-#                        Needs root, ip, jq and ping; the real host's links are not touched.
+#                        Needs root; ip, jq and ping are installed with apt-get when missing
+#                        (iproute2, jq, iputils-ping). The real host's links are not touched.
+#   --no-apt             never install packages: fail with the list of what is missing
 #   -h, --help           this text
 #
 # DESTDIR is honoured: files go to $DESTDIR/<bin dir> and $DESTDIR/<conf dir>. Running the
@@ -32,6 +39,7 @@ conf_dir=/etc/cni/net.d
 with_config=""
 uninstall=0
 demo=0
+use_apt=1
 BINARIES=(mactrunk mactrunk-ipam)
 
 usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
@@ -52,6 +60,7 @@ while (($#)); do
         --with-config=*) with_config=${1#*=} ;;
         --uninstall) uninstall=1 ;;
         --demo) demo=1 ;;
+        --no-apt) use_apt=0 ;;
         -h | --help) usage; exit 0 ;;
         *) usage >&2; die "unknown argument: $1" ;;
     esac
@@ -61,6 +70,30 @@ done
 
 dest_bin=${DESTDIR:-}$bin_dir
 dest_conf=${DESTDIR:-}$conf_dir
+
+# need WHY TOOL=PACKAGE...: make sure each TOOL is on PATH (or, if it is an absolute path,
+# exists), installing the PACKAGEs of missing ones with apt-get (Debian, Ubuntu), as .ci/run
+# does; dies naming what is missing otherwise
+have() { if [[ $1 == /* ]]; then [[ -e $1 ]]; else command -v "$1" >/dev/null; fi; }
+need() {
+    local t missing=() pkgs=() why=$1
+    shift
+    for t in "$@"; do
+        have "${t%%=*}" || { missing+=("${t%%=*}"); pkgs+=("${t#*=}"); }
+    done
+    ((${#missing[@]})) || return 0
+    local hint="missing ${missing[*]} (Debian/Ubuntu: apt-get install ${pkgs[*]})"
+    ((use_apt)) || die "$why: $hint; --no-apt given"
+    [[ $(id -u) == 0 ]] || die "$why: $hint; run as root to install them"
+    command -v apt-get >/dev/null || die "$why: $hint; no apt-get here: install them yourself"
+    echo "install.sh: $why: installing ${pkgs[*]} with apt-get" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    { apt-get update -q && apt-get install -y -q --no-install-recommends "${pkgs[@]}"; } >&2 ||
+        die "$why: apt-get install ${pkgs[*]} failed"
+    for t in "${missing[@]}"; do
+        have "$t" || die "$why: $t still missing after apt-get install ${pkgs[*]}"
+    done
+}
 
 # ---------------------------------------------------------------- uninstall
 if ((uninstall)); then
@@ -76,13 +109,37 @@ if ((uninstall)); then
 fi
 
 # ---------------------------------------------------------------- build or take prebuilt
+# as_builder CMD...: run CMD as the user who owns the checkout when we run under sudo (their
+# Rust toolchain, their file ownership in target/), else as we are
+as_builder() {
+    if [[ $(id -u) == 0 && -n ${SUDO_USER:-} && $SUDO_USER != root ]] &&
+        [[ $(stat -c %U "$here") == "$SUDO_USER" ]] && command -v sudo >/dev/null; then
+        local home
+        home=$(getent passwd "$SUDO_USER" | cut -d: -f6)
+        sudo -u "$SUDO_USER" env HOME="$home" PATH="$home/.cargo/bin:$PATH" "$@"
+    else
+        "$@"
+    fi
+}
 if [[ -n $prebuilt ]]; then
     src=$(cd "$prebuilt" 2>/dev/null && pwd) || die "--prebuilt: no directory $prebuilt"
 else
-    command -v cargo >/dev/null || die "cargo not found (install Rust, or use --prebuilt DIR)"
-    echo "building: cargo build --release" >&2
-    (cd "$here" && cargo build --release) >&2 || die "cargo build --release failed"
-    src=$here/target/release
+    as_builder sh -c 'command -v cargo' >/dev/null ||
+        die "cargo not found (install Rust: https://rustup.rs, or use --prebuilt DIR)"
+    # the linker Rust calls, and glibc's files it links build scripts (and a gnu build) with
+    need "building" cc=gcc /usr/include/stdio.h=libc6-dev
+    musl=$(uname -m)-unknown-linux-musl
+    if [[ $(as_builder "$here/build.sh" --target) != "$musl" ]] && as_builder sh -c 'command -v rustup' >/dev/null; then
+        echo "install.sh: rustup target add $musl (for static musl binaries)" >&2
+        as_builder rustup target add "$musl" >&2 ||
+            echo "install.sh: could not add $musl; building static glibc binaries instead" >&2
+    fi
+    # C code in a dependency (the cc crate builds it) needs musl's headers for musl
+    if [[ $(as_builder "$here/build.sh" --target) == "$musl" ]] && grep -q '^name = "cc"$' "$here/Cargo.lock"; then
+        need "building C code for musl" musl-gcc=musl-tools
+    fi
+    as_builder "$here/build.sh" >&2 || die "./build.sh failed"
+    src=$here/target/static
 fi
 for b in "${BINARIES[@]}"; do
     [[ -f $src/$b && -x $src/$b ]] || die "$src/$b not found or not executable"
@@ -121,7 +178,7 @@ fi
 
 # ---------------------------------------------------------------- demo
 [[ $(id -u) == 0 ]] || die "--demo needs root (it creates network namespaces)"
-for t in ip jq ping; do command -v "$t" >/dev/null || die "--demo needs $t"; done
+need "--demo" ip=iproute2 jq=jq ping=iputils-ping
 
 plugin=$dest_bin/mactrunk
 tag=mtdemo-$$

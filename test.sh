@@ -6,15 +6,22 @@
 # Steps, in order (a failing step does not stop the later ones):
 #   1. cargo fmt --check
 #   2. cargo clippy --all-targets -- -D warnings
-#   3. cargo test --release                 (unit tests + root integration tests)
-#   4. cargo build --release, then netns-tests/run.sh --bin-dir target/release [-j N] [CASE...]
+#   3. ./build.sh --cargo test --release    (unit tests + root integration tests, built for
+#                                             the static target like the binaries)
+#   4. ./build.sh (the static binaries users get, into target/static), then
+#      netns-tests/run.sh --bin-dir target/static [-j N] [CASE...]
 #   5. VLAN suite in a VM on Debian 12's kernel 6.1 (netns-tests/vlan/run.sh)
 #   6. the netns suite of step 4 again, in a VM on 6.1 (netns-tests/vm/run-netns.sh)
 #   7. the Rust root tests (tests/link_root.rs) in a VM on 6.1 (netns-tests/vm/run-rust.sh)
 #   8. kill -9 fault test, MACTRUNK_FAULT_KILLS kills (default 400; netns-tests/fault.sh)
-#   9. real runtimes: podman (CNI backend) and ctr run --cni (netns-tests/runtimes/run.sh)
-#  10. benchmark against the reference plugins, --quick, figures only (MACTRUNK_BENCH=0 skips)
+#   9. real runtimes: podman (CNI backend), ctr run --cni, and the DaemonSet's installer image
+#      imported into containerd and run with ctr, upgraded under an exec loop
+#      (netns-tests/runtimes/run.sh)
+#  10. the Kubernetes manifests: deploy/lint.py --self-test
+#  11. benchmark against the reference plugins, --quick, figures only (MACTRUNK_BENCH=0 skips)
 #
+# Every step tests the static release build (./build.sh: one target and one set of flags, so
+# the tests and the binaries share one build of the dependencies).
 # The VMs (netns-tests/vm/vm.sh, qemu) boot Debian's linux-image-cloud-amd64, fetched with
 # apt-get download on first use and cached in ~/.cache/mactrunk-vm.
 # The last line is "N passed, M failed": fmt and clippy count one each, plus every test
@@ -62,19 +69,19 @@ step "cargo clippy --all-targets -- -D warnings"
 if cargo clippy --all-targets -- -D warnings; then record "cargo clippy" 1 0; else record "cargo clippy" 0 1; fi
 
 # ---------------------------------------------------------------- 3. cargo test
-step "cargo test --release"
-cargo test --release 2>&1 | tee "$log"
+step "./build.sh --cargo test --release ($(./build.sh --target))"
+./build.sh --cargo test --release 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 read -r p f < <(awk '/^test result:/ {for (i = 1; i <= NF; i++) {if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i}} END {print p + 0, f + 0}' "$log")
 if ((rc != 0 && f == 0)); then
     f=1 # did not build, or a test binary crashed
 fi
-record "cargo test --release" "$p" "$f"
+record "cargo test --release (static)" "$p" "$f"
 
 # ---------------------------------------------------------------- 4. netns tests
-step "netns-tests/run.sh --bin-dir target/release -j $jobs ${cases[*]}"
-if cargo build --release; then
-    netns-tests/run.sh --bin-dir target/release -j "$jobs" "${cases[@]}" 2>&1 | tee "$log"
+step "./build.sh; netns-tests/run.sh --bin-dir target/static -j $jobs ${cases[*]}"
+if ./build.sh; then
+    netns-tests/run.sh --bin-dir target/static -j "$jobs" "${cases[@]}" 2>&1 | tee "$log"
     read -r p f < <(runner_counts)
     record "netns-tests" "${p:-0}" "${f:-1}"
 else
@@ -85,13 +92,10 @@ fi
 # The host kernel has no 802.1Q: the VLAN cases run in a VM on Debian 12's kernel, all in
 # one boot (netns-tests/vlan/run.sh -> netns-tests/run-vlan.sh -> netns-tests/vm/vm.sh).
 # Its crash cases need the MACTRUNK_TEST_CRASH_AT hook, which only a build with the
-# fault-injection feature has: built aside (the deps are shared, only the crate is built
-# again), then the plain build is put back in target/release.
+# fault-injection feature has: built aside into target/fault-injection (the deps are shared,
+# only the crate is built again; target/static keeps the plain build).
 step "netns-tests/vlan/run.sh --bin-dir target/fault-injection"
-if cargo build --release --features fault-injection &&
-    mkdir -p target/fault-injection &&
-    cp target/release/mactrunk target/release/mactrunk-ipam target/fault-injection/ &&
-    cargo build --release; then
+if ./build.sh --features fault-injection --out target/fault-injection; then
     netns-tests/vlan/run.sh --bin-dir target/fault-injection 2>&1 | tee "$log"
     read -r p f < <(runner_counts)
     record "VLAN suite in VM (6.1)" "${p:-0}" "${f:-1}"
@@ -102,8 +106,8 @@ fi
 # ---------------------------------------------------------------- 6. netns suite (VM, 6.1)
 # Every netns case again on Debian 12's kernel, host-side parent named eth0 like the
 # container's CNI_IFNAME, in one boot.
-step "netns-tests/vm/run-netns.sh --bin-dir target/release ${cases[*]}"
-netns-tests/vm/run-netns.sh --bin-dir target/release "${cases[@]}" 2>&1 | tee "$log"
+step "netns-tests/vm/run-netns.sh --bin-dir target/static ${cases[*]}"
+netns-tests/vm/run-netns.sh --bin-dir target/static "${cases[@]}" 2>&1 | tee "$log"
 read -r p f < <(runner_counts)
 record "netns suite in VM (6.1)" "${p:-0}" "${f:-1}"
 
@@ -114,23 +118,29 @@ read -r p f < <(runner_counts)
 record "Rust root tests in VM (6.1)" "${p:-0}" "${f:-1}"
 
 # ---------------------------------------------------------------- 8. kill -9 fault test
-step "netns-tests/fault.sh --bin-dir target/release (${MACTRUNK_FAULT_KILLS:-400} kills)"
-netns-tests/fault.sh --bin-dir target/release --kills "${MACTRUNK_FAULT_KILLS:-400}" 2>&1 | tee "$log"
+step "netns-tests/fault.sh --bin-dir target/static (${MACTRUNK_FAULT_KILLS:-400} kills)"
+netns-tests/fault.sh --bin-dir target/static --kills "${MACTRUNK_FAULT_KILLS:-400}" 2>&1 | tee "$log"
 read -r p f < <(runner_counts)
 record "fault test (kill -9)" "${p:-0}" "${f:-1}"
 
 # ---------------------------------------------------------------- 9. real runtimes
-step "netns-tests/runtimes/run.sh --bin-dir target/release (podman CNI backend, ctr run --cni)"
-netns-tests/runtimes/run.sh --bin-dir target/release 2>&1 | tee "$log"
+step "netns-tests/runtimes/run.sh --bin-dir target/static (podman CNI backend, ctr run --cni, installer image)"
+netns-tests/runtimes/run.sh --bin-dir target/static 2>&1 | tee "$log"
 read -r p f < <(runner_counts)
-record "runtimes (podman, ctr)" "${p:-0}" "${f:-1}"
+record "runtimes (podman, ctr, installer)" "${p:-0}" "${f:-1}"
 
-# ---------------------------------------------------------------- 10. benchmark (figures only)
+# ---------------------------------------------------------------- 10. manifest lint
+step "deploy/lint.py --self-test (the DaemonSet and NetworkAttachmentDefinitions)"
+deploy/lint.py --self-test 2>&1 | tee "$log"
+read -r p f < <(runner_counts)
+record "deploy/ manifests lint" "${p:-0}" "${f:-1}"
+
+# ---------------------------------------------------------------- 11. benchmark (figures only)
 # Performance targets are printed as PASS/MISS by the benchmark and never fail the tests:
 # figures on a shared CI machine are noise-bound. MACTRUNK_BENCH=0 skips it.
 if [[ ${MACTRUNK_BENCH:-1} != 0 ]]; then
     step "netns-tests/bench.sh --quick (informational, not counted)"
-    netns-tests/bench.sh --bin-dir target/release --quick 2>&1 || echo "bench.sh failed (not counted)"
+    netns-tests/bench.sh --bin-dir target/static --quick 2>&1 || echo "bench.sh failed (not counted)"
 fi
 
 step "summary ($((SECONDS / 60)) min $((SECONDS % 60)) s in all)"

@@ -1,16 +1,20 @@
 #!/bin/bash
 # netns-tests/bench.sh: latency of mactrunk against the reference CNI plugins (root only).
 #
-#   netns-tests/bench.sh [--bin-dir DIR] [--ref-dir DIR] [--runs N] [--quick] [--sizes LIST] [--keep]
+#   netns-tests/bench.sh [--bin-dir DIR] [--ref-dir DIR] [--runs N] [--quick] [--sizes LIST]
+#                        [--compare-dir DIR] [--keep]
 #
-#   --bin-dir DIR   mactrunk and mactrunk-ipam from DIR (default: cargo build --release,
-#                   then target/release)
+#   --bin-dir DIR   mactrunk and mactrunk-ipam from DIR (default: ./build.sh, the static
+#                   release build users get, then target/static)
 #   --ref-dir DIR   reference macvlan and host-local from DIR (default /usr/lib/cni)
 #   --runs N        measured iterations per figure (default 100; IPAM: 2 x N)
 #   --quick         CI mode: 15 runs, sizes 0,1000,20000 with 15 IPAM runs each (< 1 min)
 #   --sizes LIST    prefilled allocations for the IPAM-alone figures (default 0,1000,20000)
 #   --conc N        concurrency of the timed wall-clock figure (default 50); a second run
 #                   with 64 checks that every ADD succeeds
+#   --compare-dir DIR  also time another build of mactrunk (DIR/mactrunk), interleaved with
+#                   the one under test: process start (VERSION), ADD, DEL (section 5; e.g.
+#                   the static build against a dynamic `cargo build --release`)
 #   --keep          keep the work directory
 #
 # What is measured (everything in one run, mactrunk and the reference interleaved: every
@@ -26,8 +30,12 @@
 #      (owners/<cid>@<ifname> holding the IP, an empty owners/.complete) for mactrunk's
 #      copy. The empty stamp makes mactrunk's first call at each size scan once and stamp
 #      the index (as after a reboot); that call is one of the unrecorded warm-up rounds.
-#   4. mactrunk ADD with an opt-in option that adds work (probe, macFromIP) against plain
-#      mactrunk ADD, up to 30 runs each.
+#   4. mactrunk ADD with an opt-in option that adds work (probe, macFromIP, hostShim) against
+#      plain mactrunk ADD, up to 30 runs each. hostShim twice: with the shim already there (an
+#      anchor container keeps it: the usual case) and creating it (no other user: every ADD
+#      creates the shim, every DEL deletes it), the host holding an address on the parent.
+#   5. with --compare-dir: the build under test against another one (start-up alone as a
+#      VERSION call, ADD, ADD+DEL), interleaved.
 # Times are wall clock from bash (fork + exec + wait, $EPOCHREALTIME) around a direct exec
 # of the plugin inside the host netns; the same fork/exec cost (printed as "exec baseline",
 # /bin/true) is in both sides' figures, so the ratios slightly understate our advantage.
@@ -47,6 +55,7 @@ ipam_runs=""
 sizes=0,1000,20000
 conc=50
 keep=0
+compare_dir=""
 
 usage() { sed -n '2,/^set -uo/{/^set -uo/d;s/^# \{0,1\}//;p}' "$0"; }
 
@@ -63,6 +72,8 @@ if [[ ${1:-} != --inner ]]; then
             --sizes) sizes=${2:?}; shift ;;
             --sizes=*) sizes=${1#*=} ;;
             --conc) conc=${2:?}; shift ;;
+            --compare-dir) compare_dir=${2:?}; shift ;;
+            --compare-dir=*) compare_dir=${1#*=} ;;
             --quick) quick=1 ;;
             --keep) keep=1 ;;
             -h | --help) usage; exit 0 ;;
@@ -77,13 +88,13 @@ if [[ ${1:-} != --inner ]]; then
         command -v $t >/dev/null || { echo "bench.sh: missing tool $t" >&2; exit 2; }
     done
     if [[ -z $bin_dir ]]; then
-        echo "bench.sh: cargo build --release" >&2
-        (cd "$root" && cargo build --release -q) >&2 || { echo "bench.sh: build failed" >&2; exit 2; }
-        bin_dir=$root/target/release
+        "$root/build.sh" -q >&2 || { echo "bench.sh: build failed" >&2; exit 2; }
+        bin_dir=$root/target/static
     fi
     bin_dir=$(realpath "$bin_dir")
     ref_dir=$(realpath "$ref_dir")
-    for b in "$bin_dir/mactrunk" "$bin_dir/mactrunk-ipam" "$ref_dir/macvlan" "$ref_dir/host-local"; do
+    [[ -n $compare_dir ]] && compare_dir=$(realpath "$compare_dir")
+    for b in "$bin_dir/mactrunk" "$bin_dir/mactrunk-ipam" "$ref_dir/macvlan" "$ref_dir/host-local" ${compare_dir:+"$compare_dir/mactrunk"}; do
         [[ -x $b ]] || { echo "bench.sh: $b not found" >&2; exit 2; }
     done
 
@@ -112,7 +123,8 @@ if [[ ${1:-} != --inner ]]; then
         ip netns add "$P-c$i" || exit 2
     done
     export BENCH_P=$P BENCH_W=$W BENCH_BIN=$bin_dir BENCH_REF=$ref_dir BENCH_RUNS=$runs \
-        BENCH_IPAM_RUNS=$ipam_runs BENCH_SIZES=$sizes BENCH_CONC=$conc BENCH_NMAX=$nmax
+        BENCH_IPAM_RUNS=$ipam_runs BENCH_SIZES=$sizes BENCH_CONC=$conc BENCH_NMAX=$nmax \
+        BENCH_CMP=$compare_dir
     # Everything below runs inside the host netns: plugins are exec'd directly (no
     # `ip netns exec` per call, whose mount-namespace setup would dominate the figures).
     ip netns exec "$HNS" bash "$0" --inner
@@ -342,12 +354,17 @@ rm -rf "$W"/ipam-mt-* "$W"/ipam-ref-*
 # ---------------------------------------------------------------- 4. ADD options
 # The opt-in options that add work to ADD, each against plain ADD (same iteration, order
 # rotated): probe (RFC 5227 ARP probe, timeoutMs 100: the window is waited out in full when
-# nobody answers, plus the close of the AF_PACKET socket) and macFromIP (one RTM_NEWLINK).
+# nobody answers, plus the close of the AF_PACKET socket), macFromIP (one RTM_NEWLINK) and
+# hostShim (the shim registry's lock and record, the host's addresses, a neighbour entry and a
+# route on each side). For hostShim the host gets an address on the parent, and an anchor
+# container in c2 keeps the shim; then, without the anchor, hostShim ADDs that each create
+# the shim (and DELs that each delete it) against plain ADD once more.
+ip addr add 10.77.255.254/16 dev mtpb0
 jq '.probe = {"timeoutMs": 100}' "$W/mt.json" >"$W/mt-probe.json"
 jq '.macFromIP = true' "$W/mt.json" >"$W/mt-macip.json"
+jq '.hostShim = true' "$W/mt.json" >"$W/mt-shim.json"
+cp "$W/mt-shim.json" "$W/mt-shimnew.json"
 vruns=$((runs < 30 ? runs : 30))
-variants=(plain probe macip)
-for v in "${variants[@]}"; do : >"$W/t/v-$v"; done
 one_variant() { # one_variant VARIANT I RECORD
     local conf=$W/mt.json a
     [[ $1 != plain ]] && conf=$W/mt-$1.json
@@ -358,15 +375,61 @@ one_variant() { # one_variant VARIANT I RECORD
     (($3 && arc == 0 && CRC == 0)) && echo "$a" >>"$W/t/v-$1"
     return 0
 }
-for ((i = -2; i < vruns; i++)); do
-    for ((j = 0; j < 3; j++)); do
-        one_variant "${variants[$(((i + 2 + j) % 3))]}" "$i" $((i >= 0))
+variant_loop() { # variant_loop VARIANT...: each iteration runs every variant, order rotated
+    local n=$# i j
+    local -a vs=("$@")
+    for v in "${vs[@]}"; do : >"$W/t/v-$v"; done
+    for ((i = -2; i < vruns; i++)); do
+        for ((j = 0; j < n; j++)); do
+            one_variant "${vs[$(((i + 2 + j) % n))]}" "$i" $((i >= 0))
+        done
     done
-done
+}
+call "$MT" "$W/mt-shim.json" ADD "$P-anchor" "$P-c2" "$W/out/anchor"
+variant_loop plain probe macip shim
 printf '\n%-34s %17s   %17s   %6s\n' "mactrunk ADD options ($vruns runs)" "with the option" "plain ADD" "ratio"
 printf '%-34s %8s %8s   %8s %8s   %6s\n' "" "median" "p90" "median" "p90" "opt/plain"
 row "ADD with probe (timeoutMs 100)" "$W/t/v-probe" "$W/t/v-plain"
 row "ADD with macFromIP" "$W/t/v-macip" "$W/t/v-plain"
+row "ADD with hostShim (shim exists)" "$W/t/v-shim" "$W/t/v-plain"
+call "$MT" "$W/mt-shim.json" DEL "$P-anchor" "$P-c2" "$W/out/anchor"
+ip link show mts-mtpb0 >/dev/null 2>&1 && echo "bench.sh: the host shim outlived its last user" >&2
+variant_loop plain shimnew
+row "ADD with hostShim (creates it)" "$W/t/v-shimnew" "$W/t/v-plain"
+
+# ---------------------------------------------------------------- 5. two builds
+if [[ -n ${BENCH_CMP:-} ]]; then
+    CMT=$BENCH_CMP/mactrunk
+    for f in b-t-ver b-c-ver b-t-add b-c-add b-t-both b-c-both; do : >"$W/t/$f"; done
+    one_build() { # one_build t|c I RECORD: VERSION, then ADD and DEL, of one build
+        local bin=$MT t0 t1 v a
+        [[ $1 == c ]] && bin=$CMT
+        t0=${EPOCHREALTIME/./}
+        CNI_COMMAND=VERSION "$bin" </dev/null >/dev/null 2>&1
+        t1=${EPOCHREALTIME/./}
+        v=$((t1 - t0))
+        call "$bin" "$W/mt.json" ADD "$P-b$1-$2" "$P-c1" "$W/out/b-add"
+        a=$DT
+        local arc=$CRC
+        call "$bin" "$W/mt.json" DEL "$P-b$1-$2" "$P-c1" "$W/out/b-del"
+        if (($3 && arc == 0 && CRC == 0)); then
+            echo "$v" >>"$W/t/b-$1-ver"
+            echo "$a" >>"$W/t/b-$1-add"
+            echo $((a + DT)) >>"$W/t/b-$1-both"
+        fi
+    }
+    for ((i = -3; i < runs; i++)); do
+        if ((i % 2)); then one_build c "$i" $((i >= 0)); one_build t "$i" $((i >= 0)); else one_build t "$i" $((i >= 0)); one_build c "$i" $((i >= 0)); fi
+    done
+    echo
+    echo "   under test: $MT ($(stat -c %s "$MT") bytes, $(file -b "$MT" 2>/dev/null | grep -oE 'static-pie linked|statically linked|dynamically linked' || echo '?'))"
+    echo "   compared:   $CMT ($(stat -c %s "$CMT") bytes, $(file -b "$CMT" 2>/dev/null | grep -oE 'static-pie linked|statically linked|dynamically linked' || echo '?'))"
+    printf '%-34s %17s   %17s   %6s\n' "two builds of mactrunk ($runs runs)" "under test" "compared" "ratio"
+    printf '%-34s %8s %8s   %8s %8s   %6s\n' "" "median" "p90" "median" "p90" "test/cmp"
+    row "VERSION (process start)" "$W/t/b-t-ver" "$W/t/b-c-ver"
+    row "build: ADD" "$W/t/b-t-add" "$W/t/b-c-add"
+    row "build: ADD+DEL" "$W/t/b-t-both" "$W/t/b-c-both"
+fi
 
 # ---------------------------------------------------------------- targets
 echo

@@ -8,7 +8,7 @@
 #                about 1 minute per 400 kills on 2 cores)
 #   --lanes L    concurrent workers (default 3), each with 8 container netns of its own
 #   --seed S     RANDOM seed of the run (default: from the PID); printed for replay
-#   --bin-dir    take mactrunk from DIR (default: cargo build --release, target/release)
+#   --bin-dir    take mactrunk from DIR (default: ./build.sh, target/static)
 #   --keep       keep the work directory (journals, every plugin output)
 #   --selftest   after the kill phase, plant one fault of each kind the checks look for (a
 #                lost record, a leaked record, a stray link, a temp file, a duplicate ACK)
@@ -68,9 +68,8 @@ if [[ ${1:-} != --inner ]]; then
         command -v $t >/dev/null || { echo "fault.sh: missing $t"; echo "0 passed, 1 failed"; exit 1; }
     done
     if [[ -z $bin_dir ]]; then
-        echo "fault.sh: cargo build --release" >&2
-        (cd "$root" && cargo build --release -q) >&2 || { echo "0 passed, 1 failed"; exit 1; }
-        bin_dir=$root/target/release
+        "$root/build.sh" -q >&2 || { echo "0 passed, 1 failed"; exit 1; }
+        bin_dir=$root/target/static
     fi
     bin_dir=$(realpath "$bin_dir")
     [[ -x $bin_dir/mactrunk ]] || { echo "fault.sh: no $bin_dir/mactrunk"; echo "0 passed, 1 failed"; exit 1; }

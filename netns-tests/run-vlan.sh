@@ -5,7 +5,7 @@
 #   netns-tests/run-vlan.sh [--bin-dir DIR] [--timeout SECS] [-v] [CASE...]
 #
 #   --bin-dir DIR   take mactrunk and mactrunk-ipam from DIR and build nothing
-#                   (default: `cargo build --release` at the repo root, then target/release).
+#                   (default: ./build.sh at the repo root, then target/static).
 #                   Build for plain x86-64: the VM's CPU is qemu64 (no target-cpu=native).
 #   --timeout SECS  kill the VM after SECS (default: $MTVM_TIMEOUT or 300); a timeout
 #                   is a failure

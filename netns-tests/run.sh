@@ -4,7 +4,8 @@
 #   netns-tests/run.sh [--bin-dir DIR] [--reference] [-j N] [--keep] [CASE...]
 #
 #   --bin-dir DIR   take mactrunk and mactrunk-ipam from DIR and build nothing
-#                   (default: `cargo build --release` at the repo root, then target/release)
+#                   (default: ./build.sh at the repo root, the static release build, then
+#                   target/static)
 #   --reference     run against Debian's reference plugins instead: DIR/macvlan and
 #                   DIR/host-local (DIR defaults to /usr/lib/cni); config types are mapped.
 #                   Useful to check the harness itself; cases for mactrunk-only behaviour fail.
@@ -90,9 +91,8 @@ if ((reference)); then
     need=(macvlan host-local)
 else
     if [[ -z $bin_dir ]]; then
-        echo "run.sh: cargo build --release" >&2
-        (cd "$root" && cargo build --release) >&2 || { echo "run.sh: build failed"; echo "0 passed, ${#cases[@]} failed"; exit 1; }
-        bin_dir=$root/target/release
+        "$root/build.sh" -q >&2 || { echo "run.sh: build failed"; echo "0 passed, ${#cases[@]} failed"; exit 1; }
+        bin_dir=$root/target/static
     fi
     need=(mactrunk mactrunk-ipam)
 fi

@@ -1092,3 +1092,99 @@ fn arp_probe_finds_the_host_that_has_the_address() {
         .unwrap_err();
     assert_eq!(e.raw_os_error(), Some(libc::ENETDOWN), "{e}");
 }
+
+#[test]
+fn host_routes_and_permanent_neighbours() {
+    if !root() {
+        return;
+    }
+    let (_ns, rt, nl) = host();
+    let (a, _b) = veth(&rt, &nl, "mtlhr0", "mtlhr1");
+    rt.block_on(async {
+        nl.add_address(a.index, net("10.61.0.5/24"), AddrFlags::default())
+            .await
+            .unwrap();
+        nl.add_address(
+            a.index,
+            net("fd61::5/64"),
+            AddrFlags {
+                nodad: true,
+                optimistic: false,
+            },
+        )
+        .await
+        .unwrap();
+        let c: IpAddr = "10.61.0.100".parse().unwrap();
+        let src: IpAddr = "10.61.0.5".parse().unwrap();
+        nl.add_host_route(a.index, c, Some(src)).await.unwrap();
+        let c6: IpAddr = "fd61::100".parse().unwrap();
+        nl.add_host_route(a.index, c6, Some("fd61::5".parse().unwrap()))
+            .await
+            .unwrap();
+        let routes = nl.routes_of(a.index).await.unwrap();
+        let r = routes
+            .iter()
+            .find(|e| e.route.dst == net("10.61.0.100/32"))
+            .expect("the /32");
+        assert_eq!(r.prefsrc, Some(src));
+        assert_eq!(r.protocol, mactrunk::sys::netlink::RTPROT_MACTRUNK);
+        assert_eq!(r.route.scope, Some(253), "scope link");
+        assert!(routes.iter().any(|e| e.route.dst == net("fd61::100/128")));
+        // The address's own connected route is there too, not ours.
+        assert!(
+            routes
+                .iter()
+                .any(|e| e.route.dst == net("10.61.0.0/24") && e.protocol != 109)
+        );
+        let e = nl.add_host_route(a.index, c, Some(src)).await.unwrap_err();
+        assert!(e.is_exists(), "{e}");
+        // A source that is no address of the namespace: EINVAL, named.
+        let e = nl
+            .add_host_route(
+                a.index,
+                "10.61.0.101".parse().unwrap(),
+                Some("10.9.9.9".parse().unwrap()),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.errno(), Some(libc::EINVAL), "{e}");
+        assert!(e.to_string().contains("10.9.9.9"), "{e}");
+        nl.delete_host_route(a.index, c).await.unwrap();
+        assert!(
+            nl.delete_host_route(a.index, c)
+                .await
+                .unwrap_err()
+                .is_not_found()
+        );
+        nl.delete_host_route(a.index, c6).await.unwrap();
+        assert!(
+            nl.delete_host_route(a.index, c6)
+                .await
+                .unwrap_err()
+                .is_not_found()
+        );
+
+        let mac = [0x06, 1, 2, 3, 4, 5];
+        nl.set_neighbour(a.index, c, mac).await.unwrap();
+        nl.set_neighbour(a.index, c, mac).await.unwrap(); // replace: idempotent
+        nl.set_neighbour(a.index, c6, mac).await.unwrap();
+        let ns = nl.neighbours(a.index).await.unwrap();
+        let n = ns.iter().find(|n| n.ip == c).expect("v4 neighbour");
+        assert_eq!((n.mac, n.permanent), (Some(mac), true));
+        assert!(ns.iter().any(|n| n.ip == c6 && n.permanent));
+        nl.delete_neighbour(a.index, c).await.unwrap();
+        assert!(
+            nl.delete_neighbour(a.index, c)
+                .await
+                .unwrap_err()
+                .is_not_found()
+        );
+        assert!(
+            nl.neighbours(a.index)
+                .await
+                .unwrap()
+                .iter()
+                .all(|n| n.ip != c)
+        );
+    });
+}

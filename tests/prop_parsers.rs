@@ -50,6 +50,8 @@ const KEYS: &[&str] = &[
     "probe",
     "timeoutMs",
     "attempts",
+    "hostShim",
+    "src",
     "ipv6Dad",
     "announce",
     "logFile",

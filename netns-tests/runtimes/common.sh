@@ -108,9 +108,9 @@ rt_preflight() {
         return 1
     fi
     if [[ -z $bin_dir ]]; then
-        bin_dir=$root/target/release
+        bin_dir=$root/target/static
         if [[ ! -x $bin_dir/mactrunk || ! -x $bin_dir/mactrunk-ipam ]]; then
-            (cd "$root" && cargo build --release) >&2 || { echo "0 passed, 1 failed"; return 1; }
+            "$root/build.sh" -q >&2 || { echo "0 passed, 1 failed"; return 1; }
         fi
     fi
     BIN=$(realpath "$bin_dir")

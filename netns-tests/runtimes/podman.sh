@@ -3,8 +3,8 @@
 #
 #   netns-tests/runtimes/podman.sh [--bin-dir DIR] [--keep]
 #
-#   --bin-dir DIR  mactrunk and mactrunk-ipam from DIR (default: target/release, built by
-#                  `cargo build --release` if missing)
+#   --bin-dir DIR  mactrunk and mactrunk-ipam from DIR (default: target/static, built by
+#                  ./build.sh if missing)
 #   --keep         keep the work directory (configs, podman's storage, logs)
 #
 # Runs real busybox containers (a rootfs made from Debian's busybox-static, no registry)

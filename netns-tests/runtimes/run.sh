@@ -1,15 +1,16 @@
 #!/bin/bash
-# netns-tests/runtimes/run.sh: run the runtime end-to-end tests (podman.sh, ctr.sh) and sum
-# their counts.
+# netns-tests/runtimes/run.sh: run the runtime end-to-end tests (podman.sh, ctr.sh, and
+# installer.sh: the DaemonSet's installer image under containerd) and sum their counts.
 #
-#   netns-tests/runtimes/run.sh [--bin-dir DIR] [--skip-missing] [podman] [ctr]
+#   netns-tests/runtimes/run.sh [--bin-dir DIR] [--skip-missing] [podman] [ctr] [installer]
 #
-#   --bin-dir DIR     binaries under test (default: target/release, built if missing)
+#   --bin-dir DIR     binaries under test (default: target/static, built if missing)
 #   --skip-missing    a runtime whose tools are not installed is skipped instead of failed
 #
 # Each test prints PASS/FAIL lines and "N passed, M failed"; this prints them, then the sum
 # as its last line. Needs root. Debian 12: apt-get install podman runc busybox-static
-# containerd containernetworking-plugins jq. Takes about 10 s on the development machines.
+# containerd containernetworking-plugins jq python3-yaml. Takes about 35 s on the development
+# machines (installer.sh ~25 s of it).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 args=()
@@ -20,15 +21,16 @@ while (($#)); do
         --bin-dir) args+=(--bin-dir "${2:?--bin-dir needs a directory}"); shift ;;
         --bin-dir=*) args+=("$1") ;;
         --skip-missing) skip_missing=1 ;;
-        podman | ctr) which+=("$1") ;;
+        podman | ctr | installer) which+=("$1") ;;
         -h | --help) sed -n '2,/^set -uo/{/^set -uo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
 done
-((${#which[@]})) || which=(podman ctr)
+((${#which[@]})) || which=(podman ctr installer)
 
-declare -A tools=([podman]="podman runc busybox" [ctr]="ctr containerd containerd-shim-runc-v2 runc busybox")
+declare -A tools=([podman]="podman runc busybox" [ctr]="ctr containerd containerd-shim-runc-v2 runc busybox"
+    [installer]="ctr containerd containerd-shim-runc-v2 runc python3")
 passed=0
 failed=0
 for rt in "${which[@]}"; do

@@ -250,6 +250,71 @@ case_crash_inside_creation() {
     assert_eq "$(ip_files ck2)" 0 "address after GC"
 }
 
+# hostShim on a VLAN parent, SIGKILLed (MACTRUNK_TEST_CRASH_AT) at each point of its setup
+# (record written; shim created, ifindex not recorded; host routes added, container side not) and
+# of its teardown (routes gone, record not updated): the record always lists the killed
+# attachment, whose DEL removes what it left. Alone, nothing is left afterwards (shim, record,
+# VLAN link); next to a user that stays (the shim exists: only the routes point and the
+# teardown), its shim, record entry and route stay untouched and it still reaches the host.
+shim_state() { # shim_state KEEP-IP: what is left of the shim, compared with what should be
+    if [ -n "$1" ]; then
+        assert_link mts-trkS.120 "$point: the shim of the user that stays"
+        assert_eq "$(ip route show dev mts-trkS.120 | cut -d' ' -f1 | tr '\n' ' ')" "$1 " "$point: routes on the shim"
+        assert_eq "$(grep -c '"containerID"' "$DATA/.mactrunk-shims/mts-trkS.120.json")" 1 "$point: record users"
+    else
+        assert_no_link mts-trkS.120 "$point: shim"
+        assert_no_link trkS.120 "$point: VLAN link"
+        [ ! -e "$DATA/.mactrunk-shims/mts-trkS.120.json" ] || fail "$point: shim record left"
+    fi
+    ns_has_if s1 eth0 && fail "$point: the killed container's macvlan is left"
+    [ "$(ip_files shk)" = "$([ -n "$1" ] && echo 1 || echo 0)" ] || fail "$point: addresses held: $(ip_files shk)"
+}
+
+case_shim_crash_points() {
+    mk_trunk trkS
+    ip addr add 10.90.0.5/24 dev trkS
+    mk_ns s0
+    mk_ns s1
+    c=$(conf shk trkS '"vlan": 120, "hostShim": true' 10.91.0.0/24)
+    keep=""
+    for round in alone shared; do
+        if [ $round = shared ]; then
+            cni ADD "$c" shk-0 s0
+            assert_ok "ADD of the user that stays"
+            keep=$(out_ip)
+        fi
+        points="shim-after-record shim-after-create after-shim-routes"
+        # with a user, the shim exists: no creation to be killed in
+        [ $round = shared ] && points=after-shim-routes
+        for point in $points; do
+            cni ADD "$c" shk-1 s1 eth0 MACTRUNK_TEST_CRASH_AT=$point
+            [ "$RC" = 137 ] || fail "$round $point: ADD should have been killed (137): $(last)"
+            grep -q '"containerID": "shk-1"' "$DATA/.mactrunk-shims/mts-trkS.120.json" 2>/dev/null ||
+                fail "$round $point: the killed ADD is not in the shim record"
+            cni DEL "$c" shk-1 s1
+            assert_ok "$round $point: DEL"
+            shim_state "$keep"
+        done
+        point=shim-release-after-routes
+        cni ADD "$c" shk-1 s1
+        assert_ok "$round: ADD"
+        cni DEL "$c" shk-1 s1 eth0 MACTRUNK_TEST_CRASH_AT=$point
+        [ "$RC" = 137 ] || fail "$round $point: DEL should have been killed (137): $(last)"
+        grep -q '"containerID": "shk-1"' "$DATA/.mactrunk-shims/mts-trkS.120.json" ||
+            fail "$round $point: the record lost the user before its DEL finished"
+        cni DEL "$c" shk-1 s1
+        assert_ok "$round $point: DEL again"
+        shim_state "$keep"
+    done
+    ip netns exec s0 ping -c 1 -W 3 10.90.0.5 >/dev/null 2>&1 || fail "the user that stays cannot reach the host"
+    ping -c 1 -W 3 "$keep" >/dev/null 2>&1 || fail "the host cannot reach the user that stays"
+    cni DEL "$c" shk-0 s0
+    assert_ok "DEL of the user that stayed"
+    keep=""
+    point=end
+    shim_state ""
+}
+
 # GC: users not in the valid list are dropped and an owned link nobody uses is deleted;
 # no list changes nothing; users of other networks are kept
 case_gc() {
@@ -412,7 +477,8 @@ case_qinq_and_long_names() {
 ALL="lifecycle_created lifecycle_shared lifecycle_ping lifecycle_kept_while_used
 lifecycle_removed_after_last_del dotted_master foreign_vlan_untouched conflicting_links
 concurrent_first_adds bad_ids crash_after_link_then_del crash_inside_creation gc status
-del_after_master_vanished check_and_replaced_link add_rollback mtu qinq_and_long_names"
+del_after_master_vanished check_and_replaced_link add_rollback mtu qinq_and_long_names
+shim_crash_points"
 
 selected=${*:-$ALL}
 rm -rf "$WORK"

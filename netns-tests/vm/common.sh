@@ -12,13 +12,14 @@ suite_broken() {
     exit 1
 }
 
-# release_bins DIR: check (or, with an empty DIR, build) mactrunk and mactrunk-ipam; sets
-# bin_dir. Plain x86-64 builds only: the VM's CPU is qemu64 (no target-cpu=native).
+# release_bins DIR: check (or, with an empty DIR, build with ./build.sh: static) mactrunk and
+# mactrunk-ipam; sets bin_dir. Plain x86-64 builds only: the VM's CPU is qemu64 (no
+# target-cpu=native).
 release_bins() {
     bin_dir=$1
     if [[ -z $bin_dir ]]; then
-        (cd "$repo_root" && cargo build --release) >&2 || suite_broken "cargo build --release failed"
-        bin_dir=$repo_root/target/release
+        "$repo_root/build.sh" -q >&2 || suite_broken "./build.sh failed"
+        bin_dir=$repo_root/target/static
     fi
     local b
     for b in mactrunk mactrunk-ipam; do

@@ -4,7 +4,7 @@
 #
 #   netns-tests/vm/run-netns.sh [--bin-dir DIR] [-j N] [--parent NAME] [--timeout SECS] [-v] [CASE...]
 #
-#   --bin-dir DIR   take mactrunk and mactrunk-ipam from DIR (default: cargo build --release)
+#   --bin-dir DIR   take mactrunk and mactrunk-ipam from DIR (default: ./build.sh, static)
 #   -j N            cases at once inside the VM (default: $MTVM_JOBS or 3: one more than the
 #                   VM's 2 vCPUs, to fill the cases' waits; the run is CPU-bound)
 #   --parent NAME   name of the host-side parent in every case (default: $NT_PARENT or eth0,
@@ -14,9 +14,9 @@
 #   -v              print the log of every failing case
 #   CASE            as for run.sh (default: all)
 #
-# Copied into the VM: the suite (netns-tests/, conf/, install.sh) at /opt/mactrunk, the two
+# Copied into the VM: the suite (netns-tests/, conf/, deploy/, install.sh) at /opt/mactrunk, the two
 # binaries, cnitool (target/cnitool, built from netns-tests/tools/cnitool when stale), Debian's
-# reference plugins (/usr/lib/cni), and the host's bash, jq, nc, ping, ss, perl, GNU coreutils,
+# reference plugins (/usr/lib/cni), and the host's bash, jq, nc, ping, ss, perl, promtool, GNU coreutils,
 # findutils, grep, sed, awk, diff, flock, setsid, sysctl, ps. Under TCG everything runs
 # roughly 15-25 times slower than on the host (each process start costs ~50 ms, a jq ~0.4 s),
 # so the per-case limit is raised (NT_CASE_TIMEOUT, default here 2400 s), and without CASE
@@ -55,11 +55,11 @@ stage=$(mktemp -d /tmp/mactrunk-vmnetns.XXXXXX)
 out=$stage.out
 trap 'rm -rf "$stage" "$out"' EXIT
 mkdir -p "$stage/target/release"
-cp -a "$repo_root/netns-tests" "$repo_root/conf" "$repo_root/install.sh" "$stage/"
+cp -a "$repo_root/netns-tests" "$repo_root/conf" "$repo_root/deploy" "$repo_root/install.sh" "$stage/"
 cp "$bin_dir/mactrunk" "$bin_dir/mactrunk-ipam" "$stage/target/release/"
 cp "$repo_root/target/cnitool" "$stage/target/"
 
-progs=(jq nc ping ss sysctl ps flock setsid find xargs grep sed awk diff cmp perl)
+progs=(jq nc ping ss sysctl ps flock setsid find xargs grep sed awk diff cmp perl promtool)
 while read -r p; do progs+=("$p"); done < <(dpkg -L coreutils | grep -E '^/(usr/)?bin/[^/]+$')
 bins=()
 for p in "${progs[@]}"; do

@@ -5,8 +5,9 @@
 #
 #   netns-tests/vm/run-rust.sh [--timeout SECS] [TEST-BINARY-ARG...]
 #
-# Builds the test binary with `cargo test --release --no-run --test link_root` (plain
-# x86-64: the VM's CPU is qemu64), copies it alone into the VM and runs it there as root;
+# Builds the test binary with `./build.sh --cargo test --release --no-run --test link_root`
+# (static, like the plugins, and plain x86-64: the VM's CPU is qemu64; the same build of the
+# dependencies as test.sh's unit tests), copies it alone into the VM and runs it as root;
 # arguments go to the test binary (a name filter, --exact, --test-threads N, ...).
 # --timeout limits the VM (default: $MTVM_TIMEOUT or 900 s).
 # Output: the test binary's own, then "N passed, M failed" from its "test result:" line.
@@ -21,10 +22,10 @@ if [[ ${1:-} == --timeout ]]; then
 fi
 [[ ${1:-} == -h || ${1:-} == --help ]] && { sed -n '2,/^set -uo/{/^set -uo/d;s/^# \{0,1\}//;p}' "$0"; exit 0; }
 
-exe=$(cd "$repo_root" && cargo test --release --no-run --test link_root --message-format=json 2>/dev/null |
+exe=$(cd "$repo_root" && ./build.sh --cargo test --release --no-run --test link_root --message-format=json 2>/dev/null |
     jq -r 'select(.reason == "compiler-artifact" and .target.name == "link_root" and .executable != null) | .executable' |
     tail -n1)
-[[ -n $exe && -x $exe ]] || suite_broken "cargo test --release --no-run --test link_root did not build a test binary"
+[[ -n $exe && -x $exe ]] || suite_broken "./build.sh --cargo test --release --no-run --test link_root did not build a test binary"
 
 stage=$(mktemp -d /tmp/mactrunk-vmrust.XXXXXX)
 out=$stage.out

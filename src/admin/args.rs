@@ -51,6 +51,16 @@ pub(crate) enum Command {
         keep_files: Vec<PathBuf>,
         dry_run: bool,
     },
+    Metrics {
+        data_dir: PathBuf,
+        /// Where the networks' configs are (their range sets); `explicit`:
+        /// given on the command line, so it must exist.
+        source: ConfSource,
+        explicit: bool,
+        textfile: Option<PathBuf>,
+        /// Count allocations whose network namespace is gone.
+        netns_check: bool,
+    },
 }
 
 /// Where `usage` finds network configs.
@@ -133,6 +143,7 @@ Usage:
   mactrunk-ipam usage   [--config FILE | --conf-dir DIR]
   mactrunk-ipam release [--data-dir DIR] NETWORK (--ip IP | --container ID [--ifname IF])
   mactrunk-ipam gc      [--data-dir DIR] NETWORK (--keep ID[:IFNAME]... | --keep-file FILE) [--dry-run]
+  mactrunk-ipam metrics [--data-dir DIR] [--config FILE | --conf-dir DIR] [--textfile PATH] [--no-netns-check]
   mactrunk-ipam COMMAND --help
   mactrunk-ipam --version
 
@@ -186,6 +197,23 @@ keeps all interfaces of container ID, --keep ID:IFNAME one interface (repeatable
 reports what would be released. Also drops stale owner-index entries.
 ";
 
+const HELP_METRICS: &str = "\
+mactrunk-ipam metrics [--data-dir DIR] [--config FILE | --conf-dir DIR] [--textfile PATH]
+                      [--no-netns-check] [--json]
+
+Prometheus gauges (text format) for node_exporter's textfile collector: per network
+and range set the capacity and the used, free and quarantined addresses (range sets
+from the configs in --conf-dir, default /etc/cni/net.d, or --config FILE); per store
+in DIR (default /var/lib/cni/networks) and in the configs' dataDirs the allocations,
+quarantined addresses, the oldest allocation's age and the orphaned allocations (their
+recorded network namespace no longer exists: the container is gone, no DEL came;
+needs the host's PID and mount namespaces; --no-netns-check leaves it out); per VLAN
+link mactrunk created, its users. --textfile PATH writes the file atomically (a
+temp file in its directory, then rename; mode 0644) and prints nothing. Exit 1 if a
+config, store or record could not be read (the rest is still reported; the count is
+mactrunk_metrics_errors). Writes nothing else.
+";
+
 /// One subcommand: how it is called, its help, the options it takes
 /// besides `--json` and `-h`/`--help` (as typed: `--data-dir`, `-n`), and
 /// its parser.
@@ -197,7 +225,7 @@ struct Spec {
     parse: fn(&mut Args) -> Result<Command, Stop>,
 }
 
-static COMMANDS: [Spec; 4] = [
+static COMMANDS: [Spec; 5] = [
     Spec {
         name: "list",
         aliases: &["ls"],
@@ -225,6 +253,19 @@ static COMMANDS: [Spec; 4] = [
         help: HELP_GC,
         options: &["--data-dir", "--keep", "--keep-file", "--dry-run", "-n"],
         parse: parse_gc,
+    },
+    Spec {
+        name: "metrics",
+        aliases: &[],
+        help: HELP_METRICS,
+        options: &[
+            "--data-dir",
+            "--config",
+            "--conf-dir",
+            "--textfile",
+            "--no-netns-check",
+        ],
+        parse: parse_metrics,
     },
 ];
 
@@ -578,6 +619,48 @@ fn parse_gc(a: &mut Args) -> Result<Command, Stop> {
     })
 }
 
+fn parse_metrics(a: &mut Args) -> Result<Command, Stop> {
+    let (mut data_dir, mut config, mut conf_dir, mut textfile) = (None, None, None, None);
+    let mut netns_check = true;
+    let mut positional = Vec::new();
+    while let Some(arg) = a.next()? {
+        match arg {
+            Arg::Opt(o @ "--data-dir") => a.path_once(&mut data_dir, o)?,
+            Arg::Opt(o @ "--config") => a.path_once(&mut config, o)?,
+            Arg::Opt(o @ "--conf-dir") => a.path_once(&mut conf_dir, o)?,
+            Arg::Opt(o @ "--textfile") => a.path_once(&mut textfile, o)?,
+            Arg::Opt("--no-netns-check") => netns_check = false,
+            Arg::Opt(o) => return Err(a.unhandled(o)),
+            Arg::Value(v) => positional.push(v),
+        }
+    }
+    if let Some(p) = positional.first() {
+        return Err(a.err(format!("unexpected argument {p:?}")).into());
+    }
+    let (source, explicit) = match (config, conf_dir) {
+        (Some(_), Some(_)) => {
+            return Err(a.err("--config and --conf-dir exclude each other").into());
+        }
+        (Some(f), None) => (ConfSource::File(f), true),
+        (None, Some(d)) => (ConfSource::Dir(d), true),
+        (None, None) => (ConfSource::Dir(PathBuf::from(DEFAULT_CONF_DIR)), false),
+    };
+    if let Some(t) = &textfile
+        && t.file_name().is_none()
+    {
+        return Err(a
+            .err(format!("--textfile {}: not a file name", t.display()))
+            .into());
+    }
+    Ok(Command::Metrics {
+        data_dir: default_data_dir(data_dir),
+        source,
+        explicit,
+        textfile,
+        netns_check,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -744,6 +827,50 @@ mod tests {
     }
 
     #[test]
+    fn parse_metrics() {
+        assert_eq!(
+            cmd("metrics"),
+            Command::Metrics {
+                data_dir: DEFAULT_DATA_DIR.into(),
+                source: ConfSource::Dir(DEFAULT_CONF_DIR.into()),
+                explicit: false,
+                textfile: None,
+                netns_check: true,
+            }
+        );
+        assert_eq!(
+            cmd("metrics --data-dir /d --conf-dir /c --textfile /t/m.prom --no-netns-check"),
+            Command::Metrics {
+                data_dir: "/d".into(),
+                source: ConfSource::Dir("/c".into()),
+                explicit: true,
+                textfile: Some("/t/m.prom".into()),
+                netns_check: false,
+            }
+        );
+        assert_eq!(
+            cmd("metrics --config=/c/x.conf"),
+            Command::Metrics {
+                data_dir: DEFAULT_DATA_DIR.into(),
+                source: ConfSource::File("/c/x.conf".into()),
+                explicit: true,
+                textfile: None,
+                netns_check: true,
+            }
+        );
+        assert!(json("metrics --json"));
+        assert!(usage_msg("metrics --config a --conf-dir b").contains("exclude"));
+        assert!(usage_msg("metrics net").contains("unexpected argument"));
+        assert!(usage_msg("metrics --textfile /").contains("not a file name"));
+        assert!(usage_msg("metrics --textfile a --textfile b").contains("twice"));
+        assert!(usage_msg("metrics --keep a").contains("does not apply"));
+        assert_eq!(
+            usage_msg("metrics --no-netns-check=1"),
+            "--no-netns-check takes no value (given \"1\")"
+        );
+    }
+
+    #[test]
     fn keep_matching() {
         let k = Keep::parse("c1").unwrap();
         assert!(k.keeps(&Owner::new("c1", "eth0")));
@@ -825,6 +952,7 @@ mod tests {
             ("release net --container c --ifname", "--ifname"),
             ("gc net --keep", "--keep"),
             ("gc net --keep a --keep-file", "--keep-file"),
+            ("metrics --textfile", "--textfile"),
         ] {
             assert_eq!(usage_msg(s), format!("{opt} needs a value"), "{s}");
         }

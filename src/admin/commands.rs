@@ -3,14 +3,16 @@
 //! with [`FileStore`] (the plugins' lock); `list`, `usage` and `gc
 //! --dry-run` with [`StoreReader`], which creates and writes nothing.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use serde_json::Value;
 
 use super::args::{Command, ConfSource, Keep, ReleaseTarget};
+use super::metrics::{MetricsReport, NetworkMetrics, SetMetrics, VlanParentMetrics};
 use super::report::{
     GcReport, ListReport, NetworkListing, NetworkUsage, ReleaseReport, Report, StoreFailure,
     UsageReport,
@@ -19,7 +21,7 @@ use crate::cni::CniError;
 use crate::cni::env::CniArgs;
 use crate::cni::names::is_valid_id;
 use crate::ipam::config::DEFAULT_LOCK_TIMEOUT;
-use crate::ipam::store::{Allocation, FileStore, Store, StoreError, StoreReader};
+use crate::ipam::store::{Allocation, FileStore, Owner, Store, StoreError, StoreReader};
 use crate::ipam::{self, IpamConfig};
 
 /// A failure of a command (exit 1).
@@ -68,6 +70,20 @@ pub(crate) fn execute(cmd: &Command) -> Result<Report, Failure> {
             let mut all = keep.clone();
             all.extend(read_keep_files(keep_files)?);
             gc(data_dir, network, &all, *dry_run).map(Report::Gc)
+        }
+        Command::Metrics {
+            data_dir,
+            source,
+            explicit,
+            textfile,
+            netns_check,
+        } => {
+            let mut r = metrics(data_dir, source, *explicit, *netns_check)?;
+            if let Some(path) = textfile {
+                write_textfile(path, r.exposition().as_bytes())?;
+                r.textfile = Some(path.clone());
+            }
+            Ok(Report::Metrics(r))
         }
     }
 }
@@ -384,6 +400,241 @@ fn gc_release(keep: &[Keep], report: &mut GcReport) -> Result<(), Failure> {
         report.errors.push(e.to_string());
     }
     Ok(())
+}
+
+// ------------------------------------------------------------------ metrics
+
+/// Gather the metrics: the configs' range sets, every store they name and
+/// every store in `data_dir`, the VLAN registries of all those dataDirs.
+/// Read-only (like `list`). What cannot be read is counted and named in the
+/// report's errors; only a `--config`/`--conf-dir` that cannot be read at
+/// all fails the command outright.
+fn metrics(
+    data_dir: &Path,
+    source: &ConfSource,
+    explicit: bool,
+    netns_check: bool,
+) -> Result<MetricsReport, Failure> {
+    let now = SystemTime::now();
+    let mut errors = Vec::new();
+    let files: Vec<PathBuf> = match source {
+        ConfSource::File(f) if f.is_file() => vec![f.clone()],
+        ConfSource::File(f) => return Err(Failure(format!("{}: no such file", f.display()))),
+        // no CNI config directory on this machine: stores only
+        ConfSource::Dir(d) if !explicit && !d.exists() => Vec::new(),
+        ConfSource::Dir(d) => config_files(d)?.into_iter().collect(),
+    };
+    // One config per store (the first in libcni's order).
+    let mut configured: Vec<IpamConfig> = Vec::new();
+    for f in &files {
+        let conf: Value = match std::fs::read_to_string(f)
+            .map_err(|e| format!("cannot read: {e}"))
+            .and_then(|t| serde_json::from_str(&t).map_err(|e| format!("not valid JSON: {e}")))
+        {
+            Ok(v) => v,
+            Err(e) => {
+                errors.push(format!("{}: {e}", f.display()));
+                continue;
+            }
+        };
+        let found = ipam_configs(&conf);
+        if found.is_empty() && matches!(source, ConfSource::File(_)) {
+            errors.push(format!(
+                "{}: no plugin with ipam.type mactrunk-ipam or host-local",
+                f.display()
+            ));
+        }
+        for (plugin, flat, _) in found {
+            match IpamConfig::from_netconf(&flat, &CniArgs::default()) {
+                Ok(c) => {
+                    if !configured
+                        .iter()
+                        .any(|k| k.location().dir == c.location().dir)
+                    {
+                        configured.push(c);
+                    }
+                }
+                Err(e) => {
+                    let at = plugin.map_or(String::new(), |i| format!("plugins[{i}]: "));
+                    errors.push(format!("{}: {at}{}", f.display(), Failure::from(e)));
+                }
+            }
+        }
+    }
+    let mut stores: Vec<(String, PathBuf, Option<&IpamConfig>)> = configured
+        .iter()
+        .map(|c| (c.network.clone(), c.location().dir, Some(c)))
+        .collect();
+    match store_names(data_dir) {
+        Ok(names) => {
+            for n in names {
+                let dir = data_dir.join(&n);
+                if !stores.iter().any(|(_, d, _)| *d == dir) {
+                    stores.push((n, dir, None));
+                }
+            }
+        }
+        Err(Failure(e)) => errors.push(e),
+    }
+    stores.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+
+    let live = if netns_check {
+        match crate::sys::netns::live_ids() {
+            Ok(ids) => Some(ids),
+            Err(e) => {
+                errors.push(format!("cannot list the network namespaces: {e}"));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let mut networks: Vec<NetworkMetrics> = Vec::new();
+    for (name, dir, conf) in stores {
+        if let Some(first) = networks.iter().find(|n| n.name == name) {
+            errors.push(format!(
+                "network {name}: a second store {} is not reported (the first is {})",
+                dir.display(),
+                first.store.display()
+            ));
+            continue;
+        }
+        networks.push(network_metrics(name, dir, conf, live.as_ref()));
+    }
+
+    let mut data_dirs: BTreeSet<PathBuf> = configured.iter().map(|c| c.data_dir.clone()).collect();
+    data_dirs.insert(data_dir.to_path_buf());
+    let mut parents: BTreeMap<String, VlanParentMetrics> = BTreeMap::new();
+    for d in &data_dirs {
+        let (records, problems) = crate::attach::vlan_registry::peek_all(d);
+        errors.extend(problems);
+        for r in records {
+            parents
+                .entry(r.link.clone())
+                .or_insert_with(|| VlanParentMetrics {
+                    link: r.link.clone(),
+                    lower: r.lower.clone(),
+                    vid: r.vid,
+                    users: 0,
+                })
+                .users += r.users.len();
+        }
+    }
+    Ok(MetricsReport {
+        now,
+        networks,
+        vlan_parents: parents.into_values().collect(),
+        errors,
+        textfile: None,
+    })
+}
+
+/// One store's gauges; a store that does not exist yet (a configured
+/// network with no ADD so far) is empty, not an error.
+fn network_metrics(
+    name: String,
+    dir: PathBuf,
+    conf: Option<&IpamConfig>,
+    live: Option<&HashSet<String>>,
+) -> NetworkMetrics {
+    let mut m = NetworkMetrics {
+        name,
+        store: dir,
+        error: None,
+        allocations: 0,
+        quarantined: 0,
+        oldest: None,
+        orphaned: live.map(|_| 0),
+        sets: Vec::new(),
+    };
+    let mut held = Vec::new();
+    let mut quarantined = Vec::new();
+    if m.store.exists() {
+        let reader = StoreReader::open(&m.store, DEFAULT_LOCK_TIMEOUT);
+        let all = reader.and_then(|r| r.all().map(|a| (r, a)));
+        let (reader, all) = match all {
+            Ok(v) => v,
+            Err(e) => {
+                m.error = Some(e.to_string());
+                m.orphaned = None;
+                return m;
+            }
+        };
+        let mut netns: BTreeMap<Owner, Option<String>> = BTreeMap::new();
+        for a in all {
+            if a.owner.is_quarantine() {
+                quarantined.push(a.ip);
+                continue;
+            }
+            held.push(a.ip);
+            if let Some(t) = a.since {
+                m.oldest = Some(m.oldest.map_or(t, |o| o.min(t)));
+            }
+            if let (Some(live), Some(n)) = (live, m.orphaned.as_mut()) {
+                let id = netns
+                    .entry(a.owner.clone())
+                    .or_insert_with(|| reader.netns_of(&a.owner));
+                if id.as_ref().is_some_and(|id| !live.contains(id)) {
+                    *n += 1;
+                }
+            }
+        }
+    }
+    m.allocations = held.len();
+    m.quarantined = quarantined.len();
+    if let Some(conf) = conf {
+        let used = ipam::usage_of(conf, &held);
+        let q = ipam::usage_of(conf, &quarantined);
+        m.sets = used
+            .into_iter()
+            .zip(q)
+            .map(|(u, q)| SetMetrics {
+                key: u.key,
+                ranges: u.ranges,
+                capacity: u.capacity,
+                used: u.used,
+                quarantined: q.used,
+            })
+            .collect();
+    }
+    m
+}
+
+/// Write `content` to `path` for node_exporter's textfile collector: a
+/// temp file beside it (hidden, not `*.prom`, so the collector never reads
+/// it half-written; created new, never through a symlink), fsynced, renamed
+/// over `path`. Mode 0644: node_exporter usually runs as another user.
+fn write_textfile(path: &Path, content: &[u8]) -> Result<(), Failure> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let fail = |op: &str, p: &Path, e: std::io::Error| {
+        Failure(format!("--textfile: cannot {op} {}: {e}", p.display()))
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| Failure(format!("--textfile {}: not a file name", path.display())))?;
+    let tmp = path.with_file_name(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&tmp); // a killed run's, with our pid
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)
+        .map_err(|e| fail("create", &tmp, e))?;
+    let written = f
+        .set_permissions(std::fs::Permissions::from_mode(0o644))
+        .and_then(|()| f.write_all(content))
+        .and_then(|()| f.sync_all())
+        .map_err(|e| fail("write", &tmp, e))
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| fail("rename", path, e)));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// Parse a keep file: one `ID[:IFNAME]` (or `ID IFNAME`) per line, `#`

@@ -5,6 +5,7 @@
 //! mactrunk-ipam usage   [--config FILE | --conf-dir DIR]
 //! mactrunk-ipam release [--data-dir DIR] NETWORK (--ip IP | --container ID [--ifname IF])
 //! mactrunk-ipam gc      [--data-dir DIR] NETWORK (--keep ID[:IFNAME]... | --keep-file FILE) [--dry-run]
+//! mactrunk-ipam metrics [--data-dir DIR] [--config FILE | --conf-dir DIR] [--textfile PATH] [--no-netns-check]
 //! ```
 //!
 //! Every command takes `--json` (one JSON document on stdout) and `--help`.
@@ -20,12 +21,14 @@
 //!
 //! - [`args`]: the command line, one enum variant per subcommand (pure);
 //! - [`report`]: what a command did, as a table or as JSON (pure);
+//! - [`metrics`]: the `metrics` report as Prometheus text (pure);
 //! - [`commands`]: what each command does against the stores;
 //! - here: the process glue (exit statuses, usage errors, `--json` errors,
 //!   `--version`).
 
 mod args;
 mod commands;
+mod metrics;
 mod report;
 #[cfg(test)]
 mod tests;

@@ -21,10 +21,11 @@ pub(crate) enum Report {
     Usage(UsageReport),
     Release(ReleaseReport),
     Gc(GcReport),
+    Metrics(super::metrics::MetricsReport),
 }
 
 /// One kind of report.
-trait Render {
+pub(crate) trait Render {
     /// The human rendering (stdout), lines ending in `\n`.
     fn table(&self) -> String;
     /// The `--json` rendering.
@@ -42,6 +43,7 @@ impl Report {
             Report::Usage(r) => r,
             Report::Release(r) => r,
             Report::Gc(r) => r,
+            Report::Metrics(r) => r,
         }
     }
 

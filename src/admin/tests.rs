@@ -445,3 +445,171 @@ fn quarantined_addresses_list_gc_release() {
     let out = ipam::add(&ipc, &Owner::new("c", "eth0")).unwrap();
     assert_eq!(out.ips[0].address.ip().to_string(), "10.9.0.2");
 }
+
+/// `metrics`: range sets from the configs, every store of the data dir,
+/// quarantines, orphans (a recorded netns that no longer exists), VLAN
+/// users; `--textfile` writes the same text atomically; read-only.
+#[test]
+fn metrics_of_stores_configs_and_vlan_parents() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let confs = tmp.path().join("net.d");
+    std::fs::create_dir(&confs).unwrap();
+    let blue = conf_json("blue", &data);
+    std::fs::write(confs.join("10-blue.conf"), blue.to_string()).unwrap();
+    let ipc = IpamConfig::from_netconf(&blue, &CniArgs::default()).unwrap();
+    let here = crate::sys::netns::NetNs::current().unwrap().id().unwrap();
+    // c1 in this (live) netns, c2 in one that does not exist, c3 quarantined away
+    ipam::add_in(&ipc, &Owner::new("c1", "eth0"), Some(&here)).unwrap();
+    ipam::add_in(&ipc, &Owner::new("c2", "eth0"), Some("0:1")).unwrap();
+    let c3 = Owner::new("c3", "eth0");
+    let got = ipam::add_in(&ipc, &c3, Some(&here)).unwrap();
+    let found = [(got.fresh[0], "52:54:00:00:00:01".into())];
+    ipam::quarantine(&ipc, &c3, Some(&here), &found, 32, false).unwrap();
+    // a store no config names (as host-local leaves it): counted, no range sets
+    let hl = data.join("hl");
+    std::fs::create_dir(&hl).unwrap();
+    std::fs::set_permissions(&hl, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(hl.join("10.7.0.2"), "h1\r\neth0").unwrap();
+    // a VLAN parent with two users
+    let reg = data.join(".mactrunk-vlans");
+    std::fs::create_dir(&reg).unwrap();
+    std::fs::write(
+        reg.join("eth0.50.json"),
+        json!({"link": "eth0.50", "lower": "eth0", "vid": 50, "protocol": "802.1Q",
+               "ifindex": 7, "created": "2026-01-01T00:00:00Z",
+               "users": [{"network": "blue", "containerID": "c1", "ifname": "eth0"},
+                         {"network": "blue", "containerID": "c2", "ifname": "eth0"}]})
+        .to_string(),
+    )
+    .unwrap();
+    let (dd, cd) = (data.to_str().unwrap(), confs.to_str().unwrap());
+    let before = (tree(&data), tree(&confs));
+
+    let (rc, out, err) = run_args(&["metrics", "--data-dir", dd, "--conf-dir", cd]);
+    assert_eq!(rc, 0, "{out} {err}");
+    // /29: range .1-.6 minus the gateway .1 and the excluded .6 (the usage command agrees)
+    let set = r#"{network="blue",range_set="ipam.subnet",subnet="10.9.0.0/29",range="10.9.0.1-10.9.0.6"}"#;
+    let (_, usage, _) = run_args(&["usage", "--conf-dir", cd, "--json"]);
+    let u: Value = serde_json::from_str(&usage).unwrap();
+    assert_eq!(u["networks"][0]["rangeSets"][0]["capacity"], 4);
+    for (family, value) in [
+        ("mactrunk_ipam_range_capacity", 4),
+        ("mactrunk_ipam_range_used", 2),
+        ("mactrunk_ipam_range_quarantined", 1),
+        ("mactrunk_ipam_range_free", 1),
+    ] {
+        let line = format!("{family}{set} {value}\n");
+        assert!(out.contains(&line), "{line} not in\n{out}");
+    }
+    for line in [
+        "mactrunk_ipam_allocations{network=\"blue\"} 2\n",
+        "mactrunk_ipam_allocations{network=\"hl\"} 1\n",
+        "mactrunk_ipam_quarantined_addresses{network=\"blue\"} 1\n",
+        "mactrunk_ipam_orphaned_allocations{network=\"blue\"} 1\n",
+        "mactrunk_ipam_orphaned_allocations{network=\"hl\"} 0\n",
+        "mactrunk_ipam_store_readable{network=\"hl\"} 1\n",
+        "mactrunk_vlan_parent_users{link=\"eth0.50\",lower=\"eth0\",vlan=\"50\"} 2\n",
+        "mactrunk_metrics_errors 0\n",
+    ] {
+        assert!(out.contains(line), "{line} not in\n{out}");
+    }
+    assert!(
+        out.contains("mactrunk_ipam_oldest_allocation_age_seconds{network=\"blue\"} "),
+        "{out}"
+    );
+    assert!(
+        !out.contains("range_set=\"ipam.subnet\",subnet=\"10.7"),
+        "no range sets for a store without config: {out}"
+    );
+
+    // --no-netns-check: no orphan family
+    let (rc, out2, _) = run_args(&[
+        "metrics",
+        "--data-dir",
+        dd,
+        "--conf-dir",
+        cd,
+        "--no-netns-check",
+    ]);
+    assert_eq!(rc, 0);
+    assert!(!out2.contains("orphaned"), "{out2}");
+
+    // --textfile: nothing on stdout, the same text in the file, 0644, no temp file
+    let tf_dir = tmp.path().join("textfile");
+    std::fs::create_dir(&tf_dir).unwrap();
+    let tf = tf_dir.join("mactrunk.prom");
+    std::fs::write(&tf, "old\n").unwrap();
+    let (rc, out3, err) = run_args(&[
+        "metrics",
+        "--data-dir",
+        dd,
+        "--conf-dir",
+        cd,
+        "--textfile",
+        tf.to_str().unwrap(),
+    ]);
+    assert_eq!((rc, out3.as_str()), (0, ""), "{err}");
+    let written = std::fs::read_to_string(&tf).unwrap();
+    let strip_age = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| !l.starts_with("mactrunk_ipam_oldest_allocation_age_seconds{"))
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(strip_age(&written), strip_age(&out));
+    assert_eq!(
+        std::fs::metadata(&tf).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
+    let names: Vec<_> = std::fs::read_dir(&tf_dir).unwrap().flatten().collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    // --json says where it went
+    let (rc, j, _) = run_args(&[
+        "metrics",
+        "--data-dir",
+        dd,
+        "--conf-dir",
+        cd,
+        "--json",
+        "--textfile",
+        tf.to_str().unwrap(),
+    ]);
+    assert_eq!(rc, 0);
+    let j: Value = serde_json::from_str(&j).unwrap();
+    assert_eq!(j["textfile"], tf.to_str().unwrap());
+    assert_eq!(j["networks"][0]["rangeSets"][0]["free"], 1);
+    assert_eq!(
+        (tree(&data), tree(&confs)),
+        before,
+        "metrics wrote besides its textfile"
+    );
+
+    // a broken config: reported and counted, the rest still there, exit 1
+    std::fs::write(confs.join("20-bad.conf"), "{not json").unwrap();
+    let (rc, out, err) = run_args(&["metrics", "--data-dir", dd, "--conf-dir", cd]);
+    assert_eq!(rc, 1, "{err}");
+    assert!(out.contains("mactrunk_metrics_errors 1\n"), "{out}");
+    assert!(out.contains(&format!("mactrunk_ipam_range_capacity{set} 4\n")));
+    // a textfile in a directory that does not exist: a failure naming it
+    let (rc, _, err) = run_args(&[
+        "metrics",
+        "--data-dir",
+        dd,
+        "--no-netns-check",
+        "--textfile",
+        "/nonexistent-mactrunk/m.prom",
+    ]);
+    assert_eq!(rc, 1);
+    assert!(err.contains("/nonexistent-mactrunk/.m.prom."), "{err}");
+    // an explicit config dir that does not exist fails; the default one may be missing
+    let (rc, _, err) = run_args(&[
+        "metrics",
+        "--data-dir",
+        dd,
+        "--conf-dir",
+        "/nonexistent-mactrunk",
+    ]);
+    assert_eq!(rc, 1, "{err}");
+}

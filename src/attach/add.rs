@@ -10,17 +10,21 @@ use std::time::Duration;
 
 use ipnetwork::IpNetwork;
 
-use super::config::{DadPolicy, PluginConfig, ProbeConfig};
+use super::config::{DadPolicy, HostShimConfig, PluginConfig, ProbeConfig};
 use super::mac::mac_from_ipv4;
 use super::parent::{self, Parent};
+use super::shim_registry::{self, ShimRoute, ShimUser};
 use super::tag::{link_tag, temp_link_name};
 use super::undo::Undo;
 use super::vlan_registry::{self, crash_point};
-use super::{kernel, open_container_netns, owner, vlan_registry_location, vlan_release, vlan_user};
+use super::{
+    kernel, open_container_netns, owner, shim, shim_release, vlan_registry_location, vlan_release,
+    vlan_user,
+};
 use crate::cni::env::Command;
 use crate::cni::netconf::IpamKind;
 use crate::cni::skel::Request;
-use crate::cni::{CniError, CniOutput, Interface, code};
+use crate::cni::{CniError, CniOutput, Interface, Route, code};
 use crate::ipam::{self, IpamConfig, delegate};
 use crate::sys::log::{Level, Phases, log_at};
 use crate::sys::netlink::{
@@ -92,6 +96,11 @@ pub(super) fn add_with(
     if container.link_by_name(ifname)?.is_some() {
         return Err(ifname_taken(req));
     }
+    // For the host shim's choice of the host's address: a VLAN parent's lower link.
+    let lower = match &parent {
+        Parent::Vlan { lower, .. } => Some(lower.clone()),
+        Parent::Plain(_) => None,
+    };
     phases.mark("preflight");
 
     // The addresses (store fsyncs, or a delegate's exec) are allocated on a
@@ -122,22 +131,36 @@ pub(super) fn add_with(
     undo.push("releasing the addresses", || {
         ipam_rollback(req, held.take())
     });
-    let created = link_side?;
+    let (created, master) = link_side?;
     phases.mark("ipam+link");
     crash_point("after-link");
     let (attached, ipam_out) = configure(
         req, conf, netns, master_nl, container, &created, ipam_out, &held,
     )?;
     phases.mark("configure");
-    // Host-side extras of this attachment (none yet; the host shim's
-    // per-container route belongs here) push their undo steps here, after
+    // Host-side extras of this attachment push their undo steps here, after
     // the container side is complete, so that a failure takes back both.
+    if let Some(shim_conf) = &conf.host_shim {
+        let parents = ShimParents {
+            master: &master,
+            lower: lower.as_ref(),
+        };
+        let shim_link = ShimLink {
+            index: created.index,
+            mac: &attached.mac,
+        };
+        attach_host_shim(
+            req, shim_conf, host, container, parents, shim_link, &ipam_out, &mut undo,
+        )?;
+        phases.mark("shim");
+    }
     undo.commit();
     Ok(build_result(req, conf, ipam_out, attached))
 }
 
 /// The VLAN parent (when the config asks for one) and the tagged macvlan in
-/// the container; each registers its undo step. Returns the new link.
+/// the container; each registers its undo step. Returns the new link and
+/// the link it sits on.
 #[allow(clippy::too_many_arguments)]
 fn make_link<'a>(
     req: &'a Request,
@@ -148,7 +171,7 @@ fn make_link<'a>(
     parent: Parent,
     vlan_loc: Option<(PathBuf, Duration)>,
     undo: &mut Undo<'a>,
-) -> Result<LinkInfo, CniError> {
+) -> Result<(LinkInfo, LinkInfo), CniError> {
     let master_nl = if conf.link_in_container {
         container
     } else {
@@ -200,7 +223,222 @@ fn make_link<'a>(
             Err(e) => Err(e.into()),
         }
     });
-    Ok(created)
+    Ok((created, master))
+}
+
+/// The links the host shim's source addresses are looked for on: the
+/// parent the container link sits on, and a VLAN parent's lower link.
+#[derive(Clone, Copy)]
+struct ShimParents<'p> {
+    master: &'p LinkInfo,
+    lower: Option<&'p LinkInfo>,
+}
+
+/// The container link the shim routes lead to.
+#[derive(Clone, Copy)]
+struct ShimLink<'p> {
+    index: u32,
+    mac: &'p str,
+}
+
+/// `hostShim`: the host reaches this container through the shim macvlan of
+/// its parent (see [`shim`]). For every address the IPAM gave, the host's
+/// own address to use as source is chosen ([`shim::choose_source`]); the
+/// attachment is recorded with its routes and the shim made sure of
+/// ([`shim_registry::ensure`], which pushes nothing: the undo step pushed
+/// here releases both); then on the host a permanent neighbour entry
+/// (before the route, so that the host never ARPs from the shim) and the
+/// route, and in the container a permanent neighbour entry for the host's
+/// address (and a route to it when it is not in the container's subnet).
+#[allow(clippy::too_many_arguments)]
+fn attach_host_shim<'a>(
+    req: &'a Request,
+    shim_conf: &HostShimConfig,
+    host: &'a dyn LinkOps,
+    container: &dyn LinkOps,
+    parents: ShimParents<'_>,
+    link: ShimLink<'_>,
+    ipam_out: &CniOutput,
+    undo: &mut Undo<'a>,
+) -> Result<(), CniError> {
+    let ifname = req.args.ifname.as_str();
+    let container_mac = crate::attach::config::parse_unicast_mac(link.mac).map_err(|p| {
+        CniError::internal(format!("hostShim: the MAC {:?} of {ifname} {p}", link.mac))
+    })?;
+    // The host's addresses, per link: the parent's first; the lower link's
+    // and the default route's link's only when the parent has none in a
+    // container address's subnet.
+    let mut links: Vec<Vec<(IpNetwork, u32)>> = vec![host.addresses(parents.master.index)?];
+    let mut all_loaded = false;
+    let mut routes = Vec::new();
+    let mut skipped = Vec::new();
+    for ip in &ipam_out.ips {
+        let configured = shim_conf
+            .src
+            .iter()
+            .any(|s| s.is_ipv4() == ip.address.is_ipv4());
+        let mut src = shim::choose_source(ip.address, &shim_conf.src, &links);
+        if !configured && !src.is_some_and(|s| s.on_link) && !all_loaded {
+            all_loaded = true;
+            let mut seen = vec![parents.master.index];
+            if let Some(l) = parents.lower {
+                seen.push(l.index);
+                links.push(host.addresses(l.index)?);
+            }
+            if let Some(l) = host.default_route_link()?
+                && !seen.contains(&l.index)
+            {
+                links.push(host.addresses(l.index)?);
+            }
+            src = shim::choose_source(ip.address, &shim_conf.src, &links);
+        }
+        // The IPAM handed out one of the host's own addresses (a range that
+        // includes it): routing it to the container would be meaningless and
+        // the address is in use on the network anyway.
+        if links
+            .iter()
+            .flatten()
+            .any(|(a, _)| a.ip() == ip.address.ip())
+        {
+            return Err(CniError::new(
+                code::ADDRESS_IN_USE,
+                format!(
+                    "{} is in use on the network: it is an address of this host (hostShim cannot route it to {ifname}); exclude it from the IPAM's range",
+                    ip.address.ip()
+                ),
+            ));
+        }
+        match src {
+            Some(s) => routes.push((ip.address, s)),
+            None => skipped.push(ip.address.ip()),
+        }
+    }
+    if routes.is_empty() {
+        return Err(CniError::config(
+            "hostShim",
+            format!(
+                "the host has no address of the family of {} on {:?}{} or the default route's link to reach the container from; name one in hostShim.src",
+                skipped
+                    .iter()
+                    .map(IpAddr::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                parents.master.name,
+                parents
+                    .lower
+                    .map(|l| format!(", {:?}", l.name))
+                    .unwrap_or_default()
+            ),
+        ));
+    }
+    for ip in &skipped {
+        log_at!(
+            Level::Warn,
+            "hostShim: the host has no address of the family of {ip}: the host does not reach {ifname} in {} at {ip}",
+            req.args.netns
+        );
+    }
+    let user = ShimUser {
+        key: vlan_user(req),
+        mac: link.mac.to_string(),
+        routes: routes
+            .iter()
+            .map(|(ip, s)| ShimRoute {
+                ip: ip.ip(),
+                src: s.ip,
+            })
+            .collect(),
+    };
+    let (data_dir, timeout) = vlan_registry_location(&req.conf)?;
+    let shim_link = shim_registry::ensure(host, &data_dir, timeout, parents.master, &user)?;
+    undo.push("releasing the host shim", move || shim_release(req, host));
+    let shim_name = shim_link.name.clone();
+    let shim_mac = shim_link
+        .mac
+        .ok_or_else(|| CniError::internal(format!("host shim {shim_name} has no MAC")))?;
+    for r in &user.routes {
+        host.set_neighbour(shim_link.index, r.ip, container_mac)
+            .map_err(|e| CniError::from(e).context(format!("hostShim: on {shim_name}")))?;
+        add_shim_route(host, &shim_link, r, shim_conf)?;
+    }
+    crash_point("after-shim-routes");
+    // The container: the host's addresses behind the shim's MAC.
+    let mut done: Vec<IpAddr> = Vec::new();
+    for (_, s) in &routes {
+        if done.contains(&s.ip) {
+            continue;
+        }
+        done.push(s.ip);
+        if !s.on_link {
+            let route = Route {
+                dst: IpNetwork::from(s.ip),
+                gw: None,
+                mtu: None,
+                advmss: None,
+                priority: None,
+                table: None,
+                scope: None,
+            };
+            match container.add_route(link.index, &route, None) {
+                Ok(()) | Err(LinkError::Exists(_)) => {}
+                Err(e) => {
+                    return Err(CniError::from(e).context(format!(
+                        "hostShim: adding the route to the host's {} on {ifname}",
+                        s.ip
+                    )));
+                }
+            }
+        }
+        container
+            .set_neighbour(link.index, s.ip, shim_mac)
+            .map_err(|e| CniError::from(e).context(format!("hostShim: on {ifname}")))?;
+    }
+    Ok(())
+}
+
+/// The host route to one container address on the shim. A route to it that
+/// is already there is the shim's own leftover of an earlier attempt of this
+/// attachment (the record says no other attachment routes that address) or
+/// somebody else's, which is never replaced.
+fn add_shim_route(
+    host: &dyn LinkOps,
+    shim_link: &LinkInfo,
+    r: &ShimRoute,
+    shim_conf: &HostShimConfig,
+) -> Result<(), CniError> {
+    match host.add_host_route(shim_link.index, r.ip, Some(r.src)) {
+        Ok(()) => Ok(()),
+        Err(LinkError::Exists(what)) => {
+            let ours = host
+                .routes_of(shim_link.index)?
+                .iter()
+                .any(|h| h.dst.ip() == r.ip && h.protocol == crate::sys::netlink::RTPROT_MACTRUNK);
+            if ours {
+                Ok(())
+            } else {
+                Err(CniError::config(
+                    "hostShim",
+                    format!(
+                        "the host already has a route to {} that mactrunk did not add ({what}): it is left alone; remove it or turn hostShim off",
+                        r.ip
+                    ),
+                ))
+            }
+        }
+        Err(e) if e.errno() == Some(libc::EINVAL) && shim_conf.src.contains(&r.src) => {
+            Err(CniError::config(
+                "hostShim.src",
+                format!(
+                    "{} is not an address of this host (the kernel refused it as the source of the route to {}: {e})",
+                    r.src, r.ip
+                ),
+            ))
+        }
+        Err(e) => Err(CniError::from(e).context(format!(
+            "hostShim: adding the route to {} on {}",
+            r.ip, shim_link.name
+        ))),
+    }
 }
 
 /// An ipvlan's mode and flags belong to its parent (see
@@ -1135,5 +1373,7 @@ fn build_result(
     out
 }
 
+#[cfg(test)]
+mod shim_tests;
 #[cfg(test)]
 mod tests;

@@ -10,15 +10,19 @@ use ipnetwork::IpNetwork;
 use super::add::in_use;
 use super::config::PluginConfig;
 use super::parent::{self, Parent};
+use super::shim;
+use super::shim_registry::{self, ShimRecord};
 use super::tag::{link_tag, not_ours};
 use super::vlan;
-use super::{kernel, open_container_netns, owner};
+use super::{kernel, open_container_netns, owner, vlan_registry_location, vlan_user};
 use crate::cni::env::Command;
 use crate::cni::netconf::IpamKind;
 use crate::cni::skel::Request;
 use crate::cni::{CniError, CniOutput, IpConfig, Route, code};
 use crate::ipam::{self, IpamConfig, delegate};
-use crate::sys::netlink::{LinkInfo, LinkKind, LinkOps, format_mac, ifa_flags};
+use crate::sys::netlink::{
+    HostRoute, LinkInfo, LinkKind, LinkOps, Neighbour, format_mac, ifa_flags,
+};
 
 pub(super) fn check(req: &Request, conf: &PluginConfig) -> Result<(), CniError> {
     let netns = open_container_netns(req)?;
@@ -84,6 +88,7 @@ pub(super) fn check(req: &Request, conf: &PluginConfig) -> Result<(), CniError> 
         prev,
         index,
     };
+    let container_index = link.index;
     let have = Found {
         addresses: addresses.iter().map(|(a, _)| *a).collect(),
         dad_failed: addresses
@@ -94,12 +99,155 @@ pub(super) fn check(req: &Request, conf: &PluginConfig) -> Result<(), CniError> 
         routes: container.routes()?,
         link,
     };
-    // Host-side extras of the attachment (none yet; the host shim's route)
-    // would be compared here, after the container side.
-    match link_mismatch(&want, &expected, &have) {
-        None => Ok(()),
-        Some(why) => Err(mismatch(why)),
+    if let Some(why) = link_mismatch(&want, &expected, &have) {
+        return Err(mismatch(why));
     }
+    // Host-side extras of the attachment, after the container side.
+    if conf.host_shim.is_some() {
+        let found = host_shim_state(req, &host, &container, &master, container_index)?;
+        if let Some(why) = shim_mismatch(&found, &have) {
+            return Err(mismatch(format!("hostShim: {why}")));
+        }
+    }
+    Ok(())
+}
+
+/// What CHECK finds of the host shim of an attachment.
+struct ShimFound {
+    name: String,
+    /// The registry's record of the shim (None: missing, unreadable, of
+    /// another boot) and where it was looked for.
+    record: Option<ShimRecord>,
+    record_path: String,
+    link: Option<LinkInfo>,
+    /// Routes and neighbour entries on the shim (empty without a shim).
+    host_routes: Vec<HostRoute>,
+    host_neighbours: Vec<Neighbour>,
+    /// Neighbour entries of the container link.
+    neighbours: Vec<Neighbour>,
+}
+
+fn host_shim_state(
+    req: &Request,
+    host: &dyn LinkOps,
+    container: &dyn LinkOps,
+    master: &LinkInfo,
+    container_index: u32,
+) -> Result<ShimFound, CniError> {
+    let name = shim::name(&master.name);
+    let (data_dir, _) = vlan_registry_location(&req.conf)?;
+    let record = shim_registry::peek(&data_dir, &name);
+    let link = host.link_by_name(&name)?;
+    let (host_routes, host_neighbours) = match &link {
+        Some(l) => (host.routes_of(l.index)?, host.neighbours(l.index)?),
+        None => (Vec::new(), Vec::new()),
+    };
+    Ok(ShimFound {
+        record_path: shim_registry::dir_in(&data_dir)
+            .join(format!("{name}.json"))
+            .display()
+            .to_string(),
+        name,
+        record,
+        link,
+        host_routes,
+        host_neighbours,
+        neighbours: container.neighbours(container_index)?,
+    }
+    .with_user(&vlan_user(req)))
+}
+
+impl ShimFound {
+    /// Keep the record only if it lists `key`.
+    fn with_user(mut self, key: &shim_registry::UserKey) -> ShimFound {
+        if let Some(r) = &mut self.record {
+            r.users.retain(|u| &u.key == key);
+        }
+        self
+    }
+}
+
+/// The first difference between the host shim of the attachment as ADD
+/// made it (its record) and as it is: the shim (ours, up), the host route
+/// to each address with its source, the host's permanent neighbour entry
+/// for it (the container's MAC), and in the container the permanent
+/// neighbour entry for the host's address (the shim's MAC), plus the route
+/// to it when it is not in the container's subnet.
+fn shim_mismatch(found: &ShimFound, container: &Found) -> Option<String> {
+    let name = &found.name;
+    let Some(rec) = &found.record else {
+        return Some(format!(
+            "no record of the host shim {name} ({})",
+            found.record_path
+        ));
+    };
+    let Some(user) = rec.users.first() else {
+        return Some(format!(
+            "the record of the host shim {name} does not list this attachment ({})",
+            found.record_path
+        ));
+    };
+    let Some(link) = &found.link else {
+        return Some(format!("the host shim {name} is missing"));
+    };
+    if !shim::may_delete(link, rec.ownership()) {
+        return Some(format!(
+            "{name} (index {}) is not the host shim mactrunk created",
+            link.index
+        ));
+    }
+    if !link.up {
+        return Some(format!("the host shim {name} is down"));
+    }
+    let mac = container.link.mac;
+    for r in &user.routes {
+        match found
+            .host_routes
+            .iter()
+            .find(|h| h.dst.ip() == r.ip && h.dst.prefix() == if r.ip.is_ipv4() { 32 } else { 128 })
+        {
+            None => return Some(format!("the host route to {} on {name} is missing", r.ip)),
+            Some(h) if h.src != Some(r.src) => {
+                return Some(format!(
+                    "the host route to {} on {name} has source {}, recorded {}",
+                    r.ip,
+                    h.src.map_or_else(|| "none".to_string(), |s| s.to_string()),
+                    r.src
+                ));
+            }
+            Some(_) => {}
+        }
+        let n = found.host_neighbours.iter().find(|n| n.ip == r.ip);
+        if n.is_none_or(|n| !n.permanent || n.mac != mac) {
+            return Some(format!(
+                "the host's permanent neighbour entry for {} on {name} is missing or does not point at {}",
+                r.ip,
+                mac.map(|m| format_mac(&m)).unwrap_or_default()
+            ));
+        }
+        let n = found.neighbours.iter().find(|n| n.ip == r.src);
+        let shim_mac = link.mac;
+        if n.is_none_or(|n| !n.permanent || n.mac != shim_mac) {
+            return Some(format!(
+                "the container's permanent neighbour entry for the host's {} is missing or does not point at the shim's {}",
+                r.src,
+                shim_mac.map(|m| format_mac(&m)).unwrap_or_default()
+            ));
+        }
+        let on_link = container.addresses.iter().any(|a| a.contains(r.src));
+        if !on_link
+            && !container
+                .routes
+                .iter()
+                .any(|h| h.dst == IpNetwork::from(r.src))
+        {
+            return Some(format!(
+                "the container's route to the host's {} is missing",
+                r.src
+            ));
+        }
+    }
+    None
 }
 
 /// The link the macvlan should sit on; a missing or wrong VLAN parent is a
@@ -365,5 +513,115 @@ mod tests {
                 .contains("config says linkType ipvlan")
         );
         assert_eq!(kind_mismatch(&mv, LinkKind::default()), None);
+    }
+    #[test]
+    fn host_shim_differences_are_named() {
+        use crate::attach::shim_registry::{ShimRoute, ShimUser, UserKey};
+        use crate::ipam::store::Owner;
+        use crate::sys::netlink::RTPROT_MACTRUNK;
+        let shim_mac = [6, 1, 2, 3, 4, 5];
+        let container = found();
+        let c_mac = container.link.mac;
+        let host_ip: IpAddr = "10.0.0.250".parse().unwrap();
+        let c_ip: IpAddr = "10.0.0.2".parse().unwrap();
+        let rec: ShimRecord = serde_json::from_value(json!({
+            "link": "mts-eth0", "parent": "eth0", "mac": "06:01:02:03:04:05", "ifindex": 9,
+            "users": []}))
+        .unwrap();
+        let mut rec = rec;
+        rec.users.push(ShimUser {
+            key: UserKey::new("lan", &Owner::new("c1", "eth0")),
+            mac: "02:aa:00:00:00:01".into(),
+            routes: vec![ShimRoute {
+                ip: c_ip,
+                src: host_ip,
+            }],
+        });
+        let good = || ShimFound {
+            name: "mts-eth0".into(),
+            record: Some(rec.clone()),
+            record_path: "/d/.mactrunk-shims/mts-eth0.json".into(),
+            link: Some(LinkInfo {
+                index: 9,
+                name: "mts-eth0".into(),
+                kind: Some("macvlan".into()),
+                mac: Some(shim_mac),
+                up: true,
+                ..LinkInfo::default()
+            }),
+            host_routes: vec![HostRoute {
+                dst: "10.0.0.2/32".parse().unwrap(),
+                src: Some(host_ip),
+                protocol: RTPROT_MACTRUNK,
+            }],
+            host_neighbours: vec![Neighbour {
+                index: 9,
+                ip: c_ip,
+                mac: c_mac,
+                permanent: true,
+            }],
+            neighbours: vec![Neighbour {
+                index: 5,
+                ip: host_ip,
+                mac: Some(shim_mac),
+                permanent: true,
+            }],
+        };
+        assert_eq!(shim_mismatch(&good(), &container), None);
+        type Change = fn(&mut ShimFound);
+        let cases: [(Change, &str); 10] = [
+            (
+                |f| f.record = None,
+                "no record of the host shim mts-eth0 (/d/",
+            ),
+            (
+                |f| f.record.as_mut().unwrap().users.clear(),
+                "does not list this attachment",
+            ),
+            (|f| f.link = None, "the host shim mts-eth0 is missing"),
+            (
+                |f| f.link.as_mut().unwrap().index = 10,
+                "not the host shim mactrunk created",
+            ),
+            (|f| f.link.as_mut().unwrap().up = false, "is down"),
+            (
+                |f| f.host_routes.clear(),
+                "the host route to 10.0.0.2 on mts-eth0 is missing",
+            ),
+            (
+                |f| f.host_routes[0].src = None,
+                "has source none, recorded 10.0.0.250",
+            ),
+            (
+                |f| f.host_neighbours[0].mac = Some([2, 0, 0, 0, 0, 9]),
+                "neighbour entry for 10.0.0.2",
+            ),
+            (
+                |f| f.neighbours[0].permanent = false,
+                "the container's permanent neighbour entry for the host's 10.0.0.250",
+            ),
+            (|f| f.neighbours.clear(), "06:01:02:03:04:05"),
+        ];
+        for (change, needle) in cases {
+            let mut f = good();
+            change(&mut f);
+            let why = shim_mismatch(&f, &container).expect(needle);
+            assert!(why.contains(needle), "{needle}: {why}");
+        }
+        // A host address outside the container's subnet needs the container's route to it.
+        let mut f = good();
+        let far: IpAddr = "172.16.0.5".parse().unwrap();
+        f.record.as_mut().unwrap().users[0].routes[0].src = far;
+        f.host_routes[0].src = Some(far);
+        f.neighbours[0].ip = far;
+        let why = shim_mismatch(&f, &container).unwrap();
+        assert!(
+            why.contains("route to the host's 172.16.0.5 is missing"),
+            "{why}"
+        );
+        let mut c2 = found();
+        c2.routes
+            .push(serde_json::from_value(json!({"dst": "172.16.0.5/32"})).unwrap());
+        assert_eq!(shim_mismatch(&f, &c2), None);
     }
 }

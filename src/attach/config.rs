@@ -49,6 +49,15 @@ pub const PROBE_MAX_QUARANTINED: (u64, std::ops::RangeInclusive<u64>) = (32, 0..
 /// with room for the rest of ADD and the runtime's retry.
 pub const PROBE_BUDGET_MS: u64 = 30_000;
 
+/// `hostShim`: the host reaches its own containers through a shim macvlan
+/// on their parent (see `attach::shim`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostShimConfig {
+    /// `hostShim.src`: the host's addresses the containers see (at most one
+    /// per family); empty: chosen per container address.
+    pub src: Vec<std::net::IpAddr>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VlanConfig {
     pub id: u16,
@@ -71,6 +80,7 @@ pub struct PluginConfig {
     pub mac_from_ip: bool,
     pub link_in_container: bool,
     pub probe: Option<ProbeConfig>,
+    pub host_shim: Option<HostShimConfig>,
     pub ipv6_dad: DadPolicy,
     pub announce: bool,
     pub dns: Dns,
@@ -202,6 +212,7 @@ impl PluginConfig {
                 return Err(CniError::config(key, format!("{need}, and {why}")));
             }
         }
+        let host_shim = host_shim_config(obj, link, link_in_container, &ipam)?;
         let ipv6_dad = match opt_string(obj, "ipv6Dad")?.as_deref() {
             None | Some("optimistic") => DadPolicy::Optimistic,
             Some("wait") => DadPolicy::Wait,
@@ -236,6 +247,7 @@ impl PluginConfig {
             mac_from_ip,
             link_in_container,
             probe,
+            host_shim,
             ipv6_dad,
             announce,
             dns,
@@ -392,6 +404,102 @@ fn probe_config(obj: &Map<String, Value>) -> Result<Option<ProbeConfig>, CniErro
         attempts: attempts as u32,
         max_quarantined: field("maxQuarantined", PROBE_MAX_QUARANTINED)? as u32,
     }))
+}
+
+/// `hostShim`: absent, null or false (none), true, or an object with its
+/// options (`src`). Refused where a shim cannot work: an ipvlan (the kernel
+/// keeps one ipvlan mode per parent, and a container's packets to the host's
+/// address are handed to the parent, not to a shim: strict rp_filter on the
+/// parent drops them), a macvlan mode other than bridge (only bridge-mode
+/// macvlans of one parent reach each other; vepa reaches the host through
+/// a hairpin switch without a shim), `linkInContainer` (the parent is not in
+/// the host), and an IPAM that gives no addresses (nothing to route).
+fn host_shim_config(
+    obj: &Map<String, Value>,
+    link: LinkKind,
+    link_in_container: bool,
+    ipam: &IpamKind,
+) -> Result<Option<HostShimConfig>, CniError> {
+    let conf = match obj.get("hostShim") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => return Ok(None),
+        Some(Value::Bool(true)) => HostShimConfig::default(),
+        Some(Value::Object(o)) => HostShimConfig { src: shim_src(o)? },
+        Some(other) => {
+            return Err(CniError::config(
+                "hostShim",
+                format!(
+                    "expected true, false or an object like {{\"src\": [\"192.168.50.5\"]}}, got {}",
+                    type_name(other)
+                ),
+            ));
+        }
+    };
+    let refuse = |why: &str| Err(CniError::config("hostShim", why));
+    match link {
+        LinkKind::Ipvlan { .. } => {
+            return refuse(
+                "needs linkType macvlan: an ipvlan shim would share the parent's ipvlan mode (one per parent) and the containers' packets to the host's address reach the parent, not the shim, where strict rp_filter drops them (docs/l2.md, host shim)",
+            );
+        }
+        LinkKind::Macvlan { mode, .. } if mode != MacvlanMode::Bridge => {
+            return refuse(&format!(
+                "needs macvlan mode bridge, not {mode}: only bridge-mode macvlans of one parent reach each other inside the host (with vepa and a hairpin switch the host reaches its containers without a shim)"
+            ));
+        }
+        LinkKind::Macvlan { .. } => {}
+    }
+    if link_in_container {
+        return refuse(
+            "cannot be combined with linkInContainer: the shim lives in the host's network namespace, next to the parent",
+        );
+    }
+    if *ipam == IpamKind::None {
+        return refuse(
+            "needs an IPAM that gives addresses (ipam is empty: L2 only, no address for the host to route to)",
+        );
+    }
+    Ok(Some(conf))
+}
+
+/// `hostShim.src`: one address or a list, at most one per family.
+fn shim_src(o: &Map<String, Value>) -> Result<Vec<std::net::IpAddr>, CniError> {
+    let items: Vec<&Value> = match o.get("src") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(a)) => a.iter().collect(),
+        Some(v) => vec![v],
+    };
+    let mut out: Vec<std::net::IpAddr> = Vec::new();
+    for (i, v) in items.into_iter().enumerate() {
+        let key = format!("hostShim.src[{i}]");
+        let ip: std::net::IpAddr = match v {
+            Value::String(s) => s
+                .parse()
+                .map_err(|_| CniError::config(&key, format!("{s:?} is not an IP address")))?,
+            other => {
+                return Err(CniError::config(
+                    &key,
+                    format!("expected an IP address string, got {}", type_name(other)),
+                ));
+            }
+        };
+        if ip.is_unspecified() || ip.is_loopback() || ip.is_multicast() {
+            return Err(CniError::config(
+                &key,
+                format!("{ip} cannot be the host's source address"),
+            ));
+        }
+        if out.iter().any(|o| o.is_ipv4() == ip.is_ipv4()) {
+            return Err(CniError::config(
+                &key,
+                format!(
+                    "a second {} address: at most one per family",
+                    if ip.is_ipv4() { "IPv4" } else { "IPv6" }
+                ),
+            ));
+        }
+        out.push(ip);
+    }
+    Ok(out)
 }
 
 /// MAC priority: `runtimeConfig.mac` > `CNI_ARGS MAC=` > config `mac`;
@@ -903,5 +1011,79 @@ mod tests {
                 .code,
             6
         );
+    }
+    #[test]
+    fn host_shim_forms() {
+        let shim = |v: Value| parse(with("hostShim", v)).map(|c| c.host_shim);
+        assert_eq!(parse(base()).unwrap().host_shim, None);
+        for off in [Value::Null, json!(false)] {
+            assert_eq!(shim(off).unwrap(), None);
+        }
+        assert_eq!(shim(json!(true)).unwrap(), Some(HostShimConfig::default()));
+        assert_eq!(shim(json!({})).unwrap(), Some(HostShimConfig::default()));
+        assert_eq!(
+            shim(json!({"src": ["192.168.50.5", "fd00::5"]}))
+                .unwrap()
+                .unwrap()
+                .src,
+            vec![
+                "192.168.50.5".parse::<std::net::IpAddr>().unwrap(),
+                "fd00::5".parse().unwrap()
+            ]
+        );
+        assert_eq!(
+            shim(json!({"src": "10.0.0.5"})).unwrap().unwrap().src.len(),
+            1,
+            "one address without a list"
+        );
+        for (v, key, needle) in [
+            (json!("yes"), "hostShim", "got a string"),
+            (json!(1), "hostShim", "got a number"),
+            (
+                json!({"src": ["10.0.0.5", "10.0.0.6"]}),
+                "hostShim.src[1]",
+                "at most one per family",
+            ),
+            (
+                json!({"src": ["nope"]}),
+                "hostShim.src[0]",
+                "not an IP address",
+            ),
+            (json!({"src": [5]}), "hostShim.src[0]", "got a number"),
+            (json!({"src": "127.0.0.1"}), "hostShim.src[0]", "cannot be"),
+            (json!({"src": "0.0.0.0"}), "hostShim.src[0]", "cannot be"),
+        ] {
+            let e = shim(v.clone()).unwrap_err();
+            assert_eq!(e.code, code::INVALID_CONFIG, "{v}");
+            assert!(e.msg.starts_with(&format!("{key}: ")), "{v}: {}", e.msg);
+            assert!(e.msg.contains(needle), "{v}: {}", e.msg);
+        }
+    }
+
+    #[test]
+    fn host_shim_refused_where_it_cannot_work() {
+        let on = |extra: Value| {
+            let mut v = with("hostShim", json!(true));
+            if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+                o.extend(e.clone());
+            }
+            parse(v)
+        };
+        on(json!({})).unwrap();
+        on(json!({"mode": "bridge", "vlan": 50, "macFromIP": true, "probe": {}})).unwrap();
+        on(json!({"ipam": {"type": "host-local", "subnet": "10.0.0.0/24"}})).unwrap();
+        for (extra, needle) in [
+            (json!({"linkType": "ipvlan"}), "linkType macvlan"),
+            (json!({"mode": "private"}), "mode bridge, not private"),
+            (json!({"mode": "vepa"}), "hairpin"),
+            (json!({"mode": "passthru"}), "not passthru"),
+            (json!({"linkInContainer": true}), "linkInContainer"),
+            (json!({"ipam": {}}), "needs an IPAM"),
+        ] {
+            let e = on(extra.clone()).unwrap_err();
+            assert_eq!(e.code, code::INVALID_CONFIG, "{extra}");
+            assert!(e.msg.starts_with("hostShim: "), "{extra}: {}", e.msg);
+            assert!(e.msg.contains(needle), "{extra}: {}", e.msg);
+        }
     }
 }

@@ -5,7 +5,7 @@
 //! longer a netns, a missing link or master are not errors.
 
 use super::tag::{is_blank_leftover, link_tag, not_ours};
-use super::{kernel, obj, owner, refuse_own_netns, vlan_release};
+use super::{kernel, obj, owner, refuse_own_netns, shim_release, vlan_release};
 use crate::cni::CniError;
 use crate::cni::env::Command;
 use crate::cni::netconf::{IpamKind, parse_ipam_kind};
@@ -27,11 +27,17 @@ pub(super) fn del(req: &Request) -> Result<(), CniError> {
         }
         None => Ok(()),
     };
-    // Host-side extras of the attachment (none yet; the host shim's route
-    // would go here) are released after its link and before its parent.
+    // Host-side extras of the attachment (the host shim's routes, and the
+    // shim with its last user) are released after its link and before its
+    // parent: the shim sits on the parent, which may be a VLAN link that
+    // goes with its own last user.
+    let shim_result = shim_release(req, &host);
     let vlan_result = vlan_release(req, &host);
     let ipam_result = ipam_del(req);
-    link_result.and(vlan_result).and(ipam_result)
+    link_result
+        .and(shim_result)
+        .and(vlan_result)
+        .and(ipam_result)
 }
 
 /// The container's netns, None when there is none left to look in.

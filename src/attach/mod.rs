@@ -12,6 +12,8 @@ mod ipvlan_port;
 mod mac;
 mod parent;
 mod registry;
+mod shim;
+pub(crate) mod shim_registry;
 mod status;
 mod tag;
 mod undo;
@@ -202,4 +204,21 @@ fn vlan_release(req: &Request, host: &dyn LinkOps) -> Result<(), CniError> {
         timeout,
         &vlan_user(req),
     ))
+}
+
+/// DEL and ADD's rollback: this attachment no longer uses a host shim: its
+/// routes go, and the shim with its last user. Like [`vlan_release`], needs
+/// only the dataDir, and `host` only when a record lists this attachment.
+fn shim_release(req: &Request, host: &dyn LinkOps) -> Result<(), CniError> {
+    let (data_dir, timeout) = match vlan_registry_location(&req.conf) {
+        Ok(l) => l,
+        Err(e) => {
+            log_at!(Level::Debug, "no shim registry to look at: {e}");
+            return Ok(());
+        }
+    };
+    if !shim_registry::dir_in(&data_dir).is_dir() {
+        return Ok(());
+    }
+    shim_registry::release(host, &data_dir, timeout, &vlan_user(req))
 }

@@ -161,6 +161,37 @@ pub(crate) fn peek<R: Record>(data_dir: &Path, key: &str) -> Option<R> {
     read_record(&path).ok().flatten()
 }
 
+/// Every record in `data_dir`, read without the lock and without changing
+/// anything (records are replaced atomically; the admin tool's metrics): the
+/// records that parse, and a message (naming the registry) per file that
+/// does not. Empty when there is no registry.
+pub(crate) fn peek_all<R: Record>(data_dir: &Path) -> (Vec<R>, Vec<String>) {
+    let dir = dir_in::<R>(data_dir);
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return (Vec::new(), Vec::new());
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_suffix(SUFFIX)
+                .map(String::from)
+        })
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    names.sort();
+    let (mut records, mut problems) = (Vec::new(), Vec::new());
+    for n in names {
+        match record_file(&dir, &n).and_then(|p| read_record::<R>(&p)) {
+            Ok(Some(r)) => records.push(r),
+            Ok(None) => {} // removed meanwhile
+            Err(e) => problems.push(format!("{}: {e}", R::WHAT)),
+        }
+    }
+    (records, problems)
+}
+
 /// The locked registry directory of records `R`; the lock is released on
 /// drop.
 #[derive(Debug)]

@@ -1,9 +1,10 @@
-//! GC and STATUS of the plugin: the VLAN parents it created, then the IPAM.
+//! GC and STATUS of the plugin: the host shims and VLAN parents it created,
+//! then the IPAM.
 
 use super::config::PluginConfig;
 use super::ipvlan_port;
 use super::parent::{self, Parent};
-use super::{kernel, obj, vlan, vlan_registry, vlan_registry_location};
+use super::{kernel, obj, shim_registry, vlan, vlan_registry, vlan_registry_location};
 use crate::cni::env::Command;
 use crate::cni::gc::valid_attachments;
 use crate::cni::netconf::{IpamKind, parse_ipam_kind};
@@ -19,14 +20,15 @@ use crate::sys::netlink::LinkOps;
 pub(super) fn gc(req: &Request) -> Result<(), CniError> {
     let valid: Option<Vec<Owner>> =
         valid_attachments(&req.conf)?.map(|list| list.iter().map(Owner::from).collect());
-    // Host-side state of stale attachments (none yet besides VLAN parents;
-    // the host shim's routes and an unused shim) is collected here too.
-    let vlan_result = match &valid {
+    // Host-side state of stale attachments: the host shims' routes and the
+    // shims nobody uses, then the VLAN parents (a shim sits on one).
+    let (shim_result, vlan_result) = match &valid {
         Some(v) => {
             let kernel = kernel()?;
-            vlan_gc(req, &kernel.host(), v)
+            let host = kernel.host();
+            (shim_gc(req, &host, v), vlan_gc(req, &host, v))
         }
-        None => Ok(()),
+        None => (Ok(()), Ok(())),
     };
     let ipam_result = match parse_ipam_kind(obj(&req.conf)?)? {
         IpamKind::None => Ok(()),
@@ -40,7 +42,26 @@ pub(super) fn gc(req: &Request) -> Result<(), CniError> {
             delegate::exec(&t, &req.args.path, Command::Gc, &req.raw).map(|_| ())
         }
     };
-    vlan_result.and(ipam_result)
+    shim_result.and(vlan_result).and(ipam_result)
+}
+
+fn shim_gc(req: &Request, host: &dyn LinkOps, valid: &[Owner]) -> Result<(), CniError> {
+    let (data_dir, timeout) = match vlan_registry_location(&req.conf) {
+        Ok(l) => l,
+        Err(e) => {
+            log_at!(Level::Debug, "no shim registry to look at: {e}");
+            return Ok(());
+        }
+    };
+    let deleted = shim_registry::gc(host, &data_dir, timeout, &req.name, valid)?;
+    if deleted > 0 {
+        log_at!(
+            Level::Info,
+            "GC network={} deleted {deleted} unused host shim(s)",
+            req.name
+        );
+    }
+    Ok(())
 }
 
 fn vlan_gc(req: &Request, host: &dyn LinkOps, valid: &[Owner]) -> Result<(), CniError> {

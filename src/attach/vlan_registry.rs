@@ -139,6 +139,14 @@ pub fn peek(data_dir: &Path, link: &str) -> Option<VlanRecord> {
     registry::peek(data_dir, link)
 }
 
+/// Every record of the registry in `data_dir`, read without the lock and
+/// without changing anything (the admin tool's metrics): the records that
+/// parse, and a message per file that does not. Empty when there is no
+/// registry.
+pub fn peek_all(data_dir: &Path) -> (Vec<VlanRecord>, Vec<String>) {
+    registry::peek_all(data_dir)
+}
+
 /// Registry errors as CNI errors naming the VLAN registry.
 fn cni(e: RegistryError) -> CniError {
     registry::cni::<VlanRecord>(e)
@@ -150,7 +158,10 @@ fn cni(e: RegistryError) -> CniError {
 /// what a crash leaves behind deterministically. Points: `after-record`
 /// (record written, link not created), `after-create` (link created, ifindex
 /// not yet recorded), `after-link` (in ADD: VLAN parent ready, addresses
-/// allocated, the macvlan created and tagged but not configured).
+/// allocated, the macvlan created and tagged but not configured); for the
+/// host shim (`shim_registry`): `shim-after-record`, `shim-after-create`,
+/// `after-shim-routes` (host routes added, container side not) and, in DEL,
+/// `shim-release-after-routes`.
 #[cfg(feature = "fault-injection")]
 pub fn crash_point(point: &str) {
     if std::env::var_os("MACTRUNK_TEST_CRASH_AT").is_some_and(|v| v == point) {
@@ -624,6 +635,35 @@ mod tests {
         );
         assert!(peek(d.path(), "eth9.1").is_none());
         assert!(peek(d.path(), "../x").is_none());
+    }
+
+    #[test]
+    fn peek_all_reads_without_changing_anything() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(peek_all(d.path()), (vec![], vec![]));
+        let reg = Registry::open(d.path(), Duration::from_secs(1)).unwrap();
+        let mut r = rec("eth0.50");
+        r.add_user(&user("n", "c1"));
+        r.add_user(&user("m", "c2"));
+        reg.save(&r).unwrap();
+        reg.save(&rec("eth1.7")).unwrap();
+        let dir = dir_in(d.path());
+        fs::write(dir.join("eth0.60.json"), b"{not json").unwrap();
+        fs::write(dir.join(".tmp.eth0.61.9"), b"x").unwrap();
+        // read while another holder has the lock: no wait, no change
+        let (records, problems) = peek_all(d.path());
+        let users: Vec<(String, usize)> = records
+            .iter()
+            .map(|r| (r.link.clone(), r.users.len()))
+            .collect();
+        assert_eq!(
+            users,
+            [("eth0.50".to_string(), 2), ("eth1.7".to_string(), 0)]
+        );
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("eth0.60.json"), "{problems:?}");
+        assert!(dir.join("eth0.60.json").exists(), "nothing moved aside");
+        assert!(dir.join(".tmp.eth0.61.9").exists(), "nothing cleaned");
     }
 
     #[test]

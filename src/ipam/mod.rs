@@ -370,7 +370,9 @@ impl RangeSetUsage {
     }
 }
 
-fn usage_from(conf: &IpamConfig, held: &[IpAddr]) -> Vec<RangeSetUsage> {
+/// Per range set: capacity and how many of `held` are in use there (pure;
+/// [`usage`] reads `held` from the store).
+pub fn usage_of(conf: &IpamConfig, held: &[IpAddr]) -> Vec<RangeSetUsage> {
     conf.range_sets
         .iter()
         .enumerate()
@@ -396,7 +398,7 @@ fn usage_from(conf: &IpamConfig, held: &[IpAddr]) -> Vec<RangeSetUsage> {
 /// Per range set: capacity and addresses in use. Scans the store.
 pub fn usage(conf: &IpamConfig) -> Result<Vec<RangeSetUsage>, CniError> {
     let held: Vec<IpAddr> = list(&conf.location())?.into_iter().map(|a| a.ip).collect();
-    Ok(usage_from(conf, &held))
+    Ok(usage_of(conf, &held))
 }
 
 /// STATUS: code 50 when some range set has no free address, or the store
@@ -429,7 +431,7 @@ pub fn status(conf: &IpamConfig) -> Result<(), CniError> {
         })?;
         Vec::new()
     };
-    for u in usage_from(conf, &held) {
+    for u in usage_of(conf, &held) {
         if u.free() == 0 {
             return Err(unavailable(format!(
                 "range set {} has no free address ({} of {} in use: {})",

@@ -862,7 +862,7 @@ fn usage_counts() {
         ip("10.0.0.200"),
         ip("10.9.9.9"),
     ];
-    let u = &usage_from(&c, &held)[0];
+    let u = &usage_of(&c, &held)[0];
     assert_eq!(
         (u.capacity, u.used, u.static_outside, u.free()),
         (15, 2, 1, 13)
@@ -1117,7 +1117,7 @@ fn no_panic_on_odd_input() {
                         for id in ["a", "b", "c", "d", "e", "f"] {
                             let _ = allocate(&mut s, &c, &owner(id), None);
                         }
-                        let _ = usage_from(&c, &s.ips.keys().copied().collect::<Vec<_>>());
+                        let _ = usage_of(&c, &s.ips.keys().copied().collect::<Vec<_>>());
                         let _ = gc_store(&mut s, &[]);
                     }
                 }
@@ -1345,6 +1345,12 @@ fn the_file_store_records_the_netns_and_a_rollback_frees_only_fresh_addresses() 
     assert!(store.owned_by(&b).unwrap().is_empty());
     assert_eq!(store.owned_by(&a).unwrap(), vec![first.fresh[0]]);
     assert_eq!(store.netns_of(&a).unwrap().as_deref(), Some("4:1"));
+    drop(store);
+    // the read-only view sees the same (the admin tool's metrics use it)
+    let reader = StoreReader::open(&c.location().dir, c.location().lock_timeout).unwrap();
+    assert_eq!(reader.netns_of(&a).as_deref(), Some("4:1"));
+    assert_eq!(reader.netns_of(&b), None, "b released everything");
+    assert_eq!(reader.netns_of(&owner("never")), None);
 }
 
 #[test]

@@ -7,7 +7,7 @@
 //! also with sender IP 0). An announcement claims A once it is configured
 //! (sender and target IP both A). The socket belongs to the network
 //! namespace it was opened in: open it on a thread inside that namespace
-//! (`sys::netns::run_in`); its descriptor then works from any thread.
+//! (`sys::netns::NsThread`); its descriptor then works from any thread.
 //!
 //! Closing an AF_PACKET socket waits for an RCU grace period
 //! (`packet_release` calls `synchronize_net`), ~10-20 ms: whoever opens one

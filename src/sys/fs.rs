@@ -394,7 +394,9 @@ impl ThreadTimer {
                 tv_nsec: ALARM_REPEAT.subsec_nanos().into(),
             },
             it_value: libc::timespec {
-                tv_sec: after.as_secs().try_into().unwrap_or(libc::time_t::MAX),
+                // capped at 2^31 - 1 s (68 years), which fits every time_t
+                // without naming the type (libc deprecates `time_t` on musl)
+                tv_sec: after.as_secs().min(i32::MAX as u64) as _,
                 tv_nsec: after.subsec_nanos().into(),
             },
         };

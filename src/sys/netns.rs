@@ -1,15 +1,20 @@
 //! Network namespace handles and running code inside one.
 //!
 //! `setns(2)` changes the namespace of the calling *thread* only. We therefore
-//! never switch a thread back and forth: [`run_in`] starts a fresh scoped
-//! thread, moves it into the target namespace and lets it exit when the
-//! closure returns, so nothing needs restoring (the idea of Go's `ns.Do()`
-//! without its restore step). No async code in here.
+//! never switch a thread back and forth: an [`NsThread`] is a thread that
+//! enters the target namespace once, runs the jobs it is sent there and exits
+//! when its owner drops it, so nothing needs restoring (the idea of Go's
+//! `ns.Do()` without its restore step). One such thread serves a whole CNI
+//! call: opening its netlink socket, the sysctls and an ARP socket cost one
+//! thread creation, not one each. No async code in here.
 
 use std::fmt;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
 
 use nix::sched::{CloneFlags, setns};
 use nix::sys::stat::fstat;
@@ -130,16 +135,16 @@ impl NetNs {
     pub fn as_fd(&self) -> BorrowedFd<'_> {
         self.file.as_fd()
     }
+}
 
-    /// Move the *calling thread* into this namespace. Only for threads that are
-    /// discarded afterwards: prefer [`run_in`].
-    fn enter_current_thread(&self) -> Result<(), NetnsError> {
-        setns(self.file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| NetnsError::Io {
-            path: self.path.clone(),
-            op: "setns",
-            source: io::Error::from(e),
-        })
-    }
+/// Move the *calling thread* into the namespace of `file`. Only for threads
+/// that are discarded afterwards.
+fn enter_current_thread(file: &File, path: &str) -> Result<(), NetnsError> {
+    setns(file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| NetnsError::Io {
+        path: path.to_string(),
+        op: "setns",
+        source: io::Error::from(e),
+    })
 }
 
 impl AsFd for NetNs {
@@ -186,16 +191,16 @@ fn check_netns(file: &File, path: &str) -> Result<(), NetnsError> {
     Ok(())
 }
 
-/// Run `f` on a fresh scoped thread that has entered `ns`. The thread exits
-/// after `f`, so the caller's thread never changes namespace and nothing has to
-/// be restored. `f` must be synchronous; to do netlink work inside, build a
-/// `current_thread` tokio runtime there. A panic in `f` becomes an error.
+/// Run `f`, which may borrow from the caller, on a fresh scoped thread that
+/// has entered `ns`, and let the thread exit. For one-off work; a CNI call
+/// that works in a namespace several times uses one [`NsThread`]. A panic in
+/// `f` becomes an error.
 pub fn run_in<R: Send>(ns: &NetNs, f: impl FnOnce() -> R + Send) -> Result<R, NetnsError> {
     std::thread::scope(|scope| {
         let handle = std::thread::Builder::new()
             .name("mactrunk-netns".into())
             .spawn_scoped(scope, || -> Result<R, NetnsError> {
-                ns.enter_current_thread()?;
+                enter_current_thread(&ns.file, &ns.path)?;
                 Ok(f())
             })
             .map_err(|e| NetnsError::Io {
@@ -211,6 +216,174 @@ pub fn run_in<R: Send>(ns: &NetNs, f: impl FnOnce() -> R + Send) -> Result<R, Ne
             })
         })
     })
+}
+
+/// The ids ([`NetNs::id`] form, `dev:ino`) of every network namespace that
+/// still exists as far as this process can see: those of all processes
+/// (`/proc/<pid>/ns/net`) and those pinned by a bind mount (nsfs entries of
+/// `/proc/self/mountinfo`, e.g. `/run/netns/x`). A namespace kept alive only
+/// by an open file descriptor is not seen. Run in the host's PID and mount
+/// namespaces, this is every namespace a container runtime keeps. Read-only.
+pub fn live_ids() -> io::Result<std::collections::HashSet<String>> {
+    use std::os::unix::fs::MetadataExt;
+    let id = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .ok()
+            .map(|m| format!("{}:{}", m.dev(), m.ino()))
+    };
+    let mut out = std::collections::HashSet::new();
+    for e in std::fs::read_dir("/proc")?.flatten() {
+        let name = e.file_name();
+        if name
+            .to_str()
+            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        {
+            // a process that exits meanwhile is simply not there
+            out.extend(id(&e.path().join("ns/net")));
+        }
+    }
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
+    for p in nsfs_mount_points(&mountinfo) {
+        out.extend(id(std::path::Path::new(&p)));
+    }
+    Ok(out)
+}
+
+/// The mount points of the network namespace bind mounts in a
+/// `/proc/<pid>/mountinfo` text: filesystem type `nsfs`, root `net:[...]`.
+/// Mount points are unescaped (`\040` is a space, as the kernel writes it).
+pub fn nsfs_mount_points(mountinfo: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in mountinfo.lines() {
+        // id parent major:minor root mountpoint options [optional...] - fstype source super
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let fields: Vec<&str> = left.split(' ').collect();
+        let fstype = right.split(' ').next().unwrap_or("");
+        if fstype != "nsfs" || fields.len() < 5 || !fields[3].starts_with("net:[") {
+            continue;
+        }
+        out.push(unescape_octal(fields[4]));
+    }
+    out
+}
+
+/// Undo the kernel's `\ooo` escapes of space, tab, newline and backslash.
+fn unescape_octal(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = (b[i] == b'\\' && i + 3 < b.len())
+            .then(|| &b[i + 1..i + 4])
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)))
+            .map(|d| d.iter().fold(0u32, |n, c| n * 8 + u32::from(c - b'0')))
+            .and_then(|n| u8::try_from(n).ok());
+        if let Some(c) = octal {
+            out.push(c);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A job for an [`NsThread`]: given `None` once the thread is inside the
+/// namespace, or the error that kept it out.
+type Job = Box<dyn FnOnce(Option<&io::Error>) + Send>;
+
+/// A thread inside one network namespace that runs the jobs sent to it, in
+/// order, until it is dropped (which joins it). Jobs must be synchronous; to
+/// do netlink work inside, enter a tokio runtime handle there. A panic in a
+/// job becomes an error and the thread stays usable.
+pub struct NsThread {
+    path: String,
+    jobs: Option<mpsc::Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl NsThread {
+    /// Start the thread. Whether it could enter `ns` is reported by every
+    /// [`run`](NsThread::run), so starting costs no round trip.
+    pub fn start(ns: &NetNs) -> Result<NsThread, NetnsError> {
+        let file = ns.file.try_clone().map_err(|source| NetnsError::Io {
+            path: ns.path.clone(),
+            op: "dup",
+            source,
+        })?;
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let thread = std::thread::Builder::new()
+            .name("mactrunk-netns".into())
+            .spawn(move || {
+                let entered = enter_current_thread(&file, "").err().map(|e| match e {
+                    NetnsError::Io { source, .. } => source,
+                    other => io::Error::other(other.to_string()),
+                });
+                drop(file);
+                for job in queue {
+                    job(entered.as_ref());
+                }
+            })
+            .map_err(|source| NetnsError::Io {
+                path: ns.path.clone(),
+                op: "spawn thread",
+                source,
+            })?;
+        Ok(NsThread {
+            path: ns.path.clone(),
+            jobs: Some(jobs),
+            thread: Some(thread),
+        })
+    }
+
+    /// Run `f` on the thread, inside the namespace, and wait for its result.
+    pub fn run<R: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> R + Send + 'static,
+    ) -> Result<R, NetnsError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        let job: Job = Box::new(move |entry_error| {
+            let outcome = match entry_error {
+                Some(e) => Err(("setns", io::Error::new(e.kind(), e.to_string()))),
+                None => catch_unwind(AssertUnwindSafe(f)).map_err(|_| {
+                    (
+                        "run in namespace",
+                        io::Error::other("a job in the namespace thread panicked"),
+                    )
+                }),
+            };
+            // `run` waits on the receiver; a send fails only if it is gone.
+            let _ = reply.send(outcome);
+        });
+        let lost = || {
+            (
+                "run in namespace",
+                io::Error::other("the namespace thread is gone"),
+            )
+        };
+        let outcome = match self.jobs.as_ref().map(|jobs| jobs.send(job)) {
+            Some(Ok(())) => answer.recv().unwrap_or_else(|_| Err(lost())),
+            _ => Err(lost()),
+        };
+        outcome.map_err(|(op, source)| NetnsError::Io {
+            path: self.path.clone(),
+            op,
+            source,
+        })
+    }
+}
+
+impl Drop for NsThread {
+    fn drop(&mut self) {
+        // Closing the queue ends the thread's loop.
+        drop(self.jobs.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 #[cfg(test)]
@@ -249,25 +422,52 @@ mod tests {
     }
 
     #[test]
-    fn current_is_same_as_itself_and_run_in_current() {
+    fn current_is_same_as_itself_and_ns_thread_runs_in_it() {
         let a = NetNs::current().unwrap();
         let b = NetNs::current().unwrap();
         assert!(a.same_as(&b));
         // Entering one's own netns is allowed for root only; without root the
-        // setns fails with EPERM, which must be an error, not a panic.
-        let r = run_in(&a, || NetNs::current().map(|c| c.same_as(&b)));
-        match r {
-            Ok(inner) => assert!(inner.unwrap()),
-            Err(NetnsError::Io { op, .. }) => assert_eq!(op, "setns"),
-            Err(e) => panic!("unexpected {e}"),
+        // setns fails with EPERM, which must be an error (for every job), not
+        // a panic.
+        let thread = NsThread::start(&a).unwrap();
+        for _ in 0..2 {
+            let b_id = b.id();
+            match thread.run(move || NetNs::current().map(|c| c.id() == b_id)) {
+                Ok(inner) => assert!(inner.unwrap()),
+                Err(NetnsError::Io { op, .. }) => assert_eq!(op, "setns"),
+                Err(e) => panic!("unexpected {e}"),
+            }
         }
     }
 
     #[test]
-    fn run_in_panic_is_an_error() {
+    fn ns_thread_jobs_run_in_order_on_one_thread() {
         let ns = NetNs::current().unwrap();
-        let r: Result<(), _> = run_in(&ns, || panic!("boom"));
+        let thread = NsThread::start(&ns).unwrap();
+        let ids: Vec<_> = (0..3)
+            .filter_map(|i| thread.run(move || (i, std::thread::current().id())).ok())
+            .collect();
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            assert!(ids.is_empty(), "setns must fail without root");
+            return;
+        }
+        assert_eq!(ids.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [0, 1, 2]);
+        assert!(ids.iter().all(|(_, t)| *t == ids[0].1));
+        assert_ne!(ids[0].1, std::thread::current().id());
+    }
+
+    #[test]
+    fn ns_thread_panic_is_an_error_and_the_thread_stays_usable() {
+        let ns = NetNs::current().unwrap();
+        let thread = NsThread::start(&ns).unwrap();
+        let r: Result<(), _> = thread.run(|| panic!("boom"));
         assert!(r.is_err());
+        let again = thread.run(|| 7);
+        assert!(matches!(
+            again,
+            Ok(7) | Err(NetnsError::Io { op: "setns", .. })
+        ));
     }
 
     #[test]
@@ -290,5 +490,31 @@ mod tests {
         .into();
         assert_eq!(e.code, code::KERNEL);
         assert!(e.msg.contains("setns"));
+    }
+
+    #[test]
+    fn nsfs_mounts_of_a_mountinfo() {
+        let text = "\
+22 1 0:21 / /proc rw,nosuid - proc proc rw
+612 25 0:4 net:[4026532712] /run/netns/mt-a rw shared:5 - nsfs nsfs rw
+613 25 0:4 net:[4026532800] /run/netns/with\\040space rw - nsfs nsfs rw
+614 25 0:4 mnt:[4026532900] /run/mntns/x rw - nsfs nsfs rw
+615 25 0:4 net:[4026532901] /x rw - tmpfs tmpfs rw
+garbage line
+";
+        assert_eq!(
+            nsfs_mount_points(text),
+            ["/run/netns/mt-a", "/run/netns/with space"]
+        );
+        assert_eq!(unescape_octal("a\\134b\\011"), "a\\b\t");
+        assert_eq!(unescape_octal("end\\04"), "end\\04", "a cut escape is kept");
+        assert_eq!(unescape_octal("\\777"), "\\777", "not a byte: kept");
+    }
+
+    #[test]
+    fn live_ids_include_this_process() {
+        let ids = live_ids().unwrap();
+        let me = NetNs::current().unwrap().id().unwrap();
+        assert!(ids.contains(&me), "{me} not in {} ids", ids.len());
     }
 }

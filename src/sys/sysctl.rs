@@ -1,6 +1,6 @@
 //! sysctl writes under `/proc/sys`. `/proc/sys/net` shows the network
 //! namespace of the *calling thread*, so container settings must be written
-//! from inside [`crate::sys::netns::run_in`].
+//! from inside [`crate::sys::netns::NsThread`].
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};

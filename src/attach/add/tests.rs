@@ -14,9 +14,9 @@ use crate::ipam::store::{FileStore, Store};
 use crate::sys::netlink::fake::FakeNet;
 use crate::sys::netlink::{AddrFlags, IpvlanFlags, IpvlanMode};
 
-const HOST: &str = "host network namespace";
+pub(super) const HOST: &str = "host network namespace";
 
-fn request(netns: &NetNs, conf: Value) -> Request {
+pub(super) fn request(netns: &NetNs, conf: Value) -> Request {
     Request {
         command: Command::Add,
         args: CmdArgs {
@@ -32,7 +32,7 @@ fn request(netns: &NetNs, conf: Value) -> Request {
     }
 }
 
-fn netconf(data: &Path, extra: Value) -> Value {
+pub(super) fn netconf(data: &Path, extra: Value) -> Value {
     let mut c = json!({
         "cniVersion": "1.1.0", "name": "lan", "type": "mactrunk", "master": "eth0",
         "ipam": {"type": "mactrunk-ipam", "subnet": "10.9.0.0/24", "dataDir": data,
@@ -46,13 +46,13 @@ fn netconf(data: &Path, extra: Value) -> Value {
 
 /// The fake host with a NIC `eth0`, and a real netns handle whose path
 /// names the fake container namespace.
-fn setup() -> (FakeNet, NetNs, tempfile::TempDir) {
+pub(super) fn setup() -> (FakeNet, NetNs, tempfile::TempDir) {
     let net = FakeNet::new();
     net.add_link(HOST, "eth0", None);
     (net, NetNs::current().unwrap(), tempfile::tempdir().unwrap())
 }
 
-fn run(net: &FakeNet, ns: &NetNs, req: &Request) -> Result<CniOutput, CniError> {
+pub(super) fn run(net: &FakeNet, ns: &NetNs, req: &Request) -> Result<CniOutput, CniError> {
     let conf = PluginConfig::parse(&req.conf, &req.args.args)?;
     add_with(
         req,
@@ -64,7 +64,7 @@ fn run(net: &FakeNet, ns: &NetNs, req: &Request) -> Result<CniOutput, CniError> 
     )
 }
 
-fn held(data: &Path) -> Vec<IpAddr> {
+pub(super) fn held(data: &Path) -> Vec<IpAddr> {
     let dir = data.join("lan");
     if !dir.exists() {
         return Vec::new();

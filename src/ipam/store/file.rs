@@ -812,6 +812,17 @@ impl StoreReader {
     pub fn all(&self) -> Result<Vec<Allocation>, StoreError> {
         all_of(self.scan()?)
     }
+
+    /// The network namespace id recorded for `owner` (see
+    /// [`Store::netns_of`]); None when none is recorded or the index entry
+    /// cannot be read (never followed through a symlink).
+    pub fn netns_of(&self, owner: &Owner) -> Option<String> {
+        let path = self.dir.join(OWNERS).join(owner.index_name()?);
+        read_small(&path)
+            .ok()
+            .flatten()
+            .and_then(|c| parse_index_netns(&c))
+    }
 }
 
 /// Unsafe entries (symlinks, directories named like an address) are not

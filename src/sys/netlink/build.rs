@@ -15,6 +15,9 @@ use rtnetlink::packet_route::link::{
     InfoData, InfoIpVlan, InfoKind, InfoMacVlan, InfoVlan, IpVlanFlags, IpVlanMode, LinkAttribute,
     LinkFlags, LinkInfo as NlLinkInfo, LinkMessage, MacVlanMode, VlanProtocol as NlVlanProtocol,
 };
+use rtnetlink::packet_route::neighbour::{
+    NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
+};
 use rtnetlink::packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteMetric, RouteProtocol,
     RouteScope, RouteType,
@@ -276,6 +279,101 @@ pub fn route_message(
     Ok(msg)
 }
 
+/// The rtm_protocol of the host routes mactrunk puts on its host shims
+/// (`ip route` shows `proto 109`): GC tells them from anybody else's by it.
+pub const RTPROT_MACTRUNK: u8 = 109;
+
+/// RTM_NEWROUTE / RTM_DELROUTE body of a host route: `dst` as a /32 (/128)
+/// out of link `index`, scope link, table main, protocol
+/// [`RTPROT_MACTRUNK`], with `src` as RTA_PREFSRC (the address the host's
+/// packets to `dst` carry). For a delete, `src` is left out (the kernel
+/// matches on destination, table and device).
+pub fn host_route_message(index: u32, dst: IpAddr, src: Option<IpAddr>) -> RouteMessage {
+    let mut msg = RouteMessage::default();
+    let (family, len) = match dst {
+        IpAddr::V4(_) => (AddressFamily::Inet, 32),
+        IpAddr::V6(_) => (AddressFamily::Inet6, 128),
+    };
+    msg.header.address_family = family;
+    msg.header.destination_prefix_length = len;
+    msg.header.table = RouteHeader::RT_TABLE_MAIN;
+    msg.header.protocol = RouteProtocol::from(RTPROT_MACTRUNK);
+    msg.header.kind = RouteType::Unicast;
+    msg.header.scope = RouteScope::Link;
+    msg.attributes
+        .push(RouteAttribute::Destination(route_address(dst)));
+    if let Some(src) = src.filter(|s| s.is_ipv4() == dst.is_ipv4()) {
+        msg.attributes
+            .push(RouteAttribute::PrefSource(route_address(src)));
+    }
+    msg.attributes.push(RouteAttribute::Oif(index));
+    msg.attributes.push(RouteAttribute::Table(RT_TABLE_MAIN));
+    msg
+}
+
+/// A neighbour entry read back from the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Neighbour {
+    pub index: u32,
+    pub ip: IpAddr,
+    pub mac: Option<[u8; 6]>,
+    /// NUD_PERMANENT: added by hand (or by mactrunk), never resolved or expired.
+    pub permanent: bool,
+}
+
+/// RTM_NEWNEIGH body of a permanent entry `ip` -> `mac` on link `index`
+/// (send with CREATE|REPLACE); without `mac`, the RTM_DELNEIGH body.
+pub fn neighbour_message(index: u32, ip: IpAddr, mac: Option<[u8; 6]>) -> NeighbourMessage {
+    let mut msg = NeighbourMessage::default();
+    msg.header.family = match ip {
+        IpAddr::V4(_) => AddressFamily::Inet,
+        IpAddr::V6(_) => AddressFamily::Inet6,
+    };
+    msg.header.ifindex = index;
+    msg.header.state = NeighbourState::Permanent;
+    msg.header.kind = RouteType::Unspec;
+    msg.attributes
+        .push(NeighbourAttribute::Destination(match ip {
+            IpAddr::V4(a) => NeighbourAddress::Inet(a),
+            IpAddr::V6(a) => NeighbourAddress::Inet6(a),
+        }));
+    if let Some(mac) = mac {
+        msg.attributes
+            .push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
+    }
+    msg
+}
+
+/// RTM_GETNEIGH dump request body for one family.
+pub fn neighbour_dump_message(family: AddressFamily) -> NeighbourMessage {
+    let mut msg = NeighbourMessage::default();
+    msg.header.family = family;
+    msg
+}
+
+/// Decode RTM_NEWNEIGH; None for families other than IPv4/IPv6 or an entry
+/// without a destination.
+pub fn parse_neighbour(msg: &NeighbourMessage) -> Option<Neighbour> {
+    let mut ip = None;
+    let mut mac = None;
+    for attr in &msg.attributes {
+        match attr {
+            NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => ip = Some(IpAddr::V4(*a)),
+            NeighbourAttribute::Destination(NeighbourAddress::Inet6(a)) => {
+                ip = Some(IpAddr::V6(*a));
+            }
+            NeighbourAttribute::LinkLayerAddress(b) => mac = <[u8; 6]>::try_from(b.as_slice()).ok(),
+            _ => {}
+        }
+    }
+    Some(Neighbour {
+        index: msg.header.ifindex,
+        ip: ip?,
+        mac,
+        permanent: msg.header.state == NeighbourState::Permanent,
+    })
+}
+
 fn route_address(ip: IpAddr) -> RouteAddress {
     match ip {
         IpAddr::V4(a) => RouteAddress::Inet(a),
@@ -384,6 +482,10 @@ pub struct RouteEntry {
     /// Output interface: RTA_OIF, or the first hop of a multipath route.
     pub oif: Option<u32>,
     pub kind: RouteType,
+    /// rtm_protocol: who installed it (boot, kernel, [`RTPROT_MACTRUNK`], ...).
+    pub protocol: u8,
+    /// RTA_PREFSRC: the source address the route gives the host's packets.
+    pub prefsrc: Option<IpAddr>,
     /// Table, scope and (when the kernel reports one) priority are always filled in.
     pub route: Route,
 }
@@ -407,8 +509,10 @@ pub fn parse_route(msg: &RouteMessage) -> Option<RouteEntry> {
         scope: Some(u8::from(h.scope)),
     };
     let mut oif = None;
+    let mut prefsrc = None;
     for attr in &msg.attributes {
         match attr {
+            RouteAttribute::PrefSource(a) => prefsrc = ip_of(a),
             RouteAttribute::Destination(a) => {
                 if let Some(ip) = ip_of(a) {
                     dst_ip = ip;
@@ -444,6 +548,8 @@ pub fn parse_route(msg: &RouteMessage) -> Option<RouteEntry> {
     Some(RouteEntry {
         oif,
         kind: h.kind,
+        protocol: u8::from(h.protocol),
+        prefsrc,
         route,
     })
 }
@@ -1118,5 +1224,100 @@ mod tests {
         let mut huge = vec![0u8; 4];
         huge[0..4].copy_from_slice(&u32::MAX.to_ne_bytes());
         assert_eq!(extack_message(NLM_F_ACK_TLVS, &huge), None);
+    }
+    #[test]
+    fn host_route_message_v4_and_v6() {
+        let dst: IpAddr = "192.168.50.100".parse().unwrap();
+        let src: IpAddr = "192.168.50.5".parse().unwrap();
+        let msg = host_route_message(9, dst, Some(src));
+        assert_eq!(msg.header.address_family, AddressFamily::Inet);
+        assert_eq!(msg.header.destination_prefix_length, 32);
+        assert_eq!(msg.header.scope, RouteScope::Link);
+        assert_eq!(msg.header.kind, RouteType::Unicast);
+        assert_eq!(u8::from(msg.header.protocol), RTPROT_MACTRUNK);
+        assert_eq!(msg.header.table, RouteHeader::RT_TABLE_MAIN);
+        let a = &msg.attributes;
+        assert!(a.contains(&RouteAttribute::Destination(RouteAddress::Inet(
+            "192.168.50.100".parse().unwrap()
+        ))));
+        assert!(a.contains(&RouteAttribute::PrefSource(RouteAddress::Inet(
+            "192.168.50.5".parse().unwrap()
+        ))));
+        assert!(a.contains(&RouteAttribute::Oif(9)));
+        assert!(a.contains(&RouteAttribute::Table(RT_TABLE_MAIN)));
+        assert!(!a.iter().any(|x| matches!(x, RouteAttribute::Gateway(_))));
+        // Read back as the kernel reports it.
+        let e = parse_route(&msg).unwrap();
+        assert_eq!(e.oif, Some(9));
+        assert_eq!(e.prefsrc, Some(src));
+        assert_eq!(e.protocol, RTPROT_MACTRUNK);
+        assert_eq!(
+            e.route.dst,
+            "192.168.50.100/32".parse::<IpNetwork>().unwrap()
+        );
+
+        let v6: IpAddr = "fd00::100".parse().unwrap();
+        let msg = host_route_message(9, v6, Some(src));
+        assert_eq!(msg.header.address_family, AddressFamily::Inet6);
+        assert_eq!(msg.header.destination_prefix_length, 128);
+        assert!(
+            !msg.attributes
+                .iter()
+                .any(|x| matches!(x, RouteAttribute::PrefSource(_))),
+            "a source of the other family is left out"
+        );
+        let e = parse_route(&msg).unwrap();
+        assert_eq!(e.route.dst, "fd00::100/128".parse::<IpNetwork>().unwrap());
+        assert_eq!(e.prefsrc, None);
+    }
+
+    #[test]
+    fn neighbour_messages_round_trip() {
+        let mac = [6, 1, 2, 3, 4, 5];
+        let ip: IpAddr = "10.0.0.7".parse().unwrap();
+        let msg = neighbour_message(4, ip, Some(mac));
+        assert_eq!(msg.header.family, AddressFamily::Inet);
+        assert_eq!(msg.header.ifindex, 4);
+        assert_eq!(msg.header.state, NeighbourState::Permanent);
+        assert!(
+            msg.attributes
+                .contains(&NeighbourAttribute::LinkLayerAddress(mac.to_vec()))
+        );
+        assert_eq!(
+            parse_neighbour(&msg),
+            Some(Neighbour {
+                index: 4,
+                ip,
+                mac: Some(mac),
+                permanent: true
+            })
+        );
+        let v6: IpAddr = "fd00::7".parse().unwrap();
+        let del = neighbour_message(4, v6, None);
+        assert_eq!(del.header.family, AddressFamily::Inet6);
+        assert!(
+            !del.attributes
+                .iter()
+                .any(|a| matches!(a, NeighbourAttribute::LinkLayerAddress(_)))
+        );
+        let n = parse_neighbour(&del).unwrap();
+        assert_eq!((n.ip, n.mac), (v6, None));
+        // Wire bytes: ndmsg then NDA_DST and NDA_LLADDR.
+        let mut nl =
+            rtnetlink::packet_core::NetlinkMessage::from(RouteNetlinkMessage::NewNeighbour(msg));
+        nl.finalize();
+        let mut buf = vec![0u8; nl.buffer_len()];
+        nl.emit(&mut buf);
+        let body = &buf[16..];
+        assert_eq!(body[0], libc::AF_INET as u8);
+        assert_eq!(u32::from_ne_bytes(body[4..8].try_into().unwrap()), 4);
+        assert_eq!(
+            u16::from_ne_bytes(body[8..10].try_into().unwrap()),
+            0x80,
+            "NUD_PERMANENT"
+        );
+        assert!(buf.windows(4).any(|w| w == [10, 0, 0, 7]));
+        assert!(buf.windows(6).any(|w| w == mac));
+        assert!(parse_neighbour(&neighbour_dump_message(AddressFamily::Inet)).is_none());
     }
 }

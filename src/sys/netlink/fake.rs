@@ -12,7 +12,9 @@ use std::time::Duration;
 use ipnetwork::IpNetwork;
 
 use super::ops::{LinkOps, Sysctl};
-use super::{AddrFlags, LinkError, LinkInfo, LinkKind, LinkSpec, VlanProtocol};
+use super::{
+    AddrFlags, HostRoute, LinkError, LinkInfo, LinkKind, LinkSpec, Neighbour, VlanProtocol,
+};
 use crate::cni::Route;
 
 #[derive(Debug, Default)]
@@ -20,6 +22,9 @@ struct Namespace {
     links: BTreeMap<u32, LinkInfo>,
     addresses: BTreeMap<u32, Vec<IpNetwork>>,
     routes: Vec<(u32, Route)>,
+    /// (link, route) added by `add_host_route`.
+    host_routes: Vec<(u32, HostRoute)>,
+    neighbours: Vec<Neighbour>,
     sysctls: Vec<(String, String)>,
 }
 
@@ -138,6 +143,26 @@ impl FakeNet {
             .namespaces
             .get(ns)
             .and_then(|n| n.addresses.get(&index).cloned())
+            .unwrap_or_default()
+    }
+
+    /// The host routes of `ns` as (link index, route).
+    pub fn host_routes(&self, ns: &str) -> Vec<(u32, HostRoute)> {
+        self.state
+            .borrow()
+            .namespaces
+            .get(ns)
+            .map(|n| n.host_routes.clone())
+            .unwrap_or_default()
+    }
+
+    /// The neighbour entries of `ns`.
+    pub fn neighbours(&self, ns: &str) -> Vec<Neighbour> {
+        self.state
+            .borrow()
+            .namespaces
+            .get(ns)
+            .map(|n| n.neighbours.clone())
             .unwrap_or_default()
     }
 
@@ -389,6 +414,8 @@ impl LinkOps for FakeLinks<'_> {
         let found = self.with_ns(&self.label, |n| {
             n.addresses.remove(&index);
             n.routes.retain(|(i, _)| *i != index);
+            n.host_routes.retain(|(i, _)| *i != index);
+            n.neighbours.retain(|x| x.index != index);
             n.links.remove(&index).is_some()
         });
         if found {
@@ -443,6 +470,127 @@ impl LinkOps for FakeLinks<'_> {
 
     fn wait_dad(&self, index: u32, _timeout: Duration) -> Result<(), LinkError> {
         self.call(format!("wait_dad {index}"))
+    }
+
+    /// Like the kernel: EXCL on the destination (any link), a `src` that
+    /// is no address of the namespace is EINVAL.
+    fn add_host_route(
+        &self,
+        index: u32,
+        dst: IpAddr,
+        src: Option<IpAddr>,
+    ) -> Result<(), LinkError> {
+        let shown = src.map(|s| format!(" src {s}")).unwrap_or_default();
+        self.call(format!("add_host_route {index} {dst}{shown}"))?;
+        let dst = IpNetwork::from(dst);
+        self.with_ns(&self.label, |n| {
+            if !n.links.contains_key(&index) {
+                return Err(LinkError::NotFound(format!("link index {index}")));
+            }
+            if n.host_routes.iter().any(|(_, r)| r.dst == dst)
+                || n.routes.iter().any(|(_, r)| r.dst == dst)
+            {
+                return Err(LinkError::Exists(format!("host route {dst}")));
+            }
+            if let Some(s) = src
+                && !n.addresses.values().flatten().any(|a| a.ip() == s)
+            {
+                return Err(LinkError::Netlink {
+                    op: format!("add host route {dst} src {s}"),
+                    errno: libc::EINVAL,
+                    msg: "Invalid argument (kernel: Invalid prefsrc address)".into(),
+                });
+            }
+            n.host_routes.push((
+                index,
+                HostRoute {
+                    dst,
+                    src,
+                    protocol: super::RTPROT_MACTRUNK,
+                },
+            ));
+            Ok(())
+        })
+    }
+
+    fn delete_host_route(&self, index: u32, dst: IpAddr) -> Result<(), LinkError> {
+        self.call(format!("delete_host_route {index} {dst}"))?;
+        let dst = IpNetwork::from(dst);
+        self.with_ns(&self.label, |n| {
+            let before = n.host_routes.len();
+            n.host_routes
+                .retain(|(i, r)| !(*i == index && r.dst == dst));
+            if n.host_routes.len() == before {
+                Err(LinkError::NotFound(format!("host route {dst}")))
+            } else {
+                Ok(())
+            }
+        })
+    }
+
+    fn routes_of(&self, index: u32) -> Result<Vec<HostRoute>, LinkError> {
+        self.call(format!("routes_of {index}"))?;
+        Ok(self.with_ns(&self.label, |n| {
+            n.host_routes
+                .iter()
+                .filter(|(i, _)| *i == index)
+                .map(|(_, r)| r.clone())
+                .chain(
+                    n.routes
+                        .iter()
+                        .filter(|(i, _)| *i == index)
+                        .map(|(_, r)| HostRoute {
+                            dst: r.dst,
+                            src: None,
+                            protocol: 3,
+                        }),
+                )
+                .collect()
+        }))
+    }
+
+    fn set_neighbour(&self, index: u32, ip: IpAddr, mac: [u8; 6]) -> Result<(), LinkError> {
+        self.call(format!(
+            "set_neighbour {index} {ip} {}",
+            super::format_mac(&mac)
+        ))?;
+        self.with_ns(&self.label, |n| {
+            if !n.links.contains_key(&index) {
+                return Err(LinkError::NotFound(format!("link index {index}")));
+            }
+            n.neighbours.retain(|x| !(x.index == index && x.ip == ip));
+            n.neighbours.push(Neighbour {
+                index,
+                ip,
+                mac: Some(mac),
+                permanent: true,
+            });
+            Ok(())
+        })
+    }
+
+    fn delete_neighbour(&self, index: u32, ip: IpAddr) -> Result<(), LinkError> {
+        self.call(format!("delete_neighbour {index} {ip}"))?;
+        self.with_ns(&self.label, |n| {
+            let before = n.neighbours.len();
+            n.neighbours.retain(|x| !(x.index == index && x.ip == ip));
+            if n.neighbours.len() == before {
+                Err(LinkError::NotFound(format!("neighbour {ip}")))
+            } else {
+                Ok(())
+            }
+        })
+    }
+
+    fn neighbours(&self, index: u32) -> Result<Vec<Neighbour>, LinkError> {
+        self.call(format!("neighbours {index}"))?;
+        Ok(self.with_ns(&self.label, |n| {
+            n.neighbours
+                .iter()
+                .filter(|x| x.index == index)
+                .cloned()
+                .collect()
+        }))
     }
 
     fn write_sysctls(&self, settings: &[Sysctl]) -> Result<Vec<String>, LinkError> {

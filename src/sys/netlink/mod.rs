@@ -2,7 +2,7 @@
 //! to the network namespace it was opened in.
 //!
 //! A netlink socket keeps the namespace of the thread that created it, so a
-//! `Netlink` opened inside [`crate::sys::netns::run_in`] talks to the container for
+//! `Netlink` opened inside [`crate::sys::netns::NsThread`] talks to the container for
 //! its whole life. Messages are built by the pure functions in [`build`]; this
 //! file only sends them, maps errno values to [`LinkError`] and retries dumps
 //! the kernel marks as interrupted (NLM_F_DUMP_INTR), like the reference
@@ -13,6 +13,7 @@ pub mod build;
 pub(crate) mod fake;
 pub mod ops;
 
+pub use build::{Neighbour, RTPROT_MACTRUNK};
 pub use ops::{Kernel, LinkOps, NsLinks, Sysctl};
 
 use std::fmt;
@@ -24,7 +25,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use ipnetwork::IpNetwork;
 use rtnetlink::packet_core::{
-    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_EXCL, NLM_F_REQUEST,
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST,
     NetlinkMessage, NetlinkPayload,
 };
 use rtnetlink::packet_route::route::RouteType;
@@ -347,6 +348,17 @@ pub struct LinkSpec<'a> {
     pub netns: Option<&'a NetNs>,
 }
 
+/// A route of the main table out of one link, as [`LinkOps::routes_of`]
+/// reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostRoute {
+    pub dst: IpNetwork,
+    /// RTA_PREFSRC.
+    pub src: Option<IpAddr>,
+    /// rtm_protocol ([`RTPROT_MACTRUNK`] for mactrunk's host routes).
+    pub protocol: u8,
+}
+
 /// IPv6 DAD flags for [`Netlink::add_address`]; ignored for IPv4.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AddrFlags {
@@ -563,7 +575,7 @@ impl Netlink {
     /// Open a connection in the calling thread's network namespace and spawn
     /// its driver on the current tokio runtime (which must have IO and time
     /// enabled).
-    /// Inside `run_in`, enter a runtime first: either a fresh `current_thread`
+    /// Inside an `NsThread`, enter a runtime first: either a fresh `current_thread`
     /// runtime built on that thread, or the main runtime's `Handle::enter()`
     /// guard (the socket keeps the container netns either way).
     pub fn open() -> Result<Netlink, LinkError> {
@@ -1060,6 +1072,141 @@ impl Netlink {
                         e.kind == RouteType::Unicast && e.route.table != Some(RT_TABLE_LOCAL)
                     })
                     .map(|e| e.route),
+            );
+        }
+        Ok(out)
+    }
+
+    /// Add the host route `dst`/32 (/128) out of link `index`, scope link,
+    /// with `src` as its preferred source (see [`build::host_route_message`]).
+    /// NLM_F_EXCL: a route to that destination that is already there (on
+    /// any link, with the same metric) is [`LinkError::Exists`], never
+    /// replaced. A `src` that is not an address of this namespace is EINVAL.
+    pub async fn add_host_route(
+        &self,
+        index: u32,
+        dst: IpAddr,
+        src: Option<IpAddr>,
+    ) -> Result<(), LinkError> {
+        let msg = RouteNetlinkMessage::NewRoute(build::host_route_message(index, dst, src));
+        match self.ack(msg, NLM_F_CREATE | NLM_F_EXCL).await {
+            Ok(()) => Ok(()),
+            Err(f) => {
+                let name = self.describe(index).await;
+                let what = format!("host route {dst} dev {name}{}", self.at());
+                match f.errno() {
+                    libc::EEXIST => Err(LinkError::Exists(what)),
+                    libc::ENODEV => Err(LinkError::NotFound(format!(
+                        "link index {index}{}",
+                        self.at()
+                    ))),
+                    _ => {
+                        let src = src.map(|s| format!(" src {s}")).unwrap_or_default();
+                        Err(self.error(format!("add {what}{src}"), f))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Delete the host route `dst`/32 (/128) out of link `index` (table
+    /// main); a missing one (ESRCH) is [`LinkError::NotFound`].
+    pub async fn delete_host_route(&self, index: u32, dst: IpAddr) -> Result<(), LinkError> {
+        let msg = RouteNetlinkMessage::DelRoute(build::host_route_message(index, dst, None));
+        match self.ack(msg, 0).await {
+            Ok(()) => Ok(()),
+            Err(f) if f.errno() == libc::ESRCH || f.errno() == libc::ENODEV => {
+                Err(LinkError::NotFound(format!(
+                    "host route {dst} on link index {index}{}",
+                    self.at()
+                )))
+            }
+            Err(f) => {
+                let name = self.describe(index).await;
+                Err(self.error(
+                    format!("delete host route {dst} dev {name}{}", self.at()),
+                    f,
+                ))
+            }
+        }
+    }
+
+    /// The routes of the main table out of link `index`, both families.
+    pub async fn routes_of(&self, index: u32) -> Result<Vec<RouteEntry>, LinkError> {
+        let mut out = Vec::new();
+        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+            out.extend(
+                self.route_entries(family)
+                    .await?
+                    .into_iter()
+                    .filter(|e| e.oif == Some(index) && e.route.table == Some(RT_TABLE_MAIN)),
+            );
+        }
+        Ok(out)
+    }
+
+    /// Add or replace the permanent neighbour entry `ip` -> `mac` on link
+    /// `index`: packets to `ip` go to `mac` without ARP or neighbour
+    /// discovery.
+    pub async fn set_neighbour(
+        &self,
+        index: u32,
+        ip: IpAddr,
+        mac: [u8; 6],
+    ) -> Result<(), LinkError> {
+        let msg = RouteNetlinkMessage::NewNeighbour(build::neighbour_message(index, ip, Some(mac)));
+        match self.ack(msg, NLM_F_CREATE | NLM_F_REPLACE).await {
+            Ok(()) => Ok(()),
+            Err(f) if f.errno() == libc::ENODEV => Err(LinkError::NotFound(format!(
+                "link index {index}{}",
+                self.at()
+            ))),
+            Err(f) => {
+                let name = self.describe(index).await;
+                Err(self.error(
+                    format!(
+                        "add neighbour {ip} lladdr {} on {name}{}",
+                        format_mac(&mac),
+                        self.at()
+                    ),
+                    f,
+                ))
+            }
+        }
+    }
+
+    /// Delete the neighbour entry `ip` of link `index`; a missing one
+    /// (ENOENT) is [`LinkError::NotFound`].
+    pub async fn delete_neighbour(&self, index: u32, ip: IpAddr) -> Result<(), LinkError> {
+        let msg = RouteNetlinkMessage::DelNeighbour(build::neighbour_message(index, ip, None));
+        match self.ack(msg, 0).await {
+            Ok(()) => Ok(()),
+            Err(f) if f.errno() == libc::ENOENT || f.errno() == libc::ENODEV => Err(
+                LinkError::NotFound(format!("neighbour {ip} on link index {index}{}", self.at())),
+            ),
+            Err(f) => {
+                let name = self.describe(index).await;
+                Err(self.error(format!("delete neighbour {ip} on {name}{}", self.at()), f))
+            }
+        }
+    }
+
+    /// The IPv4 and IPv6 neighbour entries of link `index`.
+    pub async fn neighbours(&self, index: u32) -> Result<Vec<build::Neighbour>, LinkError> {
+        let mut out = Vec::new();
+        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+            let replies = self
+                .dump(|| RouteNetlinkMessage::GetNeighbour(build::neighbour_dump_message(family)))
+                .await
+                .map_err(|f| self.error(format!("list neighbours{}", self.at()), f))?;
+            out.extend(
+                replies
+                    .iter()
+                    .filter_map(|r| match r {
+                        RouteNetlinkMessage::NewNeighbour(m) => build::parse_neighbour(m),
+                        _ => None,
+                    })
+                    .filter(|n| n.index == index),
             );
         }
         Ok(out)

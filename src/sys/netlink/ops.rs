@@ -12,10 +12,12 @@ use std::time::Duration;
 
 use ipnetwork::IpNetwork;
 
-use super::{AddrFlags, LinkError, LinkInfo, LinkSpec, Netlink, VlanProtocol};
+use super::{
+    AddrFlags, HostRoute, LinkError, LinkInfo, LinkSpec, Neighbour, Netlink, VlanProtocol,
+};
 use crate::cni::Route;
 use crate::sys::arp::{self, ArpSocket};
-use crate::sys::netns::{self, NetNs};
+use crate::sys::netns::{NetNs, NsThread};
 use crate::sys::sysctl;
 
 /// One sysctl of a link's namespace: path under /proc/sys and value.
@@ -63,6 +65,23 @@ pub trait LinkOps {
     fn add_route(&self, index: u32, route: &Route, gw: Option<IpAddr>) -> Result<(), LinkError>;
     /// Unicast routes of every table but `local`.
     fn routes(&self) -> Result<Vec<Route>, LinkError>;
+    /// A host route: `dst`/32 (/128) out of link `index`, scope link, with
+    /// `src` as preferred source, protocol [`super::RTPROT_MACTRUNK`].
+    /// An existing route to `dst` (with the same metric, on any link) is
+    /// [`LinkError::Exists`] and left alone.
+    fn add_host_route(&self, index: u32, dst: IpAddr, src: Option<IpAddr>)
+    -> Result<(), LinkError>;
+    /// Delete the host route `dst` out of link `index`; missing is
+    /// [`LinkError::NotFound`].
+    fn delete_host_route(&self, index: u32, dst: IpAddr) -> Result<(), LinkError>;
+    /// The routes of the main table out of link `index`.
+    fn routes_of(&self, index: u32) -> Result<Vec<HostRoute>, LinkError>;
+    /// Add or replace the permanent neighbour entry `ip` -> `mac` on link `index`.
+    fn set_neighbour(&self, index: u32, ip: IpAddr, mac: [u8; 6]) -> Result<(), LinkError>;
+    /// Delete neighbour `ip` of link `index`; missing is [`LinkError::NotFound`].
+    fn delete_neighbour(&self, index: u32, ip: IpAddr) -> Result<(), LinkError>;
+    /// The neighbour entries of link `index`.
+    fn neighbours(&self, index: u32) -> Result<Vec<Neighbour>, LinkError>;
     /// Wait until no IPv6 address of `index` is tentative; a duplicate is
     /// [`LinkError::DadFailed`].
     fn wait_dad(&self, index: u32, timeout: Duration) -> Result<(), LinkError>;
@@ -112,12 +131,14 @@ impl Kernel {
             nl: OnceCell::new(),
             label: "host network namespace".into(),
             netns: None,
+            thread: OnceCell::new(),
             arp: RefCell::new(None),
         }
     }
 
-    /// The namespace `ns`: its socket is opened on a short-lived thread
-    /// inside `ns` and keeps that namespace for its whole life, while this
+    /// The namespace `ns`: its socket is opened on the thread that works
+    /// inside `ns` for this connection (an [`NsThread`], which also writes
+    /// its sysctls) and keeps that namespace for its whole life, while this
     /// thread's runtime drives it, so no task ever crosses namespaces.
     pub fn netns<'a>(&'a self, ns: &'a NetNs) -> NsLinks<'a> {
         NsLinks {
@@ -125,6 +146,7 @@ impl Kernel {
             nl: OnceCell::new(),
             label: format!("container network namespace {}", ns.path()),
             netns: Some(ns),
+            thread: OnceCell::new(),
             arp: RefCell::new(None),
         }
     }
@@ -138,33 +160,52 @@ pub struct NsLinks<'a> {
     label: String,
     /// The namespace of the socket and of sysctls; None: the calling thread's.
     netns: Option<&'a NetNs>,
+    /// The one thread that works inside `netns` for this connection (its
+    /// socket, sysctls, ARP socket), started on first need.
+    thread: OnceCell<NsThread>,
     /// The ARP socket of the last link probed, kept for its announcements:
     /// closing one costs an RCU grace period, paid once when this is dropped.
     arp: RefCell<Option<ArpSocket>>,
 }
 
 impl NsLinks<'_> {
+    /// Run `f` inside the namespace: on its thread, or here for the host's.
+    fn inside<R: Send + 'static>(
+        &self,
+        op: impl Fn() -> String,
+        f: impl FnOnce() -> R + Send + 'static,
+    ) -> Result<R, LinkError> {
+        let Some(ns) = self.netns else {
+            return Ok(f());
+        };
+        let thread = match self.thread.get() {
+            Some(t) => t,
+            None => {
+                let started = NsThread::start(ns).map_err(|e| LinkError::Io {
+                    op: op(),
+                    source: io::Error::other(e.to_string()),
+                })?;
+                self.thread.get_or_init(|| started)
+            }
+        };
+        thread.run(f).map_err(|e| LinkError::Io {
+            op: op(),
+            source: io::Error::other(e.to_string()),
+        })
+    }
+
     fn nl(&self) -> Result<&Netlink, LinkError> {
         if let Some(nl) = self.nl.get() {
             return Ok(nl);
         }
-        let opened = match self.netns {
-            None => {
-                let _enter = self.kernel.rt.enter();
-                Netlink::open()?
-            }
-            Some(ns) => {
-                let handle = self.kernel.rt.handle().clone();
-                netns::run_in(ns, move || {
-                    let _enter = handle.enter();
-                    Netlink::open()
-                })
-                .map_err(|e| LinkError::Io {
-                    op: format!("open a netlink socket in {}", ns.path()),
-                    source: io::Error::other(e.to_string()),
-                })??
-            }
-        };
+        let handle = self.kernel.rt.handle().clone();
+        let opened = self.inside(
+            || format!("open a netlink socket in the {}", self.label),
+            move || {
+                let _enter = handle.enter();
+                Netlink::open()
+            },
+        )??;
         Ok(self
             .nl
             .get_or_init(|| opened.with_label(self.label.clone())))
@@ -185,11 +226,7 @@ impl NsLinks<'_> {
                 "open an ARP socket on link index {index} in the {}",
                 self.label
             );
-            let opened = match self.netns {
-                None => ArpSocket::open(index),
-                Some(ns) => netns::run_in(ns, move || ArpSocket::open(index))
-                    .map_err(|e| io_err(op.clone(), io::Error::other(e.to_string())))?,
-            };
+            let opened = self.inside(|| op.clone(), move || ArpSocket::open(index))?;
             *slot = Some(opened.map_err(|e| io_err(op, e))?);
         }
         let sock = slot
@@ -288,24 +325,58 @@ impl LinkOps for NsLinks<'_> {
         self.run(|nl| nl.wait_dad(index, timeout))
     }
 
+    fn add_host_route(
+        &self,
+        index: u32,
+        dst: IpAddr,
+        src: Option<IpAddr>,
+    ) -> Result<(), LinkError> {
+        self.run(|nl| nl.add_host_route(index, dst, src))
+    }
+
+    fn delete_host_route(&self, index: u32, dst: IpAddr) -> Result<(), LinkError> {
+        self.run(|nl| nl.delete_host_route(index, dst))
+    }
+
+    fn routes_of(&self, index: u32) -> Result<Vec<HostRoute>, LinkError> {
+        let entries = self.run(|nl| nl.routes_of(index))?;
+        Ok(entries
+            .into_iter()
+            .map(|e| HostRoute {
+                dst: e.route.dst,
+                src: e.prefsrc,
+                protocol: e.protocol,
+            })
+            .collect())
+    }
+
+    fn set_neighbour(&self, index: u32, ip: IpAddr, mac: [u8; 6]) -> Result<(), LinkError> {
+        self.run(|nl| nl.set_neighbour(index, ip, mac))
+    }
+
+    fn delete_neighbour(&self, index: u32, ip: IpAddr) -> Result<(), LinkError> {
+        self.run(|nl| nl.delete_neighbour(index, ip))
+    }
+
+    fn neighbours(&self, index: u32) -> Result<Vec<Neighbour>, LinkError> {
+        self.run(|nl| nl.neighbours(index))
+    }
+
     fn write_sysctls(&self, settings: &[Sysctl]) -> Result<Vec<String>, LinkError> {
-        let write_all = || {
-            settings
-                .iter()
-                .filter_map(|(path, value)| {
-                    sysctl::write_if_different(path, value)
-                        .err()
-                        .map(|e| format!("{path}={value}: {e}"))
-                })
-                .collect::<Vec<String>>()
-        };
-        match self.netns {
-            None => Ok(write_all()),
-            Some(ns) => netns::run_in(ns, write_all).map_err(|e| LinkError::Io {
-                op: format!("write sysctls in {}", ns.path()),
-                source: io::Error::other(e.to_string()),
-            }),
-        }
+        let settings = settings.to_vec();
+        self.inside(
+            || format!("write sysctls in the {}", self.label),
+            move || {
+                settings
+                    .iter()
+                    .filter_map(|(path, value)| {
+                        sysctl::write_if_different(path, value)
+                            .err()
+                            .map(|e| format!("{path}={value}: {e}"))
+                    })
+                    .collect::<Vec<String>>()
+            },
+        )
     }
 
     fn arp_probe(
