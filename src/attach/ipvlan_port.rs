@@ -61,8 +61,8 @@ impl Record for PortRecord {
         &self.parent
     }
 
-    fn users(&self) -> &[User] {
-        &self.users
+    fn has_user(&self, user: &User) -> bool {
+        self.users.contains(user)
     }
 }
 

@@ -3,7 +3,8 @@
 //! per key (a link name), a lock, crash-safe writes. The VLAN registry
 //! (`vlan_registry`: the VLAN links mactrunk created and their users) and
 //! the ipvlan port records (`ipvlan_port`: the mode each ipvlan parent
-//! carries and who relies on it) are both made of it.
+//! carries and who relies on it) and the host shim records (`shim_registry`:
+//! the shims mactrunk created, their users and routes) are made of it.
 //!
 //! ```text
 //! <dataDir>/<Record::DIR>/         host-wide: every network of the dataDir shares it
@@ -16,7 +17,11 @@
 //! A network name never starts with '.', so these directories cannot clash
 //! with a network's IPAM store next to them. Writes are temp + fsync +
 //! rename + fsync(dir): a record is the old one or the new one after a
-//! crash, never a mix. The files are meant to be read by humans (`cat`).
+//! crash, never a mix. A kind of record that describes only kernel state
+//! may do without the fsyncs ([`Record::DURABLE`]): a kill -9 still sees
+//! the old or the new file whole, and a power loss takes the kernel state
+//! with it; such records carry what tells a record of an earlier boot
+//! ([`Record::is_stale`]). The files are meant to be read by humans (`cat`).
 
 use std::fs::{self, File};
 use std::io;
@@ -47,10 +52,20 @@ pub(crate) trait Record: Serialize + DeserializeOwned {
     /// What it means for a record that could not be read: its link is
     /// treated as ... (completes a log line).
     const UNREADABLE: &'static str;
+    /// Writes and removals are fsynced (file and directory), so they
+    /// survive a power loss. Without, a write is temp + rename only.
+    const DURABLE: bool = true;
     /// The file name stem: a link name.
     fn key(&self) -> &str;
-    /// The attachments that rely on what the record describes.
-    fn users(&self) -> &[User];
+    /// Whether `user` is one of the attachments that rely on what the record
+    /// describes.
+    fn has_user(&self, user: &User) -> bool;
+    /// The record describes nothing that still exists (written during
+    /// another boot): [`peek`] and [`peek_all`] leave it out; the locked
+    /// [`Registry`] hands it over for its owner to discard.
+    fn is_stale(&self) -> bool {
+        false
+    }
 }
 
 /// One attachment relying on a record.
@@ -145,7 +160,7 @@ pub(crate) fn records_with_user<R: Record>(data_dir: &Path, user: &User) -> Vec<
             continue;
         }
         if let Ok(Some(r)) = read_record::<R>(&e.path())
-            && r.users().contains(user)
+            && r.has_user(user)
         {
             out.push(key.to_string());
         }
@@ -154,17 +169,20 @@ pub(crate) fn records_with_user<R: Record>(data_dir: &Path, user: &User) -> Vec<
     out
 }
 
-/// Read one record without taking the lock (STATUS). None if there is none
-/// or it cannot be read.
+/// Read one record without taking the lock (STATUS). None if there is none,
+/// it cannot be read or it is stale.
 pub(crate) fn peek<R: Record>(data_dir: &Path, key: &str) -> Option<R> {
     let path = record_file(&dir_in::<R>(data_dir), key).ok()?;
-    read_record(&path).ok().flatten()
+    read_record::<R>(&path)
+        .ok()
+        .flatten()
+        .filter(|r| !r.is_stale())
 }
 
 /// Every record in `data_dir`, read without the lock and without changing
 /// anything (records are replaced atomically; the admin tool's metrics): the
-/// records that parse, and a message (naming the registry) per file that
-/// does not. Empty when there is no registry.
+/// records that parse and are not stale, and a message (naming the
+/// registry) per file that does not parse. Empty when there is no registry.
 pub(crate) fn peek_all<R: Record>(data_dir: &Path) -> (Vec<R>, Vec<String>) {
     let dir = dir_in::<R>(data_dir);
     let Ok(entries) = fs::read_dir(&dir) else {
@@ -184,8 +202,8 @@ pub(crate) fn peek_all<R: Record>(data_dir: &Path) -> (Vec<R>, Vec<String>) {
     let (mut records, mut problems) = (Vec::new(), Vec::new());
     for n in names {
         match record_file(&dir, &n).and_then(|p| read_record::<R>(&p)) {
-            Ok(Some(r)) => records.push(r),
-            Ok(None) => {} // removed meanwhile
+            Ok(Some(r)) if !r.is_stale() => records.push(r),
+            Ok(_) => {} // removed meanwhile, or stale
             Err(e) => problems.push(format!("{}: {e}", R::WHAT)),
         }
     }
@@ -299,7 +317,8 @@ impl<R: Record> Registry<R> {
         Ok(out)
     }
 
-    /// Write `rec` durably: temp file + fsync + rename + fsync(dir).
+    /// Write `rec`: temp file + fsync + rename + fsync(dir); without the
+    /// fsyncs unless [`Record::DURABLE`].
     pub fn save(&self, rec: &R) -> Result<(), RegistryError> {
         let dst = record_file(&self.dir, rec.key())?;
         #[cfg(test)]
@@ -318,14 +337,16 @@ impl<R: Record> Registry<R> {
             problem: e.to_string(),
         })?;
         content.push(b'\n');
-        Ok(replace_file(&tmp, &dst, &content, true)?)
+        Ok(replace_file(&tmp, &dst, &content, R::DURABLE)?)
     }
 
-    /// Remove the record of `key` (missing is fine).
+    /// Remove the record of `key` (missing is fine); fsyncs the directory
+    /// if [`Record::DURABLE`].
     pub fn remove(&self, key: &str) -> Result<(), RegistryError> {
         let path = record_file(&self.dir, key)?;
         match fs::remove_file(&path) {
-            Ok(()) => Ok(fsync_dir(&self.dir)?),
+            Ok(()) if R::DURABLE => Ok(fsync_dir(&self.dir)?),
+            Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(RegistryError::io("remove", path, e)),
         }

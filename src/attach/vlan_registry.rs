@@ -117,8 +117,8 @@ impl Record for VlanRecord {
         &self.link
     }
 
-    fn users(&self) -> &[VlanUser] {
-        &self.users
+    fn has_user(&self, user: &VlanUser) -> bool {
+        self.users.contains(user)
     }
 }
 
