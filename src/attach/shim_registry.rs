@@ -19,31 +19,30 @@
 //! and a shim is deleted only once no record lists a user of it. A link
 //! without a record is never touched.
 //!
-//! Unlike the VLAN registry, records are replaced without fsync (write +
-//! rename: a kill -9 still sees the old or the new file whole). What a
+//! The files are the generic registry's (`registry`), except that, unlike
+//! the VLAN registry, records are replaced without fsync (write + rename: a
+//! kill -9 still sees the old or the new file whole; `Record::DURABLE`). What a
 //! record describes is kernel state, which a power loss takes away with it;
 //! the record carries the kernel's boot id, and a record of another boot
 //! describes nothing that still exists: it is discarded, never acted on (a
 //! link that now has the shim's name belongs to somebody else). That keeps
 //! two fsyncs out of every ADD and DEL with `hostShim`.
 
-use std::fs::{self, File};
-use std::io;
 use std::net::IpAddr;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use super::registry::{self, Record, RegistryError};
 use super::shim::{self, Plan};
 use super::undo::Undo;
 use super::vlan::Ownership;
-use super::vlan_registry::{VlanUser, crash_point};
+use super::vlan_registry::crash_point;
 use crate::cni::{CniError, code};
 use crate::ipam::store::Owner;
-use crate::sys::fs::{FsError, ensure_dir, lock_file, read_regular, replace_file};
+use crate::sys::fs::read_regular;
 use crate::sys::log::{Level, log_at};
 use crate::sys::netlink::{
     LinkError, LinkInfo, LinkKind, LinkOps, LinkSpec, MacvlanMode, RTPROT_MACTRUNK, format_mac,
@@ -51,12 +50,14 @@ use crate::sys::netlink::{
 
 /// The registry directory's name under the dataDir.
 pub const DIR_NAME: &str = ".mactrunk-shims";
-const SUFFIX: &str = ".json";
-const TMP_PREFIX: &str = ".tmp.";
-const MAX_RECORD: u64 = 4 << 20;
 
 /// The attachment that uses a shim: (network, containerID, ifname).
-pub(crate) type UserKey = VlanUser;
+pub(crate) type UserKey = registry::User;
+#[cfg(test)]
+pub(crate) use super::registry::test_hooks;
+
+/// The locked shim registry (see [`registry::Registry`]).
+type Registry = registry::Registry<ShimRecord>;
 
 /// One host route an attachment put on the shim: `ip`/32 (/128) with the
 /// host's `src` as preferred source.
@@ -114,11 +115,6 @@ impl ShimRecord {
         }
     }
 
-    /// Written during another boot: nothing it describes exists any more.
-    pub fn is_stale(&self) -> bool {
-        self.boot_id != boot_id()
-    }
-
     pub fn user(&self, key: &UserKey) -> Option<&ShimUser> {
         self.users.iter().find(|u| &u.key == key)
     }
@@ -164,229 +160,41 @@ fn boot_id() -> &'static str {
     })
 }
 
+impl Record for ShimRecord {
+    const DIR: &'static str = DIR_NAME;
+    const WHAT: &'static str = "shim registry";
+    const UNREADABLE: &'static str = "its shim is treated as not created by mactrunk";
+    /// See the module docs: a record of another boot is discarded instead.
+    const DURABLE: bool = false;
+
+    fn key(&self) -> &str {
+        &self.link
+    }
+
+    fn has_user(&self, user: &UserKey) -> bool {
+        self.user(user).is_some()
+    }
+
+    /// Written during another boot: nothing it describes exists any more.
+    fn is_stale(&self) -> bool {
+        self.boot_id != boot_id()
+    }
+}
+
 /// `<dataDir>/.mactrunk-shims`.
 pub fn dir_in(data_dir: &Path) -> PathBuf {
-    data_dir.join(DIR_NAME)
+    registry::dir_in::<ShimRecord>(data_dir)
 }
 
-fn record_file(dir: &Path, link: &str) -> Result<PathBuf, CniError> {
-    if let Some(p) = crate::cni::names::interface_name_problem(link) {
-        return Err(CniError::internal(format!(
-            "shim registry: link name {link:?} {p}"
-        )));
-    }
-    Ok(dir.join(format!("{link}{SUFFIX}")))
-}
-
-enum Read {
-    Missing,
-    Ok(Box<ShimRecord>),
-    Corrupt(String),
-}
-
-fn read_record(path: &Path) -> Result<Read, CniError> {
-    let Some(buf) = read_regular(path, MAX_RECORD).map_err(fs_err)? else {
-        return Ok(Read::Missing);
-    };
-    Ok(match serde_json::from_slice::<ShimRecord>(&buf) {
-        Ok(r) => Read::Ok(Box::new(r)),
-        Err(e) => Read::Corrupt(e.to_string()),
-    })
-}
-
-/// The shims whose records list `key`, read without the lock (records are
-/// replaced atomically). Empty when there is no registry.
-pub fn records_with_user(data_dir: &Path, key: &UserKey) -> Vec<String> {
-    let Ok(entries) = fs::read_dir(dir_in(data_dir)) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for e in entries.flatten() {
-        let name = e.file_name();
-        let Some(link) = name.to_str().and_then(|n| n.strip_suffix(SUFFIX)) else {
-            continue;
-        };
-        if link.starts_with('.') {
-            continue;
-        }
-        if let Ok(Read::Ok(r)) = read_record(&e.path())
-            && r.user(key).is_some()
-        {
-            out.push(link.to_string());
-        }
-    }
-    out.sort();
-    out
-}
-
-/// One record, read without the lock (CHECK); None if missing, unreadable
-/// or of another boot.
+/// One record, read without the lock (CHECK); None if missing, unreadable,
+/// of another boot or naming another link.
 pub fn peek(data_dir: &Path, link: &str) -> Option<ShimRecord> {
-    let path = record_file(&dir_in(data_dir), link).ok()?;
-    match read_record(&path).ok()? {
-        Read::Ok(r) if r.link == link && !r.is_stale() => Some(*r),
-        _ => None,
-    }
+    registry::peek::<ShimRecord>(data_dir, link).filter(|r| r.link == link)
 }
 
-/// Registry I/O errors: code 11 for the lock, 5 for the rest; the message
-/// names the registry.
-fn fs_err(e: FsError) -> CniError {
-    let c = match e {
-        FsError::LockTimeout { .. } => code::TRY_AGAIN_LATER,
-        _ => code::IO,
-    };
-    CniError::new(c, format!("shim registry: {e}"))
-}
-
-/// The locked registry directory; the lock goes with it.
-pub(crate) struct Registry {
-    dir: PathBuf,
-    _lock: File,
-}
-
-impl Registry {
-    /// Create (0700) and lock `<dataDir>/.mactrunk-shims`, waiting at most
-    /// `timeout`; removes temp files a crash left.
-    pub fn open(data_dir: &Path, timeout: Duration) -> Result<Registry, CniError> {
-        if !data_dir.exists() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(data_dir)
-                .map_err(|e| fs_err(FsError::io("create directory", data_dir, e)))?;
-        }
-        let dir = dir_in(data_dir);
-        ensure_dir(&dir).map_err(fs_err)?;
-        let lock = lock_file(&dir, timeout).map_err(fs_err)?;
-        let reg = Registry { dir, _lock: lock };
-        if let Ok(entries) = fs::read_dir(&reg.dir) {
-            for e in entries.flatten() {
-                if e.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
-                    log_at!(
-                        Level::Info,
-                        "shim registry: removing crash leftover {}",
-                        e.path().display()
-                    );
-                    let _ = fs::remove_file(e.path());
-                }
-            }
-        }
-        Ok(reg)
-    }
-
-    /// The record of `link`. One that does not parse or names another link
-    /// is moved aside and reported missing: its shim then counts as not
-    /// created by mactrunk and is never deleted on a guess.
-    pub fn load(&self, link: &str) -> Result<Option<ShimRecord>, CniError> {
-        let path = record_file(&self.dir, link)?;
-        match read_record(&path)? {
-            Read::Missing => Ok(None),
-            Read::Ok(r) if r.link == link => Ok(Some(*r)),
-            Read::Ok(r) => {
-                self.set_aside(&path, &format!("names link {:?}", r.link));
-                Ok(None)
-            }
-            Read::Corrupt(why) => {
-                self.set_aside(&path, &why);
-                Ok(None)
-            }
-        }
-    }
-
-    fn set_aside(&self, path: &Path, problem: &str) {
-        let secs = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let aside = PathBuf::from(format!("{}.corrupt-{secs}", path.display()));
-        log_at!(
-            Level::Warn,
-            "shim registry: {} is unreadable ({problem}); moved to {}; its shim is treated as not created by mactrunk",
-            path.display(),
-            aside.display()
-        );
-        let _ = fs::rename(path, &aside);
-    }
-
-    /// Every readable record.
-    pub fn records(&self) -> Result<Vec<ShimRecord>, CniError> {
-        let entries =
-            fs::read_dir(&self.dir).map_err(|e| fs_err(FsError::io("list", &self.dir, e)))?;
-        let mut names: Vec<String> = entries
-            .flatten()
-            .filter_map(|e| {
-                let n = e.file_name().to_str()?.strip_suffix(SUFFIX)?.to_string();
-                (!n.starts_with('.')).then_some(n)
-            })
-            .collect();
-        names.sort();
-        let mut out = Vec::new();
-        for n in names {
-            if let Some(r) = self.load(&n)? {
-                out.push(r);
-            }
-        }
-        Ok(out)
-    }
-
-    /// Replace the record: temp file + rename, no fsync (see the module docs).
-    pub fn save(&self, rec: &ShimRecord) -> Result<(), CniError> {
-        let dst = record_file(&self.dir, &rec.link)?;
-        #[cfg(test)]
-        if test_hooks::save_fails() {
-            return Err(fs_err(FsError::io(
-                "write",
-                &dst,
-                io::Error::other("injected failure"),
-            )));
-        }
-        let tmp = self
-            .dir
-            .join(format!("{TMP_PREFIX}{}.{}", rec.link, std::process::id()));
-        let mut content = serde_json::to_vec_pretty(rec)
-            .map_err(|e| CniError::internal(format!("shim registry: {e}")))?;
-        content.push(b'\n');
-        replace_file(&tmp, &dst, &content, false).map_err(fs_err)
-    }
-
-    /// Remove the record of `link` (missing is fine).
-    pub fn remove(&self, link: &str) -> Result<(), CniError> {
-        let path = record_file(&self.dir, link)?;
-        match fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(fs_err(FsError::io("remove", path, e))),
-        }
-    }
-}
-
-/// Failure injection for the unit tests of the callers' rollback paths.
-#[cfg(test)]
-pub(crate) mod test_hooks {
-    use std::cell::Cell;
-
-    thread_local! {
-        static FAIL_SAVE_AFTER: Cell<Option<u32>> = const { Cell::new(None) };
-    }
-
-    /// Let `n` saves of this thread succeed, then fail the next one.
-    pub(crate) fn fail_save_after(n: u32) {
-        FAIL_SAVE_AFTER.with(|c| c.set(Some(n)));
-    }
-
-    pub(super) fn save_fails() -> bool {
-        FAIL_SAVE_AFTER.with(|c| match c.get() {
-            Some(0) => {
-                c.set(None);
-                true
-            }
-            Some(n) => {
-                c.set(Some(n - 1));
-                false
-            }
-            None => false,
-        })
-    }
+/// Registry errors as CNI errors naming the shim registry.
+fn cni(e: RegistryError) -> CniError {
+    registry::cni::<ShimRecord>(e)
 }
 
 fn kernel(e: LinkError, what: impl std::fmt::Display) -> CniError {
@@ -412,9 +220,9 @@ pub(crate) fn ensure(
     parent: &LinkInfo,
     user: &ShimUser,
 ) -> Result<LinkInfo, CniError> {
-    let reg = Registry::open(data_dir, timeout)?;
+    let reg = Registry::open(data_dir, timeout).map_err(cni)?;
     let name = shim::name(&parent.name);
-    let record = match reg.load(&name)? {
+    let record = match reg.load(&name).map_err(cni)? {
         Some(r) if r.is_stale() => {
             log_at!(
                 Level::Info,
@@ -451,7 +259,7 @@ pub(crate) fn ensure(
             }
             rec.ifindex = Some(link.index);
             let old = rec.upsert(user);
-            reg.save(&rec)?;
+            reg.save(&rec).map_err(cni)?;
             if let Some(old) = old {
                 drop_stale_routes(host, link.index, &old, user);
             }
@@ -521,13 +329,13 @@ fn create(
         None => ShimRecord::new(name, parent, mac),
     };
     rec.upsert(user);
-    reg.save(&rec)?;
+    reg.save(&rec).map_err(cni)?;
     let mut undo = Undo::new();
     undo.push(
         format!("restoring the record of host shim {name}"),
         || match &previous {
-            Some(p) => reg.save(p),
-            None => reg.remove(name),
+            Some(p) => reg.save(p).map_err(cni),
+            None => reg.remove(name).map_err(cni),
         },
     );
     crash_point("shim-after-record");
@@ -601,7 +409,7 @@ fn create(
         .map_err(|e| kernel(e, format!("setting host shim {name} up")))?;
     link.up = true;
     rec.ifindex = Some(index);
-    reg.save(&rec)?;
+    reg.save(&rec).map_err(cni)?;
     undo.commit();
     log_at!(
         Level::Info,
@@ -689,14 +497,14 @@ pub(crate) fn release(
     timeout: Duration,
     key: &UserKey,
 ) -> Result<(), CniError> {
-    let candidates = records_with_user(data_dir, key);
+    let candidates = registry::records_with_user::<ShimRecord>(data_dir, key);
     if candidates.is_empty() {
         return Ok(());
     }
-    let reg = Registry::open(data_dir, timeout)?;
+    let reg = Registry::open(data_dir, timeout).map_err(cni)?;
     let mut first_err = None;
     for name in candidates {
-        let Some(mut rec) = reg.load(&name)? else {
+        let Some(mut rec) = reg.load(&name).map_err(cni)? else {
             continue;
         };
         let Some(user) = rec.take(key) else {
@@ -717,7 +525,7 @@ pub(crate) fn release(
         crash_point("shim-release-after-routes");
         let r = if rec.users.is_empty() {
             match delete_shim(host, &rec, link.as_ref()) {
-                Ok(_) => reg.remove(&name),
+                Ok(_) => reg.remove(&name).map_err(cni),
                 Err(e) => {
                     // Keep the record (without this user) so GC can retry.
                     let _ = reg.save(&rec);
@@ -725,7 +533,7 @@ pub(crate) fn release(
                 }
             }
         } else {
-            reg.save(&rec)
+            reg.save(&rec).map_err(cni)
         };
         if let Err(e) = r {
             first_err.get_or_insert(e);
@@ -749,17 +557,17 @@ pub(crate) fn gc(
     if !dir_in(data_dir).is_dir() {
         return Ok(0);
     }
-    let reg = Registry::open(data_dir, timeout)?;
+    let reg = Registry::open(data_dir, timeout).map_err(cni)?;
     let mut deleted = 0;
     let mut first_err = None;
-    for mut rec in reg.records()? {
+    for mut rec in reg.records().map_err(cni)? {
         if rec.is_stale() {
             log_at!(
                 Level::Info,
                 "shim registry: dropping the record of {} from another boot",
                 rec.link
             );
-            if let Err(e) = reg.remove(&rec.link) {
+            if let Err(e) = reg.remove(&rec.link).map_err(cni) {
                 first_err.get_or_insert(e);
             }
             continue;
@@ -788,7 +596,7 @@ pub(crate) fn gc(
             match delete_shim(host, &rec, link.as_ref()) {
                 Ok(d) => {
                     deleted += usize::from(d);
-                    reg.remove(&rec.link)
+                    reg.remove(&rec.link).map_err(cni)
                 }
                 Err(e) => {
                     let _ = reg.save(&rec);
@@ -796,7 +604,7 @@ pub(crate) fn gc(
                 }
             }
         } else if rec.users.len() != before {
-            reg.save(&rec)
+            reg.save(&rec).map_err(cni)
         } else {
             Ok(())
         };
@@ -855,9 +663,10 @@ fn sweep(host: &dyn LinkOps, index: u32, rec: &ShimRecord) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn key(n: &str, c: &str) -> UserKey {
-        VlanUser {
+        UserKey {
             network: n.into(),
             container_id: c.into(),
             ifname: "eth0".into(),
@@ -908,10 +717,10 @@ mod tests {
         assert_eq!(reg.load("mts-eth0").unwrap(), Some(r.clone()));
         assert_eq!(peek(d.path(), "mts-eth0"), Some(r));
         assert_eq!(
-            records_with_user(d.path(), &key("net1", "c1")),
+            registry::records_with_user::<ShimRecord>(d.path(), &key("net1", "c1")),
             ["mts-eth0"]
         );
-        assert!(records_with_user(d.path(), &key("net2", "c1")).is_empty());
+        assert!(registry::records_with_user::<ShimRecord>(d.path(), &key("net2", "c1")).is_empty());
         use std::os::unix::fs::PermissionsExt;
         let mode = fs::metadata(d.path().join(DIR_NAME)).unwrap().permissions();
         assert_eq!(mode.mode() & 0o777, 0o700);
@@ -968,9 +777,9 @@ mod tests {
     fn lock_is_bounded_and_code_11() {
         let d = tempfile::tempdir().unwrap();
         let _held = Registry::open(d.path(), Duration::from_secs(1)).unwrap();
-        let e = Registry::open(d.path(), Duration::from_millis(30))
+        let e = cni(Registry::open(d.path(), Duration::from_millis(30))
             .err()
-            .unwrap();
+            .unwrap());
         assert_eq!(e.code, code::TRY_AGAIN_LATER);
         assert!(e.msg.contains(".mactrunk-shims"), "{}", e.msg);
     }
