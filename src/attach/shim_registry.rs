@@ -30,7 +30,6 @@
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -42,7 +41,7 @@ use super::vlan::Ownership;
 use super::vlan_registry::crash_point;
 use crate::cni::{CniError, code};
 use crate::ipam::store::Owner;
-use crate::sys::fs::read_regular;
+use crate::sys::fs::boot_id;
 use crate::sys::log::{Level, log_at};
 use crate::sys::netlink::{
     LinkError, LinkInfo, LinkKind, LinkOps, LinkSpec, MacvlanMode, RTPROT_MACTRUNK, format_mac,
@@ -145,19 +144,6 @@ impl ShimRecord {
             .iter()
             .any(|u| u.routes.iter().any(|r| r.ip == ip))
     }
-}
-
-/// This boot's id (`/proc/sys/kernel/random/boot_id`), read once.
-fn boot_id() -> &'static str {
-    static ID: OnceLock<String> = OnceLock::new();
-    ID.get_or_init(|| {
-        read_regular(Path::new("/proc/sys/kernel/random/boot_id"), 64)
-            .ok()
-            .flatten()
-            .map(|b| String::from_utf8_lossy(&b).trim().to_string())
-            .filter(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-'))
-            .unwrap_or_else(|| "unknown".into())
-    })
 }
 
 impl Record for ShimRecord {
@@ -764,6 +750,10 @@ mod tests {
         let reg = Registry::open(d.path(), Duration::from_secs(1)).unwrap();
         assert!(!dir.join(".tmp.mts-eth0.77").exists());
         assert_eq!(reg.load("mts-eth2").unwrap(), None);
+        assert!(
+            reg.load("mts-eth1").unwrap().unwrap().is_stale(),
+            "handed over under the lock, for release and GC to drop"
+        );
         assert!(!dir.join("mts-eth2.json").exists(), "moved aside");
         assert!(fs::read_dir(&dir).unwrap().any(|e| {
             e.unwrap()

@@ -513,6 +513,22 @@ fn openat_root() -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// This boot's id (`/proc/sys/kernel/random/boot_id`), read once per
+/// process. A power loss implies a reboot, hence a new id. `unknown` when
+/// /proc is not readable (the IPAM store's stamp then relies on the directory
+/// times alone). Stamps the IPAM store and the host shim records.
+pub(crate) fn boot_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        read_regular(Path::new("/proc/sys/kernel/random/boot_id"), 64)
+            .ok()
+            .flatten()
+            .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+            .filter(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-'))
+            .unwrap_or_else(|| "unknown".into())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

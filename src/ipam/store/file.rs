@@ -83,12 +83,11 @@ use std::io::{self, Write};
 use std::net::IpAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use super::{Allocation, Owner, Store, StoreError};
 use crate::sys::fs::{
-    Kind, ensure_dir, fsync_dir, is_eloop, kind, lock_file, nofollow_flags, read_regular,
+    Kind, boot_id, ensure_dir, fsync_dir, is_eloop, kind, lock_file, nofollow_flags, read_regular,
     replace_file, shared_lock, symlink_error,
 };
 
@@ -160,21 +159,6 @@ fn parse_index(content: &str) -> Vec<IpAddr> {
         }
     }
     out
-}
-
-/// This boot's id (`/proc/sys/kernel/random/boot_id`), read once per
-/// process. A power loss implies a reboot, hence a new id. `unknown` when
-/// /proc is not readable: the stamp then relies on the directory times alone.
-fn boot_id() -> &'static str {
-    static ID: OnceLock<String> = OnceLock::new();
-    ID.get_or_init(|| {
-        read_regular(Path::new("/proc/sys/kernel/random/boot_id"), 64)
-            .ok()
-            .flatten()
-            .map(|b| String::from_utf8_lossy(&b).trim().to_string())
-            .filter(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-'))
-            .unwrap_or_else(|| "unknown".into())
-    })
 }
 
 /// Device, inode, mtime and ctime (ns) of a directory: any entry created,
