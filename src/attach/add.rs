@@ -14,7 +14,7 @@ use super::config::{DadPolicy, HostShimConfig, PluginConfig, ProbeConfig};
 use super::mac::mac_from_ipv4;
 use super::parent::{self, Parent};
 use super::shim_registry::{self, ShimRoute, ShimUser};
-use super::tag::{link_tag, temp_link_name};
+use super::tag::{link_tag, temp_link_names};
 use super::undo::Undo;
 use super::vlan_registry::{self, crash_point};
 use super::{
@@ -36,10 +36,6 @@ use crate::sys::sysctl;
 
 /// How long ADD waits for IPv6 DAD with `ipv6Dad: "wait"`.
 const DAD_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Attempts at a free temporary name (a clash needs a host link that happens
-/// to carry one of our random names).
-const TEMP_NAME_ATTEMPTS: usize = 4;
 
 pub(super) fn add(req: &Request, conf: &PluginConfig) -> Result<CniOutput, CniError> {
     let mut phases = Phases::start();
@@ -574,7 +570,7 @@ fn ipam_rollback(req: &Request, held: IpamHeld) -> Result<(), CniError> {
 /// kernels before ~6.14 check IFLA_IFNAME in the *sender's* netns as well,
 /// so on Debian 12, Ubuntu and RHEL a host link called like CNI_IFNAME (the
 /// host's own eth0) makes the create fail with EEXIST though the container
-/// has no such link. Then, and only then, the link is created under a random
+/// has no such link. Then, and only then, the link is created under a
 /// temporary name and renamed inside the container, where only the
 /// container's names count (~0.2 ms more). The tag goes with the rename (or
 /// right after the direct create), before anything else touches the link.
@@ -608,8 +604,7 @@ pub(super) fn create_tagged(
         Err(e) => return Err(e),
     }
     let mut last = None;
-    for _ in 0..TEMP_NAME_ATTEMPTS {
-        let temp = temp_link_name();
+    for temp in temp_link_names(tag, name) {
         let temp_spec = LinkSpec {
             name: &temp,
             ..spec.clone()

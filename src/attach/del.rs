@@ -4,7 +4,7 @@
 //! them (the error is still reported). A missing netns, a path that is no
 //! longer a netns, a missing link or master are not errors.
 
-use super::tag::{is_blank_leftover, link_tag, not_ours};
+use super::tag::{is_blank_leftover, link_tag, not_ours, temp_link_names};
 use super::{kernel, obj, owner, refuse_own_netns, shim_release, vlan_release};
 use crate::cni::CniError;
 use crate::cni::env::Command;
@@ -23,7 +23,11 @@ pub(super) fn del(req: &Request) -> Result<(), CniError> {
         Some(ns) => {
             let container = kernel.netns(ns);
             let tag = link_tag(&req.name, &req.args.container_id);
-            delete_own_link(&container, &req.args.ifname, &tag)
+            delete_own_link(&container, &req.args.ifname, &tag).and(delete_temp_leftovers(
+                &container,
+                &req.args.ifname,
+                &tag,
+            ))
         }
         None => Ok(()),
     };
@@ -82,6 +86,34 @@ pub(super) fn delete_own_link(nl: &dyn LinkOps, name: &str, tag: &str) -> Result
         Ok(()) | Err(LinkError::NotFound(_)) => Ok(()),
         Err(e) => Err(CniError::from(e).context(format!("deleting {name}"))),
     }
+}
+
+/// Delete what an ADD killed between creating the link under a temporary
+/// name (old kernels) and renaming it leaves: an untagged, down macvlan or
+/// ipvlan without addresses under one of this attachment's temporary names.
+pub(super) fn delete_temp_leftovers(
+    nl: &dyn LinkOps,
+    ifname: &str,
+    tag: &str,
+) -> Result<(), CniError> {
+    for temp in temp_link_names(tag, ifname) {
+        let Some(link) = nl.link_by_name(&temp)? else {
+            continue;
+        };
+        if !is_blank_leftover(&link, !nl.addresses(link.index)?.is_empty()) {
+            log_at!(Level::Info, "not deleting {temp}: it is in use");
+            continue;
+        }
+        log_at!(
+            Level::Info,
+            "deleting {temp}: an untagged, down link under this attachment's temporary name (left by a killed ADD)"
+        );
+        match nl.delete(link.index) {
+            Ok(()) | Err(LinkError::NotFound(_)) => {}
+            Err(e) => return Err(CniError::from(e).context(format!("deleting {temp}"))),
+        }
+    }
+    Ok(())
 }
 
 /// Release addresses; needs as little of the config as possible.

@@ -1,6 +1,6 @@
 //! How mactrunk recognises the container link it created: a tag in the
-//! link's alias (IFLA_IFALIAS), and the random temporary names it creates
-//! links under on old kernels. Pure.
+//! link's alias (IFLA_IFALIAS), and the temporary names it creates links
+//! under on old kernels. Pure.
 
 use crate::cni::names::interface_name_problem;
 use crate::sys::netlink::{CONTAINER_LINK_KINDS, LinkInfo};
@@ -18,11 +18,7 @@ pub(crate) fn link_tag(network: &str, container_id: &str) -> String {
     if full.len() <= MAX_TAG {
         return full;
     }
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in network.bytes().chain([0]).chain(container_id.bytes()) {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
+    let h = fnv1a(network.bytes().chain([0]).chain(container_id.bytes()));
     format!("mactrunk:#{h:016x}")
 }
 
@@ -58,23 +54,34 @@ pub(crate) fn is_blank_leftover(link: &LinkInfo, has_addresses: bool) -> bool {
     is_container_kind(link) && link.alias.is_none() && !link.up && !has_addresses
 }
 
-/// `mt` + 8 random hex digits: never a name a runtime or host would use.
-pub(crate) fn temp_link_name() -> String {
-    let mut buf = [0u8; 4];
-    // SAFETY: getrandom writes at most buf.len() bytes into buf.
-    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), libc::GRND_NONBLOCK) };
-    let mut v = u32::from_ne_bytes(buf);
-    if n != buf.len() as isize {
-        // No entropy yet (early boot): pid and clock are unique enough for
-        // a name that only has to differ from the host's links.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        v = nanos ^ std::process::id().rotate_left(16);
+/// Attempts at a free temporary name: a clash needs a host link that
+/// happens to carry one of this attachment's names.
+pub(crate) const TEMP_NAME_ATTEMPTS: u32 = 4;
+
+/// The temporary names (`mt` + 8 hex digits) ADD may create the container
+/// link under on old kernels, in the order it tries them. They derive from
+/// the tag and CNI_IFNAME rather than from chance so that DEL knows them: an
+/// ADD killed between the create and the rename leaves a link under one of
+/// them, and only DEL can remove it. Two attachments never share them (the
+/// tag holds network and container ID), so a concurrent ADD of another
+/// attachment into the same netns never loses its half-made link to our DEL.
+pub(crate) fn temp_link_names(tag: &str, ifname: &str) -> impl Iterator<Item = String> {
+    let base = fnv1a(tag.bytes().chain([0]).chain(ifname.bytes()));
+    (0..TEMP_NAME_ATTEMPTS).map(move |attempt| {
+        let v = fnv1a(base.to_le_bytes().into_iter().chain([attempt as u8]));
+        let name = format!("mt{:08x}", (v ^ (v >> 32)) as u32);
+        debug_assert!(interface_name_problem(&name).is_none());
+        name
+    })
+}
+
+fn fnv1a(bytes: impl Iterator<Item = u8>) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    let name = format!("mt{v:08x}");
-    debug_assert!(interface_name_problem(&name).is_none());
-    name
+    h
 }
 
 #[cfg(test)]
@@ -124,13 +131,22 @@ mod tests {
     }
 
     #[test]
-    fn temp_names_are_valid_and_distinct() {
-        let a = temp_link_name();
-        let b = temp_link_name();
-        assert_ne!(a, b);
-        for n in [&a, &b] {
+    fn temp_names_are_valid_distinct_and_known_to_del() {
+        let tag = link_tag("lan", "abc");
+        let names: Vec<String> = temp_link_names(&tag, "eth0").collect();
+        assert_eq!(names.len(), TEMP_NAME_ATTEMPTS as usize);
+        assert_eq!(names, temp_link_names(&tag, "eth0").collect::<Vec<_>>());
+        let mut all = names.clone();
+        all.extend(temp_link_names(&tag, "net1"));
+        all.extend(temp_link_names(&link_tag("lan", "abd"), "eth0"));
+        all.extend(temp_link_names(&link_tag("lao", "abc"), "eth0"));
+        for n in &all {
             assert!(interface_name_problem(n).is_none(), "{n}");
             assert!(n.starts_with("mt") && n.len() == 10, "{n}");
         }
+        let mut unique = all.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), all.len(), "{all:?}");
     }
 }

@@ -212,6 +212,41 @@ fn the_temporary_link_is_discarded_when_the_rename_fails() {
 }
 
 #[test]
+fn del_removes_what_an_add_killed_before_the_rename_left_and_nothing_else() {
+    // A kill between the create under the temporary name and the rename:
+    // simulated by a rename and a rollback that both fail.
+    let (mut net, ns, data) = setup();
+    net.old_kernel = true;
+    let req = request(&ns, netconf(data.path(), json!({})));
+    net.fail(ns.path(), "rename", LinkError::Invalid("injected".into()));
+    net.fail(ns.path(), "delete", LinkError::Invalid("killed".into()));
+    run(&net, &ns, &req).unwrap_err();
+    let left = net.links(ns.path());
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0].name.starts_with("mt") && left[0].alias.is_none() && !left[0].up);
+    // Another attachment's half-made link stays: a concurrent ADD into the
+    // same netns may be about to rename it.
+    let mut other = request(&ns, netconf(data.path(), json!({})));
+    other.args.container_id = "c2".into();
+    net.fail(ns.path(), "rename", LinkError::Invalid("injected".into()));
+    net.fail(ns.path(), "delete", LinkError::Invalid("killed".into()));
+    run(&net, &ns, &other).unwrap_err();
+    let other_name = super::super::tag::temp_link_names(&link_tag("lan", "c2"), "eth0")
+        .next()
+        .unwrap();
+    let c = ns.path();
+    let tag = link_tag("lan", "c1");
+    super::super::del::delete_own_link(&net.ns(c), "eth0", &tag).unwrap();
+    super::super::del::delete_temp_leftovers(&net.ns(c), "eth0", &tag).unwrap();
+    let names: Vec<String> = net.links(c).into_iter().map(|l| l.name).collect();
+    assert_eq!(
+        names,
+        [other_name],
+        "only the other attachment's link is left"
+    );
+}
+
+#[test]
 fn a_retried_add_keeps_what_the_first_add_holds_when_it_fails() {
     // The first ADD allocated and died before the link (a crash): the
     // retry reuses the address and, failing, must not give it back: its
