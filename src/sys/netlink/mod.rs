@@ -55,81 +55,91 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Poll interval of [`Netlink::wait_dad`].
 const DAD_POLL: Duration = Duration::from_millis(20);
 
-/// The macvlan mode (`IFLA_MACVLAN_MODE`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum MacvlanMode {
-    Private,
-    Vepa,
-    #[default]
-    Bridge,
-    Passthru,
-    Source,
-}
-
-impl MacvlanMode {
-    pub const ALL: [MacvlanMode; 5] = [
-        MacvlanMode::Private,
-        MacvlanMode::Vepa,
-        MacvlanMode::Bridge,
-        MacvlanMode::Passthru,
-        MacvlanMode::Source,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MacvlanMode::Private => "private",
-            MacvlanMode::Vepa => "vepa",
-            MacvlanMode::Bridge => "bridge",
-            MacvlanMode::Passthru => "passthru",
-            MacvlanMode::Source => "source",
+/// A mode-like setting with one exact, lower-case config spelling per
+/// value: the enum, `ALL`, `as_str`, `Display`, and a `FromStr` whose error
+/// names the setting and lists every spelling.
+macro_rules! spelled_enum {
+    (
+        $(#[$meta:meta])*
+        $name:ident, $what:literal,
+        { $( $(#[$vmeta:meta])* $variant:ident => $text:literal ),+ $(,)? }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant ),+
         }
+
+        impl $name {
+            pub const ALL: [$name; [$($text),+].len()] = [$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $( $name::$variant => $text ),+
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                $name::ALL
+                    .into_iter()
+                    .find(|m| m.as_str() == s)
+                    .ok_or_else(|| {
+                        format!(
+                            "unknown {} {s:?}: expected {}",
+                            $what,
+                            one_of(&$name::ALL.map($name::as_str))
+                        )
+                    })
+            }
+        }
+    };
+}
+
+/// `a, b or c`.
+fn one_of(names: &[&str]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => (*one).to_string(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
     }
 }
 
-impl fmt::Display for MacvlanMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+spelled_enum! {
+    /// The macvlan mode (`IFLA_MACVLAN_MODE`), spelled as the reference
+    /// plugin does.
+    MacvlanMode, "macvlan mode", {
+        #[default]
+        Bridge => "bridge",
+        Private => "private",
+        Vepa => "vepa",
+        Passthru => "passthru",
+        Source => "source",
     }
 }
 
-/// Parses the config spelling (`bridge`, `private`, `vepa`, `passthru`,
-/// `source`; exact, lower case, as the reference plugin).
-impl FromStr for MacvlanMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        MacvlanMode::ALL
-            .into_iter()
-            .find(|m| m.as_str() == s)
-            .ok_or_else(|| {
-                format!(
-                    "unknown macvlan mode {s:?}: expected bridge, private, vepa, passthru or source"
-                )
-            })
+spelled_enum! {
+    /// The ipvlan mode (`IFLA_IPVLAN_MODE`), spelled as the reference ipvlan
+    /// plugin does. The kernel keeps one mode per parent (the ipvlan
+    /// "port"): creating an ipvlan sets it for every ipvlan of that parent,
+    /// and a create without the attribute sets l3.
+    IpvlanMode, "ipvlan mode", {
+        #[default]
+        L2 => "l2",
+        L3 => "l3",
+        L3s => "l3s",
     }
-}
-
-/// The ipvlan mode (`IFLA_IPVLAN_MODE`). The kernel keeps one mode per
-/// parent (the ipvlan "port"): creating an ipvlan sets it for every ipvlan
-/// of that parent, and a create without the attribute sets l3.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum IpvlanMode {
-    #[default]
-    L2,
-    L3,
-    L3s,
 }
 
 impl IpvlanMode {
-    pub const ALL: [IpvlanMode; 3] = [IpvlanMode::L2, IpvlanMode::L3, IpvlanMode::L3s];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IpvlanMode::L2 => "l2",
-            IpvlanMode::L3 => "l3",
-            IpvlanMode::L3s => "l3s",
-        }
-    }
-
     /// l3 and l3s: the link has no ARP (IFF_NOARP); the parent's namespace
     /// routes its packets.
     pub fn is_l3(self) -> bool {
@@ -137,46 +147,19 @@ impl IpvlanMode {
     }
 }
 
-impl fmt::Display for IpvlanMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+spelled_enum! {
+    /// The ipvlan flags (`IFLA_IPVLAN_FLAGS`), spelled as iproute2 does:
+    /// bridge (none), private (IPVLAN_F_PRIVATE) or vepa (IPVLAN_F_VEPA); the
+    /// kernel refuses both bits. Like the mode, one setting per parent.
+    IpvlanFlags, "ipvlan flags", {
+        #[default]
+        Bridge => "bridge",
+        Private => "private",
+        Vepa => "vepa",
     }
-}
-
-/// Parses `l2`, `l3`, `l3s` (exact, lower case, as the reference ipvlan plugin).
-impl FromStr for IpvlanMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        IpvlanMode::ALL
-            .into_iter()
-            .find(|m| m.as_str() == s)
-            .ok_or_else(|| format!("unknown ipvlan mode {s:?}: expected l2, l3 or l3s"))
-    }
-}
-
-/// The ipvlan flags (`IFLA_IPVLAN_FLAGS`): bridge (none), private
-/// (IPVLAN_F_PRIVATE) or vepa (IPVLAN_F_VEPA); the kernel refuses both bits.
-/// Like the mode, they are one setting per parent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum IpvlanFlags {
-    #[default]
-    Bridge,
-    Private,
-    Vepa,
 }
 
 impl IpvlanFlags {
-    pub const ALL: [IpvlanFlags; 3] =
-        [IpvlanFlags::Bridge, IpvlanFlags::Private, IpvlanFlags::Vepa];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IpvlanFlags::Bridge => "bridge",
-            IpvlanFlags::Private => "private",
-            IpvlanFlags::Vepa => "vepa",
-        }
-    }
-
     /// The IFLA_IPVLAN_FLAGS value.
     pub fn bits(self) -> u16 {
         match self {
@@ -189,23 +172,6 @@ impl IpvlanFlags {
     /// None for a value the kernel never reports (both bits, unknown bits).
     pub fn from_bits(bits: u16) -> Option<IpvlanFlags> {
         IpvlanFlags::ALL.into_iter().find(|f| f.bits() == bits)
-    }
-}
-
-impl fmt::Display for IpvlanFlags {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Parses `bridge`, `private`, `vepa` (exact, lower case, as iproute2).
-impl FromStr for IpvlanFlags {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        IpvlanFlags::ALL
-            .into_iter()
-            .find(|m| m.as_str() == s)
-            .ok_or_else(|| format!("unknown ipvlan flags {s:?}: expected bridge, private or vepa"))
     }
 }
 
@@ -1268,8 +1234,10 @@ mod tests {
         assert!("Bridge".parse::<MacvlanMode>().is_err());
         assert!("passthrough".parse::<MacvlanMode>().is_err());
         assert!("".parse::<MacvlanMode>().is_err());
-        let e = "nope".parse::<MacvlanMode>().unwrap_err();
-        assert!(e.contains("nope") && e.contains("bridge"), "{e}");
+        assert_eq!(
+            "nope".parse::<MacvlanMode>().unwrap_err(),
+            r#"unknown macvlan mode "nope": expected bridge, private, vepa, passthru or source"#
+        );
         assert_eq!(MacvlanMode::default(), MacvlanMode::Bridge);
     }
 
@@ -1290,8 +1258,13 @@ mod tests {
             assert!(e.contains("l2, l3 or l3s"), "{e}");
         }
         for bad in ["Bridge", "passthru", "private,vepa"] {
-            assert!(bad.parse::<IpvlanFlags>().is_err(), "{bad}");
+            assert_eq!(
+                bad.parse::<IpvlanFlags>().unwrap_err(),
+                format!("unknown ipvlan flags {bad:?}: expected bridge, private or vepa")
+            );
         }
+        assert_eq!(one_of(&["a"]), "a");
+        assert_eq!(one_of(&["a", "b"]), "a or b");
         let k = LinkKind::Ipvlan {
             mode: IpvlanMode::L3s,
             flags: IpvlanFlags::Vepa,
