@@ -64,6 +64,10 @@ impl Record for PortRecord {
     fn has_user(&self, user: &User) -> bool {
         self.users.contains(user)
     }
+
+    fn in_use(&self) -> bool {
+        !self.users.is_empty()
+    }
 }
 
 /// What an ADD of `user` with `mode` and `flags` on `parent` makes of the
@@ -185,13 +189,8 @@ pub(crate) fn release(data_dir: &Path, timeout: Duration, user: &User) -> Result
         let Some(mut rec) = reg.load(&key).map_err(cni)? else {
             continue;
         };
-        if !registry::remove_user(&mut rec.users, user) {
-            continue;
-        }
-        if rec.users.is_empty() {
-            reg.remove(&key).map_err(cni)?;
-        } else {
-            reg.save(&rec).map_err(cni)?;
+        if registry::remove_user(&mut rec.users, user) {
+            reg.settle(&rec, true, |_| Ok(true))?;
         }
     }
     Ok(())
@@ -211,14 +210,8 @@ pub(crate) fn gc(
     let reg = Registry::<PortRecord>::open(data_dir, timeout).map_err(cni)?;
     let mut removed = 0;
     for mut rec in reg.records().map_err(cni)? {
-        if !registry::retain_valid(&mut rec.users, network, valid) {
-            continue;
-        }
-        if rec.users.is_empty() {
-            reg.remove(&rec.parent).map_err(cni)?;
-            removed += 1;
-        } else {
-            reg.save(&rec).map_err(cni)?;
+        if registry::retain_valid(&mut rec.users, network, valid) {
+            removed += usize::from(reg.settle(&rec, true, |_| Ok(true))?);
         }
     }
     Ok(removed)

@@ -60,6 +60,8 @@ pub(crate) trait Record: Serialize + DeserializeOwned {
     /// Whether `user` is one of the attachments that rely on what the record
     /// describes.
     fn has_user(&self, user: &User) -> bool;
+    /// Some attachment still relies on what the record describes.
+    fn in_use(&self) -> bool;
     /// The record describes nothing that still exists (written during
     /// another boot): [`peek`] and [`peek_all`] leave it out; the locked
     /// [`Registry`] hands it over for its owner to discard.
@@ -338,6 +340,38 @@ impl<R: Record> Registry<R> {
         })?;
         content.push(b'\n');
         Ok(replace_file(&tmp, &dst, &content, R::DURABLE)?)
+    }
+
+    /// Store `rec` after its users changed (`changed`: some came or went).
+    /// While it is in use it is saved; once not, `retire` deletes what it
+    /// describes (returning whether there was anything to delete) and the
+    /// record goes. When `retire` fails, the record is kept, without the
+    /// users that left, so that GC retries. Returns what `retire` returned
+    /// (false when it did not run).
+    pub fn settle(
+        &self,
+        rec: &R,
+        changed: bool,
+        retire: impl FnOnce(&R) -> Result<bool, CniError>,
+    ) -> Result<bool, CniError> {
+        if rec.in_use() {
+            if changed {
+                self.save(rec).map_err(cni::<R>)?;
+            }
+            return Ok(false);
+        }
+        match retire(rec) {
+            Ok(deleted) => {
+                self.remove(rec.key()).map_err(cni::<R>)?;
+                Ok(deleted)
+            }
+            Err(e) => {
+                if changed {
+                    let _ = self.save(rec);
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Remove the record of `key` (missing is fine); fsyncs the directory

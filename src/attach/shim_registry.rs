@@ -161,6 +161,10 @@ impl Record for ShimRecord {
         self.user(user).is_some()
     }
 
+    fn in_use(&self) -> bool {
+        !self.users.is_empty()
+    }
+
     /// Written during another boot: nothing it describes exists any more.
     fn is_stale(&self) -> bool {
         self.boot_id != boot_id()
@@ -509,18 +513,7 @@ pub(crate) fn release(
             }
         }
         crash_point("shim-release-after-routes");
-        let r = if rec.users.is_empty() {
-            match delete_shim(host, &rec, link.as_ref()) {
-                Ok(_) => reg.remove(&name).map_err(cni),
-                Err(e) => {
-                    // Keep the record (without this user) so GC can retry.
-                    let _ = reg.save(&rec);
-                    Err(e)
-                }
-            }
-        } else {
-            reg.save(&rec).map_err(cni)
-        };
+        let r = reg.settle(&rec, true, |rec| delete_shim(host, rec, link.as_ref()));
         if let Err(e) = r {
             first_err.get_or_insert(e);
         }
@@ -578,24 +571,12 @@ pub(crate) fn gc(
             }
             sweep(host, l.index, &rec);
         }
-        let r = if rec.users.is_empty() {
-            match delete_shim(host, &rec, link.as_ref()) {
-                Ok(d) => {
-                    deleted += usize::from(d);
-                    reg.remove(&rec.link).map_err(cni)
-                }
-                Err(e) => {
-                    let _ = reg.save(&rec);
-                    Err(e)
-                }
+        let changed = rec.users.len() != before;
+        match reg.settle(&rec, changed, |rec| delete_shim(host, rec, link.as_ref())) {
+            Ok(d) => deleted += usize::from(d),
+            Err(e) => {
+                first_err.get_or_insert(e);
             }
-        } else if rec.users.len() != before {
-            reg.save(&rec).map_err(cni)
-        } else {
-            Ok(())
-        };
-        if let Err(e) = r {
-            first_err.get_or_insert(e);
         }
     }
     first_err.map_or(Ok(deleted), Err)

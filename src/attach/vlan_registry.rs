@@ -120,6 +120,10 @@ impl Record for VlanRecord {
     fn has_user(&self, user: &VlanUser) -> bool {
         self.users.contains(user)
     }
+
+    fn in_use(&self) -> bool {
+        !self.users.is_empty()
+    }
 }
 
 /// `<dataDir>/.mactrunk-vlans`.
@@ -449,18 +453,7 @@ pub(crate) fn release(
         if !rec.remove_user(user) {
             continue;
         }
-        let r = if rec.users.is_empty() {
-            match delete_owned(host, &rec) {
-                Ok(()) => reg.remove(&name).map_err(cni),
-                Err(e) => {
-                    // Keep the record (without this user) so GC can retry.
-                    let _ = reg.save(&rec);
-                    Err(e)
-                }
-            }
-        } else {
-            reg.save(&rec).map_err(cni)
-        };
+        let r = reg.settle(&rec, true, |rec| delete_owned(host, rec).map(|()| true));
         if let Err(e) = r {
             first_err.get_or_insert(e);
         }
@@ -489,21 +482,11 @@ pub(crate) fn gc(
     let mut first_err = None;
     for mut rec in records {
         let changed = registry::retain_valid(&mut rec.users, network, valid);
-        let r = if rec.users.is_empty() {
-            match delete_owned(host, &rec) {
-                Ok(()) => {
-                    deleted += 1;
-                    reg.remove(&rec.link).map_err(cni)
-                }
-                Err(e) => Err(e),
+        match reg.settle(&rec, changed, |rec| delete_owned(host, rec).map(|()| true)) {
+            Ok(d) => deleted += usize::from(d),
+            Err(e) => {
+                first_err.get_or_insert(e);
             }
-        } else if changed {
-            reg.save(&rec).map_err(cni)
-        } else {
-            Ok(())
-        };
-        if let Err(e) = r {
-            first_err.get_or_insert(e);
         }
     }
     first_err.map_or(Ok(deleted), Err)
@@ -557,6 +540,31 @@ mod tests {
             .permissions();
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(mode.mode() & 0o777, 0o700);
+    }
+
+    #[test]
+    fn settle_saves_used_records_and_retires_unused_ones() {
+        let d = tempfile::tempdir().unwrap();
+        let reg = Registry::open(d.path(), Duration::from_secs(1)).unwrap();
+        let file = d.path().join(".mactrunk-vlans/eth0.50.json");
+        let mut r = rec("eth0.50");
+        r.add_user(&user("net1", "c1"));
+        // In use: saved when changed, untouched otherwise; retire never runs.
+        let never = |_: &VlanRecord| -> Result<bool, CniError> { panic!("retired in use") };
+        assert!(!reg.settle(&r, false, never).unwrap());
+        assert!(!file.exists());
+        assert!(!reg.settle(&r, true, never).unwrap());
+        assert_eq!(reg.load("eth0.50").unwrap(), Some(r.clone()));
+        // Unused and the delete fails: kept, without the user, for GC.
+        r.remove_user(&user("net1", "c1"));
+        let e = reg
+            .settle(&r, true, |_| Err(CniError::new(code::INTERNAL, "busy")))
+            .unwrap_err();
+        assert_eq!(e.msg, "busy");
+        assert_eq!(reg.load("eth0.50").unwrap(), Some(r.clone()));
+        // Unused and deleted: the record goes, retire's answer comes back.
+        assert!(reg.settle(&r, false, |_| Ok(true)).unwrap());
+        assert!(!file.exists());
     }
 
     #[test]
