@@ -96,6 +96,36 @@ rt_rmdir_cgroups() {
     echo "warning: cgroups $1 could not be removed: $(ls -d /sys/fs/cgroup/*/"$1" 2>/dev/null | tr '\n' ' ')" >&2
 }
 
+# rt_start_containerd: start a private containerd (socket $WORK/ctd.sock, root and state under
+# $WORK, CRI and the snapshotters this host lacks off) in the background. Sets SOCK and
+# CTD_PID (the caller's cleanup kills it) and checks that it answers.
+rt_start_containerd() {
+    SOCK=$WORK/ctd.sock
+    cat >"$WORK/containerd.toml" <<EOF
+version = 2
+root = "$WORK/ctd-root"
+state = "$WORK/ctd-state"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.snapshotter.v1.aufs", "io.containerd.tracing.processor.v1.otlp",
+  "io.containerd.internal.v1.tracing"]
+[grpc]
+  address = "$SOCK"
+[ttrpc]
+  address = "$SOCK.ttrpc"
+[debug]
+  address = ""
+[metrics]
+  address = ""
+EOF
+    containerd --config "$WORK/containerd.toml" >"$WORK/containerd.log" 2>&1 &
+    CTD_PID=$!
+    local i
+    for ((i = 0; i < 100; i++)); do _rt_containerd_ready && break; sleep 0.1; done
+    check "private containerd answers" _rt_containerd_ready
+}
+_rt_containerd_ready() { ctr --address "$SOCK" version >/dev/null 2>&1; }
+
 rt_preflight() {
     local missing=() t
     [[ $(id -u) == 0 ]] || { echo "$(basename "$0"): must run as root" >&2; echo "0 passed, 1 failed"; return 1; }

@@ -38,26 +38,7 @@ rt_conf 50-mactrunk-containerd.conflist /etc/cni/net.d/50-mactrunk-containerd.co
 ln -s /usr/lib/cni/loopback /opt/cni/bin/loopback
 
 # ---- a private containerd
-SOCK=$WORK/ctd.sock
-cat >"$WORK/containerd.toml" <<EOF
-version = 2
-root = "$WORK/ctd-root"
-state = "$WORK/ctd-state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.aufs", "io.containerd.tracing.processor.v1.otlp",
-  "io.containerd.internal.v1.tracing"]
-[grpc]
-  address = "$SOCK"
-[ttrpc]
-  address = "$SOCK.ttrpc"
-[debug]
-  address = ""
-[metrics]
-  address = ""
-EOF
-containerd --config "$WORK/containerd.toml" >"$WORK/containerd.log" 2>&1 &
-CTD_PID=$!
+rt_start_containerd
 CGPARENT=mtactr-$$
 NS=mta
 c() { timeout -k 5 60 ctr --address "$SOCK" --namespace "$NS" "$@"; }
@@ -77,9 +58,6 @@ rt_cleanup_hook() {
     [[ -n ${CTD_PID:-} ]] && kill "$CTD_PID" 2>/dev/null && wait "$CTD_PID" 2>/dev/null
     rt_rmdir_cgroups "$CGPARENT"
 }
-ready() { ctr --address "$SOCK" version >/dev/null 2>&1; }
-for _ in $(seq 100); do ready && break; sleep 0.1; done
-check "private containerd answers" ready
 
 record() { [[ -n $1 && -f $WORK/data/$NET/${1%/*} ]]; }
 no_record() { [[ -n $1 && ! -e $WORK/data/$NET/${1%/*} ]]; }

@@ -125,28 +125,7 @@ mount_args() {
 }
 
 # ---- a private containerd
-cat >"$WORK/containerd.toml" <<EOF
-version = 2
-root = "$WORK/ctd-root"
-state = "$WORK/ctd-state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.aufs", "io.containerd.tracing.processor.v1.otlp",
-  "io.containerd.internal.v1.tracing"]
-[grpc]
-  address = "$SOCK"
-[ttrpc]
-  address = "$SOCK.ttrpc"
-[debug]
-  address = ""
-[metrics]
-  address = ""
-EOF
-containerd --config "$WORK/containerd.toml" >"$WORK/containerd.log" 2>&1 &
-CTD_PID=$!
-ready() { ctr --address "$SOCK" version >/dev/null 2>&1; }
-for _ in $(seq 100); do ready && break; sleep 0.1; done
-check "private containerd answers" ready
+rt_start_containerd
 
 # ---- the image
 step "the image tarball"
@@ -321,7 +300,8 @@ rm -f "$HOSTBIN/mactrunk-ipam"
 check "a deleted plugin is put back" wait_for_it eval "cmp -s '$HOSTBIN/mactrunk-ipam' '$WORK/bin-v2/mactrunk-ipam'"
 secret_version v2
 check "a rotated Secret is followed" wait_for_it eval "grep -qx 'CERT v2' '$NODEDIR/etcd-client.crt'"
-check "  and its key too, 0600" eval "grep -qx 'KEY v2' '$NODEDIR/etcd-client.key' && test \"\$(mode '$NODEDIR/etcd-client.key')\" = 600"
+# (the files are replaced one after the other: the key may land a moment after the cert)
+check "  and its key too, 0600" wait_for_it eval "grep -qx 'KEY v2' '$NODEDIR/etcd-client.key' && test \"\$(mode '$NODEDIR/etcd-client.key')\" = 600"
 # a rolling update: the new pod's install put other binaries; this (old) watcher leaves them
 cp "$BIN/mactrunk" "$HOSTBIN/.mactrunk.new" && mv "$HOSTBIN/.mactrunk.new" "$HOSTBIN/mactrunk"
 sleep 2.5
