@@ -85,6 +85,15 @@ pub(crate) fn execute(cmd: &Command) -> Result<Report, Failure> {
             }
             Ok(Report::Metrics(r))
         }
+        Command::Blocks { data_dir, network } => {
+            super::cluster::blocks(data_dir, network).map(Report::Blocks)
+        }
+        Command::ReleaseNode {
+            data_dir,
+            network,
+            node,
+            force,
+        } => super::cluster::release_node(data_dir, network, node, *force).map(Report::ReleaseNode),
     }
 }
 
