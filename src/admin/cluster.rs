@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::commands::Failure;
 use super::report::Render;
-use crate::ipam::cluster::blocks::parse_block_key;
+use crate::ipam::cluster::blocks::{insert_by, parse_block_key};
 use crate::ipam::cluster::engine::{BLOCKS_FILE, SESSION_FILE, kv_error, value_node};
 use crate::ipam::cluster::kv::{ClusterKv, Kv};
 use crate::ipam::cluster::{ClusterConfig, etcd_exec, session_from};
@@ -228,16 +228,18 @@ pub(crate) fn blocks(data_dir: &Path, network: &str) -> Result<BlocksReport, Fai
             }
             (used, size.saturating_sub(used))
         });
-        rows.push(BlockRow {
+        let row = BlockRow {
             block,
             listed: listed.contains(&block),
             node,
             claimed: field_u64(&kv.value, "claimed"),
             subnet,
             local,
+        };
+        insert_by(&mut rows, row, |r| {
+            (to_u128(r.block.network()), r.block.prefix())
         });
     }
-    rows.sort_by_key(|r| (to_u128(r.block.network()), r.block.prefix()));
     let nodes = list(kv.as_mut(), &nprefix)?
         .into_iter()
         .filter_map(|kv| {
