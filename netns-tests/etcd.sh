@@ -26,6 +26,7 @@
 #   etcd_kill I               kill -9 member I (1..3), wait until it is gone
 #   etcd_kill_all             kill -9 every member
 #   etcd_restart I            start member I again on its data (wait for its health)
+#   etcd_restart_all          start (again) every member on its data, wait for all
 #   etcd_stop_all             stop every member (also registered to run when the case ends)
 #   ectl ARGS...              etcdctl against the cluster (endpoints and TLS set)
 #   etcd_leader               the index (1..3) of the current leader
@@ -251,6 +252,15 @@ etcd_restart() {
     _etcd_wait_healthy 40 "$i" || die "etcd member $i did not come back"
 }
 
+etcd_restart_all() {
+    local i
+    for i in 1 2 3; do
+        etcd_kill "$i"
+        _etcd_member "$i" existing
+    done
+    _etcd_wait_healthy 40 || die "the etcd cluster did not come back"
+}
+
 etcd_stop_all() {
     local i p
     for i in 1 2 3; do
@@ -297,7 +307,7 @@ etcd_blocks() {
 
 # ---------------------------------------------------------------- topology (cases)
 
-declare -A HNS=() HDATA=() HNODE=() HIP=()
+declare -A HNS=() HDATA=() HNODE=() HIP=() HCNS=()
 _NHOSTS=0
 
 _register_ns() { _links "$1" >"$T/ns/$1.links"; }
@@ -331,6 +341,8 @@ cluster_host() {
     HNODE[$name]=node-${name,,}
     HIP[$name]=10.254.0.$n
     mkdir -p "${HDATA[$name]}"
+    # a container netns for the IPAM plugin's calls (it wants a CNI_NETNS; nothing goes there)
+    make_container_ns "HCNS[$name]"
 }
 
 cluster_conf() {
@@ -364,16 +376,107 @@ host_blocks() {
     fi
 }
 
+# ip4int VAR A.B.C.D: the address as an integer, into VAR (no subshell: called per address)
 ip4int() {
     local a b c d
-    IFS=. read -r a b c d <<<"$1"
-    echo $(((a << 24) | (b << 16) | (c << 8) | d))
+    IFS=. read -r a b c d <<<"$2"
+    printf -v "$1" '%d' $(((a << 24) | (b << 16) | (c << 8) | d))
 }
 
 in_cidr() {
-    local ip net=${2%/*} len=${2#*/}
-    ip=$(ip4int "$1")
-    net=$(ip4int "$net")
+    local _i _n len=${2#*/}
+    ip4int _i "$1"
+    ip4int _n "${2%/*}"
     local mask=$(((0xffffffff << (32 - len)) & 0xffffffff))
-    (((ip & mask) == (net & mask)))
+    (((_i & mask) == (_n & mask)))
+}
+
+# on NAME CMD CONF [OPTION...]: `cni` inside host NAME's netns (the IPAM plugin with bin=ipam;
+# it gets the host's spare container netns HCNS[NAME] unless ns= is given)
+on() {
+    local h=$1 cmd=$2 conf=$3
+    shift 3
+    cni "$cmd" "$conf" in="${HNS[$h]}" ns="${HCNS[$h]}" "$@"
+}
+
+# bg RESULT-FILE NAME CMD CONF [OPTION...]: `on` in the background; the file gets RC, the
+# duration in microseconds and OUT (load it with `result FILE`)
+bg() {
+    local f=$1
+    shift
+    (
+        local t0=${EPOCHREALTIME/./}
+        on "$@"
+        printf '%s %s\n%s\n' "$RC" $((${EPOCHREALTIME/./} - t0)) "$OUT" >"$f"
+    ) 2>>"$T/bg.log" &
+}
+
+# result FILE: RC, DUR (us) and OUT of a `bg` call (RC=bg-missing when it left no file)
+result() {
+    RC=bg-missing DUR=0 OUT=""
+    [[ -s $1 ]] || return 0
+    read -r RC DUR <"$1"
+    OUT=$(tail -n +2 "$1")
+}
+
+# timed NAME CMD CONF [OPTION...]: `on`, with the duration in ms in MS
+timed() {
+    local t0=${EPOCHREALTIME/./}
+    on "$@"
+    MS=$(((${EPOCHREALTIME/./} - t0) / 1000))
+}
+
+# nth CIDR K: the K-th address of an IPv4 CIDR (K from 0)
+nth() {
+    local n
+    ip4int n "${1%/*}"
+    n=$((n + $2))
+    echo "$((n >> 24 & 255)).$((n >> 16 & 255)).$((n >> 8 & 255)).$((n & 255))"
+}
+
+# gc_keep_all NAME CONF NET: CONF for a GC that keeps every allocation host NAME holds in
+# NET (cni.dev/valid-attachments from its store: container ID and ifname of each IP file)
+gc_keep_all() {
+    local h=$1 ip keep
+    keep=$(for ip in $(host_ips "$h" "$3"); do
+        { IFS= read -r c; IFS= read -r i; } <"${HDATA[$h]}/$3/$ip"
+        jq -nc --arg c "${c%$'\r'}" --arg i "$i" '{containerID: $c, ifname: $i}'
+    done | jq -sc .)
+    conf_edit "$2" '.["cni.dev/valid-attachments"] = $keep' --argjson keep "$keep"
+}
+
+# cluster_check NET NAME...: the invariants across the hosts: no address held by two hosts;
+# every address a host holds lies in a block etcd says the host owns; every block a host
+# lists as its own is owned by it in etcd. Needs etcd up.
+cluster_check() {
+    local net=$1 blocks h ip b node dup n lo hi i
+    shift
+    blocks=$(etcd_blocks "$net") || {
+        fail "cluster_check: cannot list the blocks of $net in etcd"
+        return 1
+    }
+    dup=$(for h in "$@"; do host_ips "$h" "$net"; done | sort | uniq -d)
+    [[ -z $dup ]] || fail "addresses held on two hosts: $(echo $dup)"
+    for h in "$@"; do
+        node=${HNODE[$h]}
+        # the host's blocks in etcd as integer ranges [lo, hi]
+        local -a los=() his=()
+        for b in $(awk -v n="$node" '$2 == n {print $1}' <<<"$blocks"); do
+            ip4int lo "${b%/*}"
+            los+=("$lo")
+            his+=($((lo + (1 << (32 - ${b#*/})) - 1)))
+        done
+        for ip in $(host_ips "$h" "$net"); do
+            [[ $ip == *.* ]] || continue
+            ip4int n "$ip"
+            for ((i = 0; i < ${#los[@]}; i++)); do
+                ((n >= los[i] && n <= his[i])) && break
+            done
+            ((i < ${#los[@]})) || fail "host $h holds $ip outside its blocks in etcd ($(awk -v n="$node" '$2 == n {printf "%s ", $1}' <<<"$blocks"))"
+        done
+        for b in $(host_blocks "$h" "$net"); do
+            grep -qxF "$b $node" <<<"$blocks" ||
+                fail "host $h lists block $b as its own, etcd says: $(grep "^$b " <<<"$blocks" || echo 'not claimed')"
+        done
+    done
 }
