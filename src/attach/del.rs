@@ -88,7 +88,11 @@ pub(super) fn delete_own_link(nl: &dyn LinkOps, name: &str, tag: &str) -> Result
 fn ipam_del(req: &Request) -> Result<(), CniError> {
     match parse_ipam_kind(obj(&req.conf)?)? {
         IpamKind::None => Ok(()),
-        IpamKind::InProcess => ipam::del(&StoreLocation::from_netconf(&req.conf)?, &owner(req)),
+        IpamKind::InProcess => ipam::del_in(
+            &StoreLocation::from_netconf(&req.conf)?,
+            &owner(req),
+            ipam::cluster_conf_of(&req.conf).as_ref(),
+        ),
         IpamKind::Delegate(t) => {
             delegate::exec(&t, &req.args.path, Command::Del, &req.raw).map(|_| ())
         }

@@ -34,7 +34,11 @@ pub(super) fn gc(req: &Request) -> Result<(), CniError> {
         IpamKind::None => Ok(()),
         IpamKind::InProcess => {
             let loc = StoreLocation::from_netconf(&req.conf)?;
-            let report = ipam::gc(&loc, valid.as_deref())?;
+            let report = ipam::gc_in(
+                &loc,
+                valid.as_deref(),
+                ipam::cluster_conf_of(&req.conf).as_ref(),
+            )?;
             log_at!(Level::Info, "GC network={} {report:?}", req.name);
             Ok(())
         }

@@ -42,6 +42,8 @@ pub struct IpamConfig {
     pub resolv_conf: Option<PathBuf>,
     /// At most one per range set.
     pub static_ips: Vec<StaticIp>,
+    /// `ipam.cluster`: addresses come from this node's etcd-claimed blocks.
+    pub cluster: Option<super::cluster::ClusterConfig>,
 }
 
 /// Where the store lives. Needs only `name` and `ipam.dataDir` (+ `lockTimeout`),
@@ -171,6 +173,7 @@ impl IpamConfig {
             dns,
             resolv_conf,
             static_ips: Vec::new(),
+            cluster: super::cluster::ClusterConfig::parse(ipam)?,
         };
         cfg.static_ips = cfg.parse_static_ips(top, runtime, args)?;
         Ok(cfg)

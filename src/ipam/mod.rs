@@ -2,6 +2,7 @@
 //! commands (ADD, DEL, CHECK, GC, STATUS, listing) over a [`FileStore`].
 
 pub(crate) mod allocator;
+pub mod cluster;
 pub mod config;
 pub(crate) mod delegate;
 pub mod plugin;
@@ -108,7 +109,20 @@ fn allocate_durably(
     netns: Option<&str>,
     dns: Dns,
 ) -> Result<Added, CniError> {
-    let assigned = allocate(store, conf, owner, netns)?;
+    let assigned = match &conf.cluster {
+        None => allocate(store, conf, owner, netns)?,
+        Some(cl) => {
+            // etcd only if the node's blocks cannot serve this ADD.
+            let mut etcd = cluster::etcd_for(cl, cl.timeout);
+            cluster::Engine {
+                store: &mut *store,
+                cluster: cl,
+                network: &conf.network,
+                etcd: &mut etcd,
+            }
+            .allocate(conf, owner, netns)?
+        }
+    };
     let fresh: Vec<IpAddr> = assigned.iter().filter(|a| a.fresh).map(|a| a.ip).collect();
     if let Err(e) = store.commit() {
         for ip in &fresh {
@@ -199,8 +213,29 @@ pub fn release_fresh(loc: &StoreLocation, owner: &Owner, fresh: &[IpAddr]) -> Re
     Ok(())
 }
 
+/// The IPAM config of a netconf in cluster mode, parsed leniently for DEL
+/// and GC (None: no `ipam.cluster`, or a config that no longer parses: the
+/// local part of DEL and GC still runs). Without `ipam.cluster` nothing
+/// beyond one map lookup is done.
+pub fn cluster_conf_of(conf: &serde_json::Value) -> Option<IpamConfig> {
+    conf.get("ipam")
+        .and_then(|i| i.get("cluster"))
+        .filter(|c| !c.is_null())?;
+    IpamConfig::from_netconf(conf, &crate::cni::env::CniArgs::default()).ok()
+}
+
 /// DEL: release everything `owner` holds. Idempotent; a missing store is fine.
 pub fn del(loc: &StoreLocation, owner: &Owner) -> Result<(), CniError> {
+    del_in(loc, owner, None)
+}
+
+/// DEL, and in cluster mode (`conf` from [`cluster_conf_of`]) the return of
+/// a block that became empty: best effort, never an error of the DEL.
+pub fn del_in(
+    loc: &StoreLocation,
+    owner: &Owner,
+    conf: Option<&IpamConfig>,
+) -> Result<(), CniError> {
     if owner.validate().is_err() {
         // ADD refuses such an owner (an over-long container ID), so it holds
         // nothing; failing its DEL would make the runtime retry forever.
@@ -210,8 +245,21 @@ pub fn del(loc: &StoreLocation, owner: &Owner) -> Result<(), CniError> {
         return Ok(());
     }
     let mut store = FileStore::open(&loc.dir, loc.lock_timeout)?;
-    store.release(owner)?;
+    let released = store.release(owner)?;
     store.commit()?;
+    if let Some(conf) = conf
+        && let Some(cl) = &conf.cluster
+        && !released.is_empty()
+    {
+        let mut etcd = cluster::etcd_for(cl, cluster::engine::best_effort_budget(cl));
+        cluster::Engine {
+            store: &mut store,
+            cluster: cl,
+            network: &conf.network,
+            etcd: &mut etcd,
+        }
+        .after_release(conf, &released);
+    }
     Ok(())
 }
 
@@ -302,6 +350,17 @@ fn is_valid(owner: &Owner, valid: &[Owner]) -> bool {
 /// GC: release every allocation whose owner is not in `valid` (`None`:
 /// release nothing). Scans the store; carries on after individual failures.
 pub fn gc(loc: &StoreLocation, valid: Option<&[Owner]>) -> Result<GcReport, CniError> {
+    gc_in(loc, valid, None)
+}
+
+/// GC, and in cluster mode (`conf` from [`cluster_conf_of`]) then the
+/// reconcile with etcd and the return of every empty block. etcd trouble
+/// does not fail GC: the local part is done, a warning goes to stderr.
+pub fn gc_in(
+    loc: &StoreLocation,
+    valid: Option<&[Owner]>,
+    conf: Option<&IpamConfig>,
+) -> Result<GcReport, CniError> {
     let Some(valid) = valid else {
         return Ok(GcReport::default());
     };
@@ -309,7 +368,26 @@ pub fn gc(loc: &StoreLocation, valid: Option<&[Owner]>) -> Result<GcReport, CniE
         return Ok(GcReport::default());
     }
     let mut store = FileStore::open(&loc.dir, loc.lock_timeout)?;
-    Ok(gc_store(&mut store, valid))
+    let report = gc_store(&mut store, valid);
+    if let Some(conf) = conf
+        && let Some(cl) = &conf.cluster
+    {
+        let mut etcd = cluster::etcd_for(cl, cl.timeout);
+        let done = cluster::Engine {
+            store: &mut store,
+            cluster: cl,
+            network: &conf.network,
+            etcd: &mut etcd,
+        }
+        .gc();
+        if let Err(e) = done {
+            eprintln!(
+                "mactrunk-ipam: GC of network {}: local part done; cluster blocks not reconciled: {}",
+                conf.network, e.msg
+            );
+        }
+    }
+    Ok(report)
 }
 
 pub(crate) fn gc_store<S: Store>(store: &mut S, valid: &[Owner]) -> GcReport {
@@ -419,6 +497,16 @@ pub fn status(conf: &IpamConfig) -> Result<(), CniError> {
                 loc.dir.display()
             ))
         })?;
+        if let Some(cl) = &conf.cluster {
+            let mut etcd = cluster::etcd_for(cl, cl.timeout);
+            return cluster::Engine {
+                store: &mut store,
+                cluster: cl,
+                network: &conf.network,
+                etcd: &mut etcd,
+            }
+            .status(conf);
+        }
         store.all()?.into_iter().map(|a| a.ip).collect()
     } else {
         let parent = writable_ancestor(&loc.dir).map_err(unavailable)?;

@@ -31,9 +31,10 @@ impl Plugin for StandaloneIpam {
     }
 
     fn del(&self, req: &Request) -> Result<(), CniError> {
-        ipam::del(
+        ipam::del_in(
             &StoreLocation::from_netconf(&req.conf)?,
             &Owner::of(&req.args),
+            ipam::cluster_conf_of(&req.conf).as_ref(),
         )
     }
 
@@ -62,7 +63,12 @@ impl Plugin for StandaloneIpam {
     fn gc(&self, req: &Request) -> Result<(), CniError> {
         let valid: Option<Vec<Owner>> =
             valid_attachments(&req.conf)?.map(|list| list.iter().map(Owner::from).collect());
-        ipam::gc(&StoreLocation::from_netconf(&req.conf)?, valid.as_deref()).map(|_| ())
+        ipam::gc_in(
+            &StoreLocation::from_netconf(&req.conf)?,
+            valid.as_deref(),
+            ipam::cluster_conf_of(&req.conf).as_ref(),
+        )
+        .map(|_| ())
     }
 
     fn status(&self, req: &Request) -> Result<(), CniError> {

@@ -101,6 +101,8 @@ const STAMP_MAGIC: &str = "mactrunk owner-index stamp 1";
 const MAX_HINTS: usize = 64;
 /// Records are tiny; never read more than this from one file.
 const MAX_RECORD: u64 = 4096;
+/// Side files (the cluster IPAM's block list) stay far below this.
+const MAX_META: u64 = 1 << 20;
 
 /// A locked store directory. The lock is released when this is dropped.
 #[derive(Debug)]
@@ -614,6 +616,22 @@ impl FileStore {
         self.write_stamp()
     }
 
+    /// A side file: a dot name of one component (never an address record).
+    fn meta_path(&self, name: &str) -> Result<PathBuf, StoreError> {
+        if !name.starts_with('.')
+            || name.contains('/')
+            || name == "."
+            || name == ".."
+            || name == TMP
+        {
+            return Err(StoreError::Corrupt {
+                path: self.dir.join(name),
+                problem: "not a side file name".into(),
+            });
+        }
+        Ok(self.dir.join(name))
+    }
+
     fn ip_path(&self, ip: IpAddr) -> PathBuf {
         self.dir.join(ip.to_string())
     }
@@ -781,6 +799,16 @@ impl StoreReader {
             dir: dir.to_path_buf(),
             _lock: lock,
         })
+    }
+
+    /// A side file of the store (see `Store::read_meta`); None if missing.
+    pub fn read_meta(&self, name: &str) -> Result<Option<String>, StoreError> {
+        if !name.starts_with('.') || name.contains('/') {
+            return Ok(None);
+        }
+        let p = self.dir.join(name);
+        Ok(crate::sys::fs::read_regular(&p, MAX_META)?
+            .map(|b| String::from_utf8_lossy(&b).into_owned()))
     }
 
     pub fn dir(&self) -> &Path {
@@ -1083,6 +1111,27 @@ impl Store for FileStore {
             }
         }
         Ok(dropped)
+    }
+
+    fn read_meta(&mut self, name: &str) -> Result<Option<String>, StoreError> {
+        let p = self.meta_path(name)?;
+        let raw = crate::sys::fs::read_regular(&p, MAX_META)?;
+        raw.map(|b| {
+            String::from_utf8(b).map_err(|_| StoreError::Corrupt {
+                path: p.clone(),
+                problem: "not UTF-8".into(),
+            })
+        })
+        .transpose()
+    }
+
+    fn write_meta(&mut self, name: &str, content: &str) -> Result<(), StoreError> {
+        let dst = self.meta_path(name)?;
+        let tmp = self.tmp.join(format!("{name}.{}", std::process::id()));
+        // The directory changes: the stamp is rewritten before the lock goes.
+        self.touched();
+        replace_file(&tmp, &dst, content.as_bytes(), true)?;
+        Ok(())
     }
 
     fn commit(&mut self) -> Result<(), StoreError> {

@@ -223,6 +223,19 @@ pub trait Store {
     }
     /// Make every change so far durable.
     fn commit(&mut self) -> Result<(), StoreError>;
+    /// A small side file of the store (the cluster IPAM's owned-block list
+    /// and settings: a dot name no record scanner takes for an address).
+    /// None when missing.
+    fn read_meta(&mut self, _name: &str) -> Result<Option<String>, StoreError> {
+        Ok(None)
+    }
+    /// Replace a side file whole and durably (file and directory fsynced).
+    fn write_meta(&mut self, name: &str, _content: &str) -> Result<(), StoreError> {
+        Err(StoreError::Corrupt {
+            path: name.into(),
+            problem: "this store keeps no side files".into(),
+        })
+    }
 }
 
 /// Failures of the store layer. Each maps to one CNI code (see `From`).
@@ -313,6 +326,7 @@ pub struct MemStore {
     pub fail_reserve: Vec<IpAddr>,
     pub netns: BTreeMap<Owner, String>,
     pub bound_netns: Option<(Owner, String)>,
+    pub meta: BTreeMap<String, String>,
 }
 
 impl MemStore {
@@ -419,6 +433,15 @@ impl Store for MemStore {
     }
 
     fn commit(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn read_meta(&mut self, name: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.meta.get(name).cloned())
+    }
+
+    fn write_meta(&mut self, name: &str, content: &str) -> Result<(), StoreError> {
+        self.meta.insert(name.to_string(), content.to_string());
         Ok(())
     }
 }
