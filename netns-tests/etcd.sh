@@ -166,19 +166,34 @@ _etcd_member() {
     mkdir -p "$ETCD_DIR/m$i"
     local -a cmd=(etcd)
     [[ -n $ETCD_NS ]] && cmd=(ip netns exec "$ETCD_NS" etcd)
-    # a simple command in the background (not a function: that would fork a subshell and
-    # kill -9 would hit the subshell, not etcd): $! is ip, which execs etcd. A job of the
-    # case's shell: the case's EXIT trap kills its jobs too.
-    "${cmd[@]}" --name "m$i" --data-dir "$ETCD_DIR/m$i/data" \
-        --listen-client-urls "$scheme://$ip:${ETCD_CPORT[$i]}" \
-        --advertise-client-urls "$scheme://$ip:${ETCD_CPORT[$i]}" \
-        --listen-peer-urls "http://$ip:${ETCD_PPORT[$i]}" \
-        --initial-advertise-peer-urls "http://$ip:${ETCD_PPORT[$i]}" \
-        --initial-cluster "$cluster" --initial-cluster-state "$state" \
-        --initial-cluster-token "mt-$ETCD_TOKEN" \
-        --heartbeat-interval "$ETCD_HEARTBEAT" --election-timeout "$ETCD_ELECTION" \
-        --logger zap --log-outputs stderr "${tls[@]}" >>"$ETCD_DIR/m$i/log" 2>&1 </dev/null &
-    ETCD_PIDS[$i]=$!
+    # Started from a subshell, so it is not a job of the case's shell: a case's bare `wait`
+    # (for its own background plugin calls) must not wait for etcd. It stays in the case's
+    # process group (run.sh's timeout kills it) and in $ETCD_NS (the EXIT trap kills
+    # everything there); etcd_stop_all, registered with at_exit, kills it first. $! is ip,
+    # which execs etcd.
+    (
+        "${cmd[@]}" --name "m$i" --data-dir "$ETCD_DIR/m$i/data" \
+            --listen-client-urls "$scheme://$ip:${ETCD_CPORT[$i]}" \
+            --advertise-client-urls "$scheme://$ip:${ETCD_CPORT[$i]}" \
+            --listen-peer-urls "http://$ip:${ETCD_PPORT[$i]}" \
+            --initial-advertise-peer-urls "http://$ip:${ETCD_PPORT[$i]}" \
+            --initial-cluster "$cluster" --initial-cluster-state "$state" \
+            --initial-cluster-token "mt-$ETCD_TOKEN" \
+            --heartbeat-interval "$ETCD_HEARTBEAT" --election-timeout "$ETCD_ELECTION" \
+            --logger zap --log-outputs stderr "${tls[@]}" >>"$ETCD_DIR/m$i/log" 2>&1 </dev/null &
+        echo $! >"$ETCD_DIR/m$i/pid"
+    )
+    ETCD_PIDS[$i]=$(<"$ETCD_DIR/m$i/pid")
+}
+
+# _alive PID: the process exists and is not a zombie (an orphan that nobody reaped yet has
+# released its sockets already)
+_alive() {
+    local st
+    [[ -r /proc/$1/stat ]] || return 1
+    read -r st <"/proc/$1/stat" 2>/dev/null || return 1
+    st=${st##*) }
+    [[ ${st:0:1} != Z ]]
 }
 
 # _etcd_wait_healthy SECONDS [I...]: every listed member (default all running) answers
@@ -196,7 +211,7 @@ _etcd_wait_healthy() {
                 tail -n 20 "$ETCD_DIR/m$i/log" >&2
                 return 1
             fi
-            kill -0 "${ETCD_PIDS[$i]}" 2>/dev/null || {
+            _alive "${ETCD_PIDS[$i]}" || {
                 log "etcd member $i exited; its log:"
                 tail -n 20 "$ETCD_DIR/m$i/log" >&2
                 return 1
@@ -232,10 +247,13 @@ etcd_start() {
 }
 
 etcd_kill() {
-    local i=$1 p=${ETCD_PIDS[$1]:-}
+    local i=$1 p=${ETCD_PIDS[$1]:-} n
     [[ -n $p ]] || return 0
     kill -9 "$p" 2>/dev/null
-    wait "$p" 2>/dev/null
+    for ((n = 0; n < 200; n++)); do
+        _alive "$p" || break
+        sleep 0.05
+    done
     ETCD_PIDS[$i]=""
     return 0
 }
@@ -267,11 +285,7 @@ etcd_stop_all() {
         p=${ETCD_PIDS[$i]:-}
         [[ -n $p ]] && kill -9 "$p" 2>/dev/null
     done
-    for i in 1 2 3; do
-        p=${ETCD_PIDS[$i]:-}
-        [[ -n $p ]] && wait "$p" 2>/dev/null
-        ETCD_PIDS[$i]=""
-    done
+    for i in 1 2 3; do etcd_kill "$i"; done
     return 0
 }
 
