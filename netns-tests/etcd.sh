@@ -50,6 +50,7 @@
 #                             certificate; prints the file name
 #   host_ips NAME NET         the IP files of NET in host NAME's store
 #   host_blocks NAME NET      the blocks host NAME records locally as its own (".cluster-blocks")
+#   room NAME NET             free addresses in those blocks (10.88.0.0/24 networks)
 #   ip4int A.B.C.D            the address as an integer
 #   in_cidr IP CIDR           true when IP is inside CIDR (IPv4)
 
@@ -446,6 +447,22 @@ nth() {
     ip4int n "${1%/*}"
     n=$((n + $2))
     echo "$((n >> 24 & 255)).$((n >> 16 & 255)).$((n >> 8 & 255)).$((n & 255))"
+}
+
+# room NAME NET: free addresses in the blocks host NAME records as its own (for NET on
+# 10.88.0.0/24 with gateway .1: .0, .1 and .255 are never handed out)
+room() {
+    local b n k ip free=0 used
+    used=" $(host_ips "$1" "$2" | tr '\n' ' ') "
+    for b in $(host_blocks "$1" "$2"); do
+        n=$((1 << (32 - ${b#*/})))
+        for ((k = 0; k < n; k++)); do
+            ip=$(nth "$b" "$k")
+            case $ip in 10.88.0.0 | 10.88.0.1 | 10.88.0.255) continue ;; esac
+            [[ $used == *" $ip "* ]] || free=$((free + 1))
+        done
+    done
+    echo "$free"
 }
 
 # gc_keep_all NAME CONF NET: CONF for a GC that keeps every allocation host NAME holds in
