@@ -293,6 +293,8 @@ cluster_section() {
     printf '%-34s %8s %8s   %8s %8s   %6s\n' "" "median" "p90" "median" "p90" "cl/local"
     row "ADD, room in an owned block" "$W/t/own-cf" "$W/t/own-lf"
     row "IPAM ADD, room in an owned block" "$W/t/own-ci" "$W/t/own-li"
+    call "$MT" "$W/cl-full.json" DEL "$P-clanchor" "$P-c2" "$W/out/cl-anchor"
+    call "$MT" "$W/cll-full.json" DEL "$P-clanchor" "$P-c3" "$W/out/cll-anchor"
 
     # ---- b. claiming ADD, cold
     local cruns=$((runs < 30 ? runs : 30))
