@@ -9,8 +9,14 @@
 #
 #   (no option)        cargo build --release for the static target, then copy the crate's
 #                      binaries (mactrunk, mactrunk-ipam, mactrunk-install, ...: src/bin/)
-#                      into target/static/ (each copied beside, then renamed: a test that
-#                      runs them never sees half a file)
+#                      and the cluster IPAM's etcd helper mactrunk-etcd (package
+#                      mactrunk-etcd/, built by a cargo run of its own so that its
+#                      tokio/tonic features never reach the plugins) into target/static/
+#                      (each copied beside, then renamed: a test that runs them never
+#                      sees half a file)
+#   --no-etcd          leave mactrunk-etcd out (it needs protoc and libprotobuf-dev's
+#                      .proto files to build; the plugins work without it, except
+#                      ipam.cluster)
 #   --out DIR          copy them into DIR instead
 #   --features LIST    cargo features (fault-injection: the VLAN suite's crash hook)
 #   -q                 cargo's --quiet
@@ -41,6 +47,7 @@ for f in src/bin/*.rs src/bin/*/main.rs; do
 done
 out=target/static
 features=""
+etcd=1
 quiet=()
 mode=build
 
@@ -56,6 +63,7 @@ while (($#)); do
         --features) features=${2:?--features needs a list}; shift ;;
         --features=*) features=${1#*=} ;;
         -q | --quiet) quiet=(-q) ;;
+        --no-etcd) etcd=0 ;;
         --cargo) mode=cargo; shift; break ;;
         --target) mode=print ;;
         -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
@@ -108,6 +116,13 @@ fi
 
 echo "build.sh: cargo build --release --target $triple${features:+ --features $features}" >&2
 cargo build --release --target "$triple" ${features:+--features "$features"} "${quiet[@]}"
+if ((etcd)) && [[ -f mactrunk-etcd/Cargo.toml ]]; then
+    # A run of its own: features are unified per cargo run, so tonic's tokio features
+    # stay out of the plugins' build above.
+    echo "build.sh: cargo build --release --target $triple -p mactrunk-etcd" >&2
+    cargo build --release --target "$triple" -p mactrunk-etcd "${quiet[@]}"
+    BINARIES+=(mactrunk-etcd)
+fi
 
 # static: no program interpreter, no shared library (readelf comes with binutils, which
 # every Rust build needs as the linker's)

@@ -6,19 +6,23 @@
 #   ./install.sh [--prebuilt DIR] [--no-apt] --demo
 #
 #   (no option)          build the static release binaries (./build.sh: no libc needed at run
-#                        time), then install mactrunk and mactrunk-ipam into /opt/cni/bin.
+#                        time), then install mactrunk, mactrunk-ipam and mactrunk-etcd (the
+#                        cluster IPAM's etcd helper, docs/cluster.md) into /opt/cni/bin.
 #                        Set-up first: a missing C linker (gcc, libc6-dev) is installed with
-#                        apt-get (and musl-gcc, musl-tools, when a dependency has C code),
+#                        apt-get (and musl-gcc, musl-tools, when a dependency has C code;
+#                        protoc and the protobuf .proto files, protobuf-compiler and
+#                        libprotobuf-dev, for mactrunk-etcd),
 #                        rustup's musl target is added (without it the build is glibc,
 #                        static). Under sudo, the build runs as the user who owns the
 #                        checkout, with that user's Rust toolchain.
-#   --prebuilt DIR       take the two binaries from DIR instead of building
+#   --prebuilt DIR       take the binaries from DIR instead of building (mactrunk-etcd is
+#                        optional there: without it, only ipam.cluster does not work)
 #   --bin-dir DIR        install the binaries into DIR (default /opt/cni/bin)
 #   --with-config[=FILE] also install an example config from conf/ (default
 #                        10-mactrunk-bridge.conf) into the config dir; an existing file of
 #                        that name is never overwritten
 #   --conf-dir DIR       the config dir (default /etc/cni/net.d)
-#   --uninstall          remove the two binaries from the bin dir (configs are never removed)
+#   --uninstall          remove the binaries from the bin dir (configs are never removed)
 #   --demo               after installing, run the plugin: create throwaway namespaces
 #                        mtdemo-<pid>-{host,a,b} (a veth pair in "host" is the macvlan
 #                        parent), ADD two containers on a mactrunk network, show the result,
@@ -41,6 +45,8 @@ uninstall=0
 demo=0
 use_apt=1
 BINARIES=(mactrunk mactrunk-ipam)
+# installed when built or found in --prebuilt DIR: the plugins start it only for ipam.cluster
+OPTIONAL=(mactrunk-etcd)
 
 usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
 die() {
@@ -97,7 +103,7 @@ need() {
 
 # ---------------------------------------------------------------- uninstall
 if ((uninstall)); then
-    for b in "${BINARIES[@]}"; do
+    for b in "${BINARIES[@]}" "${OPTIONAL[@]}"; do
         if [[ -e $dest_bin/$b ]]; then
             rm -f "$dest_bin/$b"
             echo "removed $dest_bin/$b"
@@ -138,9 +144,19 @@ else
     if [[ $(as_builder "$here/build.sh" --target) == "$musl" ]] && grep -q '^name = "cc"$' "$here/Cargo.lock"; then
         need "building C code for musl" musl-gcc=musl-tools
     fi
+    # mactrunk-etcd's etcd-client compiles etcd's .proto files at build time
+    need "building mactrunk-etcd" protoc=protobuf-compiler \
+        /usr/include/google/protobuf/descriptor.proto=libprotobuf-dev
     as_builder "$here/build.sh" >&2 || die "./build.sh failed"
     src=$here/target/static
 fi
+for b in "${OPTIONAL[@]}"; do
+    if [[ -f $src/$b && -x $src/$b ]]; then
+        BINARIES+=("$b")
+    else
+        echo "install.sh: $src/$b not found: not installed (only ipam.cluster needs it)" >&2
+    fi
+done
 for b in "${BINARIES[@]}"; do
     [[ -f $src/$b && -x $src/$b ]] || die "$src/$b not found or not executable"
 done
