@@ -14,12 +14,15 @@
 #   - bench.sh runs every plugin in one netns and starts the members on that netns's
 #     127.0.0.1 (etcd_start with ETCD_IPS=(127.0.0.1 127.0.0.1 127.0.0.1)).
 # Ports are picked per run anyway (ETCD_PORT_BASE, default derived from the case directory),
-# so the functions are also safe in a shared netns.
+# so the functions are also safe in a shared netns. The members are no jobs of the case's
+# shell (a case's bare `wait` must not wait for them); at_exit stops them, and the case's EXIT
+# trap kills whatever still runs in its namespaces. Data and logs: $ETCD_DIR/m<I>/.
 #
 # etcd functions (state in ETCD_* variables; everything under $ETCD_DIR, default $T/etcd):
 #   etcd_usable               prints why etcd cannot run here (missing programs), or nothing
-#   need_cluster              for cases: SKIP without etcd/etcdctl/openssl (the test VM has none) or in
-#                             reference mode; FAIL when etcd is there but mactrunk-etcd is not
+#   need_cluster              for cases: SKIP without etcd/etcdctl/openssl (the test VM has
+#                             none) or in reference mode; FAIL when etcd is there but
+#                             mactrunk-etcd is not next to the plugins
 #   etcd_start [--tls]        start 3 members in $ETCD_NS (empty: the current netns) on
 #                             ETCD_IPS, wait until every member is healthy; with --tls the
 #                             clients must present a certificate of the test CA (etcd_pki)
@@ -51,8 +54,15 @@
 #   host_ips NAME NET         the IP files of NET in host NAME's store
 #   host_blocks NAME NET      the blocks host NAME records locally as its own (".cluster-blocks")
 #   room NAME NET             free addresses in those blocks (10.88.0.0/24 networks)
-#   ip4int A.B.C.D            the address as an integer
+#   on NAME CMD CONF [OPT...] `cni` in host NAME's netns (IPAM plugin calls get the host's
+#                             spare container netns HCNS[NAME] as CNI_NETNS)
+#   bg FILE NAME CMD CONF ... `on` in the background; `result FILE` loads RC, DUR (us), OUT
+#   timed NAME CMD CONF ...   `on`, duration in ms in MS
+#   cluster_check NET NAME... the invariants across hosts (see the function)
+#   gc_keep_all NAME CONF NET a GC config keeping everything host NAME holds
+#   ip4int VAR A.B.C.D        the address as an integer, into VAR
 #   in_cidr IP CIDR           true when IP is inside CIDR (IPv4)
+#   nth CIDR K                the K-th address of CIDR
 
 ETCD_DIR=${ETCD_DIR:-${T:-/tmp}/etcd}
 ETCD_NS=${ETCD_NS:-}
