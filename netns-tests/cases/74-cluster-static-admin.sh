@@ -107,9 +107,11 @@ done
 etcdb=$(etcd_blocks $net)
 adm A blocks $net --data-dir "${HDATA[A]}" --json
 if [[ $RC == 0 ]]; then
-    got=$(jqo '[.blocks[] | "\(.cidr) \(.node)"] | sort_by(.) | .[]' | sort -V)
+    got=$(jqo '.blocks[] | "\(.block) \(.node)"' | sort -V)
     assert_eq "$got" "$etcdb" "blocks --json: every block of the network with its owner"
-    assert_jq '.blocks | all(has("claimed"))' "blocks --json: claim times"
+    assert_jq '.blocks | all(.claimed | type == "string" and test("^[0-9-]+T[0-9:]+Z$"))' "blocks --json: claim times"
+    assert_jq '.thisNode == "node-a"' "blocks --json: this node"
+    assert_jq '[.blocks[] | select(.node != "node-a")] | all(has("used") | not)' "blocks --json: no used/free for other nodes' blocks"
     assert_jq '[.blocks[] | select(.node == "node-a")] | all((.used | type) == "number" and (.free | type) == "number")' "blocks --json: used/free of A's own blocks"
     used_a=$(jqo '[.blocks[] | select(.node == "node-a") | .used] | add')
     assert_eq "$used_a" "$(host_ips A $net | grep -c .)" "blocks --json: addresses used in A's blocks"
