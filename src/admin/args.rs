@@ -61,6 +61,18 @@ pub(crate) enum Command {
         /// Count allocations whose network namespace is gone.
         netns_check: bool,
     },
+    /// Cluster IPAM: every block of NETWORK in etcd.
+    Blocks {
+        data_dir: PathBuf,
+        network: String,
+    },
+    /// Cluster IPAM: delete every block of a node that is gone.
+    ReleaseNode {
+        data_dir: PathBuf,
+        network: String,
+        node: String,
+        force: bool,
+    },
 }
 
 /// Where `usage` finds network configs.
@@ -144,6 +156,8 @@ Usage:
   mactrunk-ipam release [--data-dir DIR] NETWORK (--ip IP | --container ID [--ifname IF])
   mactrunk-ipam gc      [--data-dir DIR] NETWORK (--keep ID[:IFNAME]... | --keep-file FILE) [--dry-run]
   mactrunk-ipam metrics [--data-dir DIR] [--config FILE | --conf-dir DIR] [--textfile PATH] [--no-netns-check]
+  mactrunk-ipam blocks  [--data-dir DIR] NETWORK
+  mactrunk-ipam release-node [--data-dir DIR] NETWORK NODE [--force]
   mactrunk-ipam COMMAND --help
   mactrunk-ipam --version
 
@@ -214,6 +228,29 @@ config, store or record could not be read (the rest is still reported; the count
 mactrunk_metrics_errors). Writes nothing else.
 ";
 
+const HELP_BLOCKS: &str = "\
+mactrunk-ipam blocks [--data-dir DIR] NETWORK [--json]
+
+Cluster IPAM (ipam.cluster, docs/cluster.md): every block of NETWORK in etcd: CIDR,
+owner node, when it was claimed (UTC), and for this node's blocks the addresses used
+and free in the local store (FREE: the block's addresses in its subnet minus the
+subnet's network and broadcast addresses and the used ones; a gateway or an excluded
+address inside the block counts as free). Then each node's usage report (addresses in
+use as of its last talk with etcd). etcd is found through DIR/NETWORK/.cluster.json,
+which the plugin writes when it first talks to etcd. Writes nothing.
+";
+
+const HELP_RELEASE_NODE: &str = "\
+mactrunk-ipam release-node [--data-dir DIR] NETWORK NODE [--force] [--json]
+
+Cluster IPAM: delete every block of NODE (a node that is gone for good) from etcd, so
+other nodes can claim them, and its usage report. Refused without --force when NODE's
+usage report says it still uses addresses, and when NODE is this node. A block that
+changed since it was listed (claimed again meanwhile) is left alone. Releasing the
+blocks of a node that still runs containers hands their addresses out twice: only
+--force a node that is really gone. etcd is found as for `blocks`.
+";
+
 /// One subcommand: how it is called, its help, the options it takes
 /// besides `--json` and `-h`/`--help` (as typed: `--data-dir`, `-n`), and
 /// its parser.
@@ -225,7 +262,7 @@ struct Spec {
     parse: fn(&mut Args) -> Result<Command, Stop>,
 }
 
-static COMMANDS: [Spec; 5] = [
+static COMMANDS: [Spec; 7] = [
     Spec {
         name: "list",
         aliases: &["ls"],
@@ -266,6 +303,20 @@ static COMMANDS: [Spec; 5] = [
             "--no-netns-check",
         ],
         parse: parse_metrics,
+    },
+    Spec {
+        name: "blocks",
+        aliases: &[],
+        help: HELP_BLOCKS,
+        options: &["--data-dir"],
+        parse: parse_blocks,
+    },
+    Spec {
+        name: "release-node",
+        aliases: &[],
+        help: HELP_RELEASE_NODE,
+        options: &["--data-dir", "--force"],
+        parse: parse_release_node,
     },
 ];
 
@@ -616,6 +667,52 @@ fn parse_gc(a: &mut Args) -> Result<Command, Stop> {
         keep,
         keep_files,
         dry_run,
+    })
+}
+
+fn parse_blocks(a: &mut Args) -> Result<Command, Stop> {
+    let mut data_dir = None;
+    let mut positional = Vec::new();
+    while let Some(arg) = a.next()? {
+        match arg {
+            Arg::Opt(o @ "--data-dir") => a.path_once(&mut data_dir, o)?,
+            Arg::Opt(o) => return Err(a.unhandled(o)),
+            Arg::Value(v) => positional.push(v),
+        }
+    }
+    Ok(Command::Blocks {
+        data_dir: default_data_dir(data_dir),
+        network: a.required_network(&positional)?,
+    })
+}
+
+fn parse_release_node(a: &mut Args) -> Result<Command, Stop> {
+    let mut data_dir = None;
+    let mut force = false;
+    let mut positional = Vec::new();
+    while let Some(arg) = a.next()? {
+        match arg {
+            Arg::Opt(o @ "--data-dir") => a.path_once(&mut data_dir, o)?,
+            Arg::Opt("--force") => force = true,
+            Arg::Opt(o) => return Err(a.unhandled(o)),
+            Arg::Value(v) => positional.push(v),
+        }
+    }
+    let (network, node) = match positional.as_slice() {
+        [] => return Err(a.err("missing NETWORK and NODE").into()),
+        [_] => return Err(a.err("missing NODE").into()),
+        [n, node] => (n.clone(), node.clone()),
+        [_, _, extra, ..] => return Err(a.err(format!("unexpected argument {extra:?}")).into()),
+    };
+    let network = a.required_network(&[network])?;
+    if let Some(p) = crate::ipam::cluster::config::node_name_problem(&node) {
+        return Err(a.err(format!("NODE {node:?} {p}")).into());
+    }
+    Ok(Command::ReleaseNode {
+        data_dir: default_data_dir(data_dir),
+        network,
+        node,
+        force,
     })
 }
 

@@ -85,6 +85,15 @@ pub(crate) fn execute(cmd: &Command) -> Result<Report, Failure> {
             }
             Ok(Report::Metrics(r))
         }
+        Command::Blocks { data_dir, network } => {
+            super::cluster::blocks(data_dir, network).map(Report::Blocks)
+        }
+        Command::ReleaseNode {
+            data_dir,
+            network,
+            node,
+            force,
+        } => super::cluster::release_node(data_dir, network, node, *force).map(Report::ReleaseNode),
     }
 }
 
@@ -545,8 +554,10 @@ fn network_metrics(
         quarantined: 0,
         oldest: None,
         orphaned: live.map(|_| 0),
+        blocks_owned: None,
         sets: Vec::new(),
     };
+    let mut owned_blocks: Vec<ipnetwork::IpNetwork> = Vec::new();
     let mut held = Vec::new();
     let mut quarantined = Vec::new();
     if m.store.exists() {
@@ -560,6 +571,21 @@ fn network_metrics(
                 return m;
             }
         };
+        if conf.is_some_and(|c| c.cluster.is_some()) {
+            owned_blocks = reader
+                .read_meta(crate::ipam::cluster::engine::BLOCKS_FILE)
+                .ok()
+                .flatten()
+                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                .and_then(|v| {
+                    v.get("blocks")?.as_array().map(|l| {
+                        l.iter()
+                            .filter_map(|b| b.get("block")?.as_str()?.parse().ok())
+                            .collect()
+                    })
+                })
+                .unwrap_or_default();
+        }
         let mut netns: BTreeMap<Owner, Option<String>> = BTreeMap::new();
         for a in all {
             if a.owner.is_quarantine() {
@@ -583,14 +609,28 @@ fn network_metrics(
     m.allocations = held.len();
     m.quarantined = quarantined.len();
     if let Some(conf) = conf {
+        // Cluster mode: the node can hand out only its blocks' addresses
+        // (the labels keep the configured ranges: no series churn).
+        let orig = conf;
+        let narrowed;
+        let conf = if conf.cluster.is_some() {
+            m.blocks_owned = Some(owned_blocks.len());
+            narrowed = crate::ipam::cluster::blocks::restrict(conf, &owned_blocks);
+            &narrowed
+        } else {
+            conf
+        };
         let used = ipam::usage_of(conf, &held);
         let q = ipam::usage_of(conf, &quarantined);
         m.sets = used
             .into_iter()
             .zip(q)
             .map(|(u, q)| SetMetrics {
+                ranges: orig
+                    .range_sets
+                    .get(u.set)
+                    .map_or(u.ranges, |r| r.ranges.clone()),
                 key: u.key,
-                ranges: u.ranges,
                 capacity: u.capacity,
                 used: u.used,
                 quarantined: q.used,

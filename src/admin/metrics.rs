@@ -42,6 +42,10 @@ pub(crate) struct NetworkMetrics {
     /// Addresses whose recorded network namespace no longer exists (the
     /// container is gone and no DEL came); None when not checked.
     pub(crate) orphaned: Option<usize>,
+    /// Cluster IPAM: the blocks this node owns (its local list); None when
+    /// the network is not in cluster mode. The sets' capacity is then that
+    /// of the owned blocks, not the whole range.
+    pub(crate) blocks_owned: Option<usize>,
     /// From the network's config; empty for a store no config names.
     pub(crate) sets: Vec<SetMetrics>,
 }
@@ -177,6 +181,10 @@ impl MetricsReport {
             "mactrunk_ipam_orphaned_allocations",
             "Addresses whose recorded network namespace no longer exists: held for a container that is gone.",
         );
+        let mut blocks_owned = Family::new(
+            "mactrunk_ipam_cluster_blocks_owned",
+            "Cluster IPAM (ipam.cluster): blocks of the range this node owns in etcd; the range gauges count only their addresses.",
+        );
         let mut readable = Family::new(
             "mactrunk_ipam_store_readable",
             "1 if the network's store could be read, 0 if not (see the command's error output).",
@@ -202,6 +210,9 @@ impl MetricsReport {
             }
             if let Some(o) = n.orphaned {
                 orphaned.add(&net, o);
+            }
+            if let Some(b) = n.blocks_owned {
+                blocks_owned.add(&net, b);
             }
             for s in &n.sets {
                 let subnet = joined(&s.ranges, |r| r.subnet.to_string());
@@ -240,6 +251,7 @@ impl MetricsReport {
             &quarantined,
             &oldest,
             &orphaned,
+            &blocks_owned,
             &readable,
             &vlan_users,
         ] {
@@ -289,6 +301,7 @@ impl Render for MetricsReport {
                 "quarantined": n.quarantined,
                 "oldestAgeSeconds": n.oldest.map(|t| age_secs(self.now, t)),
                 "orphaned": n.orphaned,
+                "clusterBlocksOwned": n.blocks_owned,
                 "rangeSets": n.sets.iter().map(|s| json!({
                     "key": s.key,
                     "ranges": s.ranges.iter().map(ToString::to_string).collect::<Vec<_>>(),
@@ -337,6 +350,7 @@ mod tests {
                     quarantined: 1,
                     oldest: Some(now - Duration::from_secs(3600)),
                     orphaned: Some(1),
+                    blocks_owned: None,
                     sets: vec![
                         SetMetrics {
                             key: "ipam.ranges[0]".into(),
@@ -369,6 +383,7 @@ mod tests {
                     quarantined: 0,
                     oldest: None,
                     orphaned: None,
+                    blocks_owned: None,
                     sets: vec![],
                 },
                 NetworkMetrics {
@@ -379,6 +394,7 @@ mod tests {
                     quarantined: 0,
                     oldest: None,
                     orphaned: None,
+                    blocks_owned: None,
                     sets: vec![],
                 },
             ],

@@ -6,6 +6,8 @@
 //! mactrunk-ipam release [--data-dir DIR] NETWORK (--ip IP | --container ID [--ifname IF])
 //! mactrunk-ipam gc      [--data-dir DIR] NETWORK (--keep ID[:IFNAME]... | --keep-file FILE) [--dry-run]
 //! mactrunk-ipam metrics [--data-dir DIR] [--config FILE | --conf-dir DIR] [--textfile PATH] [--no-netns-check]
+//! mactrunk-ipam blocks  [--data-dir DIR] NETWORK
+//! mactrunk-ipam release-node [--data-dir DIR] NETWORK NODE [--force]
 //! ```
 //!
 //! Every command takes `--json` (one JSON document on stdout) and `--help`.
@@ -27,6 +29,7 @@
 //!   `--version`).
 
 mod args;
+mod cluster;
 mod commands;
 mod metrics;
 mod report;

@@ -22,6 +22,8 @@ pub(crate) enum Report {
     Release(ReleaseReport),
     Gc(GcReport),
     Metrics(super::metrics::MetricsReport),
+    Blocks(super::cluster::BlocksReport),
+    ReleaseNode(super::cluster::ReleaseNodeReport),
 }
 
 /// One kind of report.
@@ -44,6 +46,8 @@ impl Report {
             Report::Release(r) => r,
             Report::Gc(r) => r,
             Report::Metrics(r) => r,
+            Report::Blocks(r) => r,
+            Report::ReleaseNode(r) => r,
         }
     }
 

@@ -82,6 +82,14 @@ pub fn block_capacity(set: &RangeSet, excl: &Exclusions, block: &IpNetwork) -> u
         .fold(0u128, u128::saturating_add)
 }
 
+/// Insert `x` into `v` kept in `key` order. (Not `sort_by_key`: each sort
+/// instantiation costs the plugin binary several KB, and these lists are short.)
+pub fn insert_by<T, K: Ord>(v: &mut Vec<T>, x: T, key: impl Fn(&T) -> K) {
+    let k = key(&x);
+    let i = v.partition_point(|e| key(e) <= k);
+    v.insert(i, x);
+}
+
 /// `conf` with every range set narrowed to the addresses inside `owned`
 /// blocks: the allocator then picks only there (a set without an owned
 /// block gets no range and so no dynamic address). Subnets, gateways and
@@ -91,8 +99,10 @@ pub fn restrict(conf: &IpamConfig, owned: &[IpNetwork]) -> IpamConfig {
     for set in &mut out.range_sets {
         let mut ranges = Vec::new();
         for r in &set.ranges {
-            let mut parts: Vec<Range> = owned.iter().filter_map(|b| intersect(r, b)).collect();
-            parts.sort_by_key(Range::start);
+            let mut parts: Vec<Range> = Vec::new();
+            for p in owned.iter().filter_map(|b| intersect(r, b)) {
+                insert_by(&mut parts, p, Range::start);
+            }
             ranges.extend(parts);
         }
         set.ranges = ranges;

@@ -23,7 +23,7 @@ use ipnetwork::IpNetwork;
 use serde_json::{Value, json};
 
 use super::blocks::{
-    block_capacity, block_count, block_key, block_of, choose_free, len_for, overlaps,
+    block_capacity, block_count, block_key, block_of, choose_free, insert_by, len_for, overlaps,
     parse_block_key, restrict, seed,
 };
 use super::config::ClusterConfig;
@@ -314,8 +314,11 @@ impl<'e, S: Store> Engine<'_, 'e, S> {
                 changed = true;
             }
         }
-        keep.sort_by_key(|o| o.block);
-        *owned = keep;
+        let mut sorted = Vec::with_capacity(keep.len());
+        for o in keep {
+            insert_by(&mut sorted, o, |o| o.block);
+        }
+        *owned = sorted;
         if changed {
             self.save(owned)?;
         }
@@ -339,8 +342,7 @@ impl<'e, S: Store> Engine<'_, 'e, S> {
         let value = self.block_value(subnet);
         match self.kv()?.create(&key, &value).map_err(kv_error)? {
             None => {
-                owned.push(Owned { block, value });
-                owned.sort_by_key(|o| o.block);
+                insert_by(owned, Owned { block, value }, |o| o.block);
                 // A crash right here leaves the block ours in etcd only:
                 // reconcile adopts it (see the module docs).
                 self.save(owned)?;

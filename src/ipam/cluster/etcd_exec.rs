@@ -85,7 +85,6 @@ impl EtcdExec {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
-            .env_clear()
             .spawn()
             .map_err(|e| {
                 KvError::other(format!(
