@@ -5,6 +5,8 @@
 # as its own is its own in etcd; blocks are /28s of the /24; containers on different hosts
 # ping each other over the bridge. Then 90 concurrent DELs empty every store and a GC on each
 # host leaves at most one (spare) block per host, each one recorded by its owner.
+# Then dual stack with the default block sizes: one /28 and one /122 per host, ping6 across
+# hosts, a static IPv6 address in the other host's /122 refused naming the owner.
 source "$NT_DIR/etcd.sh"
 need_cluster
 N=${NT_CLUSTER_ADDS:-30}
@@ -103,3 +105,43 @@ done
 other=$(grep -vE ' node-[abc]$' <<<"$blocks" | grep .)
 [[ -z $other ]] || fail "blocks of unknown owners: $other"
 cluster_check $net A B C
+
+# ---- dual stack: IPv4 and IPv6 range sets, default block sizes (/28, /122)
+declare -A ds=()
+for h in A B; do
+    ds[$h]=$(cluster_conf $h mt-cl70ds 'del(.ipam.subnet) | del(.ipam.cluster.blockSize)
+        | .ipam.ranges = [[{subnet: "10.89.0.0/24"}], [{subnet: "fd00:89::/64"}]]')
+done
+declare -A v6=() D=()
+for h in A B; do
+    make_container_ns "D[$h]"
+    on $h ADD "${ds[$h]}" cid=mt-ds-$h ns="${D[$h]}"
+    assert_ok "dual-stack ADD on $h" || continue
+    assert_jq '.ips | length == 2' "dual-stack ADD on $h: two addresses"
+    v6[$h]=$(jqo '.ips[] | select(.address | contains(":")) | .address' | cut -d/ -f1)
+done
+b6=$(ectl get --prefix "$CLUSTER_PREFIX/networks/mt-cl70ds/blocks/" --keys-only | grep . | sed 's|.*/||' | sort)
+log "dual-stack blocks: $(echo $b6)"
+assert_eq "$(grep -c -- '-28$' <<<"$b6") $(grep -c -- '-122$' <<<"$b6")" "2 2" "IPv4 /28 and IPv6 /122 blocks, one of each per host"
+if [[ -n ${v6[A]:-} && -n ${v6[B]:-} ]]; then
+    [[ ${v6[A]} != "${v6[B]}" ]] || fail "both hosts got ${v6[A]}"
+    ok=0
+    for ((t = 0; t < 30 && !ok; t++)); do # IPv6 DAD on the fresh addresses takes a moment
+        nsx "${D[B]}" ping -6 -c1 -W1 "${v6[A]}" >/dev/null 2>&1 && ok=1 || sleep 0.2
+    done
+    ((ok)) || fail "container on B cannot ping6 A's ${v6[A]}"
+    # a static IPv6 address inside A's /122 is refused on B, naming node-a
+    ab=$(sed -n 's/^\(fd00:89:[^-]*\)-122$/\1/p' <<<"$b6" | while read -r b; do
+        [[ ${v6[A]%:*} == "${b%:*}" ]] && echo "$b"
+    done | head -n1)
+    if [[ -n $ab ]]; then
+        make_container_ns DX
+        on B ADD "${ds[B]}" cid=mt-ds-x ns="$DX" args="IP=${ab%:*}:$(printf '%x' $((0x${ab##*:} + 9)))"
+        assert_code 102 'node-a' "static IPv6 in A's block, on B"
+        assert_ns_clean "$DX"
+    fi
+fi
+for h in A B; do
+    on $h DEL "${ds[$h]}" cid=mt-ds-$h ns="${D[$h]}"
+    assert_ok_empty "dual-stack DEL on $h"
+done
