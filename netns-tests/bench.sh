@@ -15,6 +15,7 @@
 #   --compare-dir DIR  also time another build of mactrunk (DIR/mactrunk), interleaved with
 #                   the one under test: process start (VERSION), ADD, DEL (section 5; e.g.
 #                   the static build against a dynamic `cargo build --release`)
+#   --cluster-only  only section 6 (cluster mode on etcd)
 #   --keep          keep the work directory
 #
 # What is measured (everything in one run, mactrunk and the reference interleaved: every
@@ -36,13 +37,34 @@
 #      creates the shim, every DEL deletes it), the host holding an address on the parent.
 #   5. with --compare-dir: the build under test against another one (start-up alone as a
 #      VERSION call, ADD, ADD+DEL), interleaved.
+#   6. cluster mode (ipam.cluster, issue 9) against local mode, with a real 3-member etcd
+#      (Debian's etcd-server) on the bench netns's 127.0.0.1 (netns-tests/etcd.sh); skipped
+#      with a note when etcd, etcdctl or BIN/mactrunk-etcd is missing (BENCH_ETCD_DIR=DIR
+#      puts the members' data in DIR, e.g. a tmpfs, instead of the work directory):
+#      a. an ADD with room in an owned block (no etcd: an anchor container keeps the block)
+#         against a local-mode ADD, full plugin and IPAM alone, ADD+DEL pairs interleaved;
+#      b. an ADD that claims a block, cold (every plugin call is a new process: it starts the
+#         etcd helper, connects, lists the blocks, claims one, then allocates): on a node
+#         with one-address blocks (blockSize 32) and no DEL in between, so every ADD claims;
+#         full plugin and IPAM alone, against the local-mode ADD of a.; and the first ADD of a
+#         new node (fresh dataDir and nodeName: also creates the store) against a first ADD
+#         on a fresh local store (up to 30 runs each);
+#      c. 3 hosts x 32 concurrent ADDs (full plugin, one dataDir and nodeName per "host", all
+#         in the bench netns on one /24 with blockSize 28: each host claims 3 blocks while
+#         the others do) against the same load in local mode; wall time from the first fork
+#         to the last exit, 3 reps (fresh network each), then the DELs; failures and
+#         duplicates across the hosts (local mode hands every address out three times: not
+#         counted).
 # Times are wall clock from bash (fork + exec + wait, $EPOCHREALTIME) around a direct exec
 # of the plugin inside the host netns; the same fork/exec cost (printed as "exec baseline",
 # /bin/true) is in both sides' figures, so the ratios slightly understate our advantage.
 #
 # Targets are printed as PASS/MISS and never change the exit status:
 #   ADD+DEL median <= 0.8 x reference; IPAM ADD median <= 3 ms at every size and flat
-#   (median at the largest size <= 1.3 x median at 0); 64 concurrent ADDs all succeed.
+#   (median at the largest size <= 1.3 x median at 0); 64 concurrent ADDs all succeed;
+#   cluster: owned-block ADD median <= 1.1 x local ADD (full plugin and IPAM alone),
+#   claiming ADD median <= 15 ms cold (full plugin), 3 x 32 concurrent ADDs all succeed
+#   without duplicates.
 # Exit status: 0 unless the benchmark could not run (setup failure, plugins failing).
 set -uo pipefail
 
@@ -61,6 +83,7 @@ usage() { sed -n '2,/^set -uo/{/^set -uo/d;s/^# \{0,1\}//;p}' "$0"; }
 
 if [[ ${1:-} != --inner ]]; then
     quick=0
+    cluster_only=0
     while (($#)); do
         case $1 in
             --bin-dir) bin_dir=${2:?}; shift ;;
@@ -75,6 +98,7 @@ if [[ ${1:-} != --inner ]]; then
             --compare-dir) compare_dir=${2:?}; shift ;;
             --compare-dir=*) compare_dir=${1#*=} ;;
             --quick) quick=1 ;;
+            --cluster-only) cluster_only=1 ;;
             --keep) keep=1 ;;
             -h | --help) usage; exit 0 ;;
             *) echo "bench.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
@@ -119,12 +143,13 @@ if [[ ${1:-} != --inner ]]; then
     ip -n "$HNS" link set mtpb0 up
     ip -n "$HNS" link set mtpb0x up
     nmax=$((conc > 64 ? conc : 64))
+    ((nmax < 96)) && nmax=96 # the cluster section's 3 x 32
     for ((i = 1; i <= nmax; i++)); do
         ip netns add "$P-c$i" || exit 2
     done
     export BENCH_P=$P BENCH_W=$W BENCH_BIN=$bin_dir BENCH_REF=$ref_dir BENCH_RUNS=$runs \
         BENCH_IPAM_RUNS=$ipam_runs BENCH_SIZES=$sizes BENCH_CONC=$conc BENCH_NMAX=$nmax \
-        BENCH_CMP=$compare_dir
+        BENCH_CMP=$compare_dir BENCH_CLUSTER_ONLY=$cluster_only
     # Everything below runs inside the host netns: plugins are exec'd directly (no
     # `ip netns exec` per call, whose mount-namespace setup would dominate the figures).
     ip netns exec "$HNS" bash "$0" --inner
@@ -206,6 +231,190 @@ for ((i = 0; i < 50; i++)); do
 done
 read -r tm tp < <(stats "$W/t/true")
 echo "   exec baseline (/bin/true): median $tm ms, p90 $tp ms (included in every figure)"
+
+get() { awk -F'\t' -v k="$1" -v c="$2" '$1 == k {print $c}' "$SUMMARY"; }
+verdict() { if awk "BEGIN{exit !($1)}"; then echo PASS; else echo MISS; fi; }
+
+# ---------------------------------------------------------------- 6. cluster mode
+# (defined here, run after section 5, or alone with --cluster-only)
+cluster_section() {
+    local why="" p
+    for p in etcd etcdctl; do command -v $p >/dev/null || why="no $p (apt-get install etcd-server etcd-client)"; done
+    [[ -x $BENCH_BIN/mactrunk-etcd ]] || why="no $BENCH_BIN/mactrunk-etcd"
+    if [[ -n $why ]]; then
+        printf '\n== cluster mode: skipped (%s)\n' "$why"
+        return 0
+    fi
+    # etcd.sh on the bench netns's loopback (every plugin runs in this netns)
+    T=$W/cl
+    mkdir -p "$T"
+    # BENCH_ETCD_DIR: the members' data elsewhere (e.g. on a tmpfs, to see etcd's own fsyncs)
+    ETCD_DIR=${BENCH_ETCD_DIR:-$T/etcd} ETCD_NS="" ETCD_IPS=(127.0.0.1 127.0.0.1 127.0.0.1)
+    die() { echo "bench.sh: $*" >&2; exit 2; }
+    log() { echo "   ($*)" >&2; }
+    # shellcheck source=etcd.sh
+    source "$here/etcd.sh"
+    etcd_start
+    local eps
+    eps=$(printf '%s\n' "${ETCD_ENDPOINTS[@]}" | jq -R . | jq -sc .)
+    # clconf TYPE IPAMTYPE DATADIR NAME SUBNET NODE [CLUSTER]: a config, cluster mode unless CLUSTER=0
+    clconf() {
+        jq -n --arg t "$1" --arg it "$2" --arg d "$3" --arg n "$4" --arg sub "$5" --arg node "$6" \
+            --argjson eps "$eps" --argjson cl "${7:-1}" '{cniVersion: "1.0.0", name: $n,
+            type: $t, master: "mtpb0", mode: "bridge",
+            ipam: ({type: $it, subnet: $sub, dataDir: $d, routes: [{dst: "0.0.0.0/0"}], lockTimeout: 60000}
+                + (if $cl == 1 then {cluster: {etcdEndpoints: $eps, nodeName: $node, blockSize: 28}} else {} end))}'
+    }
+    local i r who
+    echo
+    echo "== cluster mode: 3-member etcd $(etcd --version 2>/dev/null | head -n1 | awk '{print $3}') on 127.0.0.1" \
+        "(ports ${ETCD_CPORT[1]}, ${ETCD_CPORT[2]}, ${ETCD_CPORT[3]}); helper $BENCH_BIN/mactrunk-etcd" \
+        "($(stat -c %s "$BENCH_BIN/mactrunk-etcd") bytes)"
+
+    # ---- a. owned block vs local
+    clconf mactrunk mactrunk-ipam "$W/data-cl" mtpcl 10.75.0.0/16 bench-a >"$W/cl-full.json"
+    clconf mactrunk mactrunk-ipam "$W/data-cll" mtpcl 10.75.0.0/16 bench-a 0 >"$W/cll-full.json"
+    call "$MT" "$W/cl-full.json" ADD "$P-clanchor" "$P-c2" "$W/out/cl-anchor"
+    ((CRC == 0)) || { echo "bench.sh: cluster ADD failed: $(head -c 400 "$W/out/cl-anchor")" >&2; return 0; }
+    call "$MT" "$W/cll-full.json" ADD "$P-clanchor" "$P-c3" "$W/out/cll-anchor"
+    one_own() { # one_own cl|ll I RECORD: full plugin ADD+DEL, then IPAM alone ADD+DEL
+        local conf=$W/cl-full.json a arc
+        [[ $1 == ll ]] && conf=$W/cll-full.json
+        call "$MT" "$conf" ADD "$P-o$1-$2" "$P-c1" "$W/out/own-add"
+        a=$DT arc=$CRC
+        call "$MT" "$conf" DEL "$P-o$1-$2" "$P-c1" "$W/out/own-del"
+        (($3 && arc == 0 && CRC == 0)) && echo "$a" >>"$W/t/own-${1:0:1}f"
+        call "$MTI" "$conf" ADD "$P-i$1-$2" "$P-c1" "$W/out/own-iadd"
+        a=$DT arc=$CRC
+        call "$MTI" "$conf" DEL "$P-i$1-$2" "$P-c1" "$W/out/own-idel"
+        (($3 && arc == 0 && CRC == 0)) && echo "$a" >>"$W/t/own-${1:0:1}i"
+        return 0
+    }
+    for f in cf lf ci li; do : >"$W/t/own-$f"; done
+    for ((i = -3; i < runs; i++)); do
+        if ((i % 2)); then one_own ll "$i" $((i >= 0)); one_own cl "$i" $((i >= 0)); else one_own cl "$i" $((i >= 0)); one_own ll "$i" $((i >= 0)); fi
+    done
+    printf '\n%-34s %17s   %17s   %6s\n' "owned block ($runs runs)" "cluster mode" "local mode" "ratio"
+    printf '%-34s %8s %8s   %8s %8s   %6s\n' "" "median" "p90" "median" "p90" "cl/local"
+    row "ADD, room in an owned block" "$W/t/own-cf" "$W/t/own-lf"
+    row "IPAM ADD, room in an owned block" "$W/t/own-ci" "$W/t/own-li"
+    call "$MT" "$W/cl-full.json" DEL "$P-clanchor" "$P-c2" "$W/out/cl-anchor"
+    call "$MT" "$W/cll-full.json" DEL "$P-clanchor" "$P-c3" "$W/out/cll-anchor"
+
+    # ---- b. claiming ADD, cold
+    # Every plugin call is a new process, so every claim starts the helper and connects.
+    # (1) On an established node: blockSize 32 (one-address blocks) and no DEL in between,
+    #     so each ADD finds its blocks full, lists the blocks, claims one and allocates.
+    # (2) The first ADD of a new node (fresh dataDir and nodeName): also creates the store
+    #     and saves the cluster settings (.cluster.json) once.
+    local cruns=$((runs < 30 ? runs : 30)) a arc
+    for f in cf ci nf ni lf; do : >"$W/t/claim-$f"; done
+    clconf mactrunk mactrunk-ipam "$W/claim-full" mtpclaim 10.74.0.0/16 claim-full |
+        jq '.ipam.cluster.blockSize = 32' >"$W/claim-full.json"
+    clconf mactrunk mactrunk-ipam "$W/claim-ipam" mtpclaim 10.74.0.0/16 claim-ipam |
+        jq '.ipam.cluster.blockSize = 32' >"$W/claim-ipam.json"
+    for ((i = -2; i < cruns; i++)); do
+        call "$MT" "$W/claim-full.json" ADD "$P-cf$i" "$P-c$((i + 3))" "$W/out/claim-add"
+        ((i >= 0 && CRC == 0)) && echo "$DT" >>"$W/t/claim-cf"
+        call "$MTI" "$W/claim-ipam.json" ADD "$P-ci$i" "$P-c1" "$W/out/claim-add"
+        ((i >= 0 && CRC == 0)) && echo "$DT" >>"$W/t/claim-ci"
+        # a new node's first ADD, and the same in local mode (a fresh store), for scale
+        clconf mactrunk mactrunk-ipam "$W/claim-n$i" mtpnew 10.73.0.0/16 new-$i >"$W/claim.json"
+        call "$MT" "$W/claim.json" ADD "$P-cn$i" "$P-c40" "$W/out/claim-add"
+        a=$DT arc=$CRC
+        call "$MT" "$W/claim.json" DEL "$P-cn$i" "$P-c40" "$W/out/claim-del"
+        ((i >= 0 && arc == 0)) && echo "$a" >>"$W/t/claim-nf"
+        clconf mactrunk mactrunk-ipam "$W/claim-l$i" mtpnew 10.73.0.0/16 x 0 >"$W/claim.json"
+        call "$MT" "$W/claim.json" ADD "$P-cl$i" "$P-c40" "$W/out/claim-add"
+        ((i >= 0 && CRC == 0)) && echo "$DT" >>"$W/t/claim-lf"
+        call "$MT" "$W/claim.json" DEL "$P-cl$i" "$P-c40" "$W/out/claim-del"
+    done
+    local claimed
+    claimed=$(etcd_blocks mtpclaim | awk '$2 == "claim-full"' | grep -c .)
+    ((claimed >= cruns + 2)) || echo "bench.sh: the claiming ADDs made only $claimed blocks (expected one each)" >&2
+    for ((i = -2; i < cruns; i++)); do
+        call "$MT" "$W/claim-full.json" DEL "$P-cf$i" "$P-c$((i + 3))" "$W/out/claim-del"
+        call "$MTI" "$W/claim-ipam.json" DEL "$P-ci$i" "$P-c1" "$W/out/claim-del"
+    done
+    printf '\n%-34s %17s   %17s   %6s\n' "claiming a block, cold ($cruns runs)" "cluster mode" "local ADD" "ratio"
+    printf '%-34s %8s %8s   %8s %8s   %6s\n' "" "median" "p90" "median" "p90" "cl/local"
+    row "ADD that claims a block" "$W/t/claim-cf" "$W/t/own-lf"
+    row "IPAM ADD that claims a block" "$W/t/claim-ci" "$W/t/own-li"
+    row "first ADD of a new node" "$W/t/claim-nf" "$W/t/claim-lf"
+
+    # ---- c. 3 hosts x 32 concurrent ADDs
+    # c3_run cl|ll REP: 96 ADDs at once (host h: containers 32(h-1)+1..32h), then 96 DELs
+    c3_run() {
+        local d=$W/c3-$1-$2 h i k t0 t1
+        mkdir -p "$d"
+        for h in 1 2 3; do
+            clconf mactrunk mactrunk-ipam "$d/data-h$h" "mtpc3-$2" 10.76.0.0/24 "c3-h$h" \
+                "$([[ $1 == cl ]] && echo 1 || echo 0)" >"$d/h$h.json"
+        done
+        t0=${EPOCHREALTIME/./}
+        for h in 1 2 3; do
+            for ((i = 1; i <= 32; i++)); do
+                k=$((32 * (h - 1) + i))
+                CNI_COMMAND=ADD CNI_CONTAINERID=$P-c3-$k CNI_NETNS=/run/netns/$P-c$k CNI_IFNAME=eth0 \
+                    "$MT" <"$d/h$h.json" >"$d/add-$k" 2>&1 &
+            done
+        done
+        wait
+        t1=${EPOCHREALTIME/./}
+        echo $((t1 - t0)) >>"$W/t/c3-$1"
+        C3OK=0
+        for ((k = 1; k <= 96; k++)); do jq -e '.ips[0].address' "$d/add-$k" >/dev/null 2>&1 && C3OK=$((C3OK + 1)); done
+        C3DUP=$(cat "$d"/add-* | jq -r '.ips[0].address? // empty' 2>/dev/null | sort | uniq -d | wc -l)
+        t0=${EPOCHREALTIME/./}
+        for h in 1 2 3; do
+            for ((i = 1; i <= 32; i++)); do
+                k=$((32 * (h - 1) + i))
+                CNI_COMMAND=DEL CNI_CONTAINERID=$P-c3-$k CNI_NETNS=/run/netns/$P-c$k CNI_IFNAME=eth0 \
+                    "$MT" <"$d/h$h.json" >"$d/del-$k" 2>&1 &
+            done
+        done
+        wait
+        t1=${EPOCHREALTIME/./}
+        echo $((t1 - t0)) >>"$W/t/c3d-$1"
+    }
+    : >"$W/t/c3-cl"; : >"$W/t/c3-ll"; : >"$W/t/c3d-cl"; : >"$W/t/c3d-ll"
+    local c3fail=0 c3dup=0 c3reps=3 order
+    for ((r = 0; r < c3reps; r++)); do
+        order="cl ll"
+        ((r % 2)) && order="ll cl"
+        for who in $order; do
+            c3_run "$who" "$r"
+            if [[ $who == cl ]]; then
+                c3fail=$((c3fail + 96 - C3OK))
+                c3dup=$((c3dup + C3DUP))
+            fi
+        done
+    done
+    printf '\n%-34s %17s   %17s   %6s\n' "3 hosts x 32 concurrent ($c3reps reps)" "cluster mode" "local mode" "ratio"
+    printf '%-34s %8s %8s   %8s %8s   %6s\n' "" "median" "p90" "median" "p90" "cl/local"
+    row "96 ADDs at once (wall)" "$W/t/c3-cl" "$W/t/c3-ll"
+    row "96 DELs at once (wall)" "$W/t/c3d-cl" "$W/t/c3d-ll"
+    echo "   cluster mode: $c3fail failed ADDs of $((3 * 96)), $c3dup duplicate addresses across the hosts"
+    echo "   blocks per host in etcd after the last rep's DELs: $(etcd_blocks "mtpc3-$((c3reps - 1))" 2>/dev/null |
+        awk '{print $2}' | sort | uniq -c | awk '{printf "%s %s  ", $2, $1}')"
+
+    # ---- targets
+    echo
+    local m l
+    m=$(get "ADD, room in an owned block" 2) l=$(get "ADD, room in an owned block" 4)
+    echo "$(verdict "$m <= 1.1 * $l") owned-block ADD median $m ms = $(ratio "$m" "$l") x local-mode ADD ($l ms); target <= 1.1"
+    m=$(get "IPAM ADD, room in an owned block" 2) l=$(get "IPAM ADD, room in an owned block" 4)
+    echo "$(verdict "$m <= 1.1 * $l") owned-block IPAM ADD median $m ms = $(ratio "$m" "$l") x local-mode IPAM ADD ($l ms); target <= 1.1"
+    m=$(get "ADD that claims a block" 2)
+    echo "$(verdict "$m <= 15") claiming ADD median $m ms (cold: helper start, connect, list, create txn, usage report; IPAM alone $(get "IPAM ADD that claims a block" 2) ms, a new node's first ADD $(get "first ADD of a new node" 2) ms); target <= 15 ms"
+    m=$(get "96 ADDs at once (wall)" 2) l=$(get "96 ADDs at once (wall)" 4)
+    echo "$(verdict "$c3fail == 0 && $c3dup == 0") 3 x 32 concurrent ADDs: $((3 * 96 - c3fail))/$((3 * 96)) ok, $c3dup duplicates; wall $m ms = $(ratio "$m" "$l") x local mode ($l ms)"
+    etcd_stop_all
+}
+if ((BENCH_CLUSTER_ONLY)); then
+    cluster_section
+    exit 0
+fi
 
 # ---------------------------------------------------------------- 1. full plugin, sequential
 for f in mt-add mt-del mt-both ref-add ref-del ref-both; do : >"$W/t/$f"; done
@@ -432,9 +641,8 @@ if [[ -n ${BENCH_CMP:-} ]]; then
 fi
 
 # ---------------------------------------------------------------- targets
+cluster_section
 echo
-get() { awk -F'\t' -v k="$1" -v c="$2" '$1 == k {print $c}' "$SUMMARY"; }
-verdict() { if awk "BEGIN{exit !($1)}"; then echo PASS; else echo MISS; fi; }
 m=$(get ADD+DEL 2) r=$(get ADD+DEL 4)
 echo "$(verdict "$m <= 0.8 * $r") ADD+DEL median $m ms = $(ratio "$m" "$r") x reference ($r ms); target <= 0.8"
 first=${size_list[0]} last=${size_list[${#size_list[@]} - 1]}

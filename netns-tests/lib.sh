@@ -516,11 +516,13 @@ assert_store_free() {
 }
 
 # assert_store_empty NAME: only lock, last_reserved_ip.*, owners/ without records (dot
-# files there are the index's own markers) and an empty .tmp/
+# files there are the index's own markers) and an empty .tmp/ (and, for a cluster network,
+# its settings and owned-block list: .cluster.json, .cluster-blocks)
 assert_store_empty() {
     local d=$DATA/$1 extra
     [[ -d $d ]] || return 0
-    extra=$(find "$d" -mindepth 1 -maxdepth 1 ! -name lock ! -name 'last_reserved_ip.*' ! -name owners ! -name .tmp -printf '%f ')
+    extra=$(find "$d" -mindepth 1 -maxdepth 1 ! -name lock ! -name 'last_reserved_ip.*' ! -name owners ! -name .tmp \
+        ! -name .cluster.json ! -name .cluster-blocks -printf '%f ')
     [[ -z $extra ]] || fail "store $1 not empty: $extra"
     if [[ -d $d/owners ]]; then
         extra=$(find "$d/owners" -mindepth 1 ! -name '.*' -printf '%f ')
@@ -554,10 +556,16 @@ wait_for() {
 
 # ---------------------------------------------------------------- case driver
 
+# at_exit CMD: eval CMD when the case ends (latest first), before the namespaces are deleted
+# (e.g. etcd.sh stops its members there)
+_EXIT_HOOKS=()
+at_exit() { _EXIT_HOOKS=("$1" "${_EXIT_HOOKS[@]}"); }
+
 _case_cleanup() {
     local rc=$?
     set +e
-    local j
+    local j h
+    for h in "${_EXIT_HOOKS[@]}"; do eval "$h"; done
     j=$(jobs -pr)
     # shellcheck disable=SC2086
     [[ -n $j ]] && kill $j 2>/dev/null

@@ -1,5 +1,6 @@
 # The binaries under test are static: they run in a root that holds nothing but them (no
-# libc, no loader, no /etc): --version, VERSION, the admin tool; and ADD, CHECK and DEL work
+# libc, no loader, no /etc): --version, VERSION, the admin tool (and mactrunk-etcd --version
+# where the build has the cluster IPAM's helper); and ADD, CHECK and DEL work
 # there with only /proc and the container's netns mounted. Control: a dynamic program
 # (/bin/true) does not run in such a root, so the root really lacks a libc.
 [[ $NT_REFERENCE == 1 ]] && skip "about mactrunk's own release build"
@@ -24,6 +25,14 @@ for b in mactrunk mactrunk-ipam; do
     assert_eq "$(jq -c .supportedVersions <<<"$out" 2>/dev/null)" \
         '["0.1.0","0.2.0","0.3.0","0.3.1","0.4.0","1.0.0","1.1.0"]' "$b VERSION result ($out)"
 done
+# the cluster IPAM's etcd helper, where the build has it (./build.sh; not in the test VM)
+if [[ -x $NT_BIN_DIR/mactrunk-etcd ]]; then
+    mkdir -p "$T/eroot"
+    cp "$NT_BIN_DIR/mactrunk-etcd" "$T/eroot/"
+    out=$(env -i PATH="$SAFE_PATH" chroot "$T/eroot" /mactrunk-etcd --version 2>&1)
+    assert_eq "$?" 0 "mactrunk-etcd --version in an empty root"
+    assert_match "$out" "^mactrunk-etcd [0-9]+\.[0-9]+\.[0-9]+" "mactrunk-etcd --version output"
+fi
 out=$(env -i PATH="$SAFE_PATH" chroot "$R" /mactrunk-ipam list --data-dir /nowhere 2>&1)
 assert_eq "$?" 0 "mactrunk-ipam list in an empty root"
 assert_eq "$out" "no IPAM stores in /nowhere" "mactrunk-ipam list output"
