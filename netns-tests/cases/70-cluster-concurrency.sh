@@ -70,6 +70,11 @@ for h in A B C; do
     ((n >= 2 && n <= 4)) || fail "host $h owns $n blocks for $N addresses"
 done
 
+# CHECK is local, as without cluster
+result "$T/add-A1"
+cni CHECK "$(with_prev "${conf[A]}" "$OUT")" in="${HNS[A]}" cid=mt-cl-A1 ns="${C[A1]}"
+assert_ok_empty "CHECK of A1"
+
 # containers on different hosts reach each other over the bridge
 for pair in A1:B1 B2:C2 C3:A3; do
     a=${pair%:*} b=${pair#*:}
