@@ -1,78 +1,42 @@
 //! `mactrunk-etcd`: the etcd helper of mactrunk-ipam's cluster mode.
 //!
-//! mactrunk-ipam (and mactrunk's in-process IPAM) never link an etcd client:
-//! it would cost every plugin call its size and start time, also without
+//! mactrunk-ipam and mactrunk never link an etcd client nor the block engine:
+//! both would cost every plugin call size and start time, also without
 //! `ipam.cluster`. When an operation really needs etcd (claim or return a
-//! block, a static address outside the node's blocks, GC, STATUS, the admin
-//! commands), the plugin starts this program from its own directory and
-//! talks line-delimited JSON on its stdin/stdout: one request line, one
-//! response line, over one etcd connection for the whole plugin call. The
-//! block logic stays in the plugin; this is a thin, generic KV layer.
+//! block, a static address outside the node's blocks, GC, STATUS with full
+//! blocks), the plugin starts this program from its own directory:
 //!
-//! ```text
-//! -> {"endpoints":["http://..."],"tls":{"ca":PEM,"cert":PEM,"key":PEM}|null,"timeoutMs":N}
-//! <- {"ok":true}                                  (connected)
-//! -> {"op":"list","prefix":P}
-//! <- {"ok":true,"kvs":[{"key":K,"value":V,"modRevision":N}, ...]}
-//! -> {"op":"create","key":K,"value":V}            (one txn: put if the key does not exist)
-//! <- {"ok":true,"created":true} | {"ok":true,"created":false,"value":EXISTING}
-//! -> {"op":"deleteIf","key":K,"value":V}          (one txn: delete if the value is V)
-//! <- {"ok":true,"deleted":BOOL}
-//! -> {"op":"put","key":K,"value":V}
-//! <- {"ok":true}
-//! errors: {"ok":false,"unreachable":BOOL,"msg":"..."}
-//! ```
+//! - `mactrunk-etcd engine`: one JSON request on stdin, run by the engine
+//!   (`mactrunk::ipam::cluster::remote`) on the plugin's store under the
+//!   plugin's lock (inherited descriptor), one JSON response line on stdout.
+//!   The plugin enforces the deadline (it kills this process).
+//! - `mactrunk-etcd admin ARGS`: `mactrunk-ipam blocks|release-node ARGS`
+//!   exec this.
 //!
-//! The TLS material arrives as PEM text, not paths: the plugin opens the
-//! files named by a possibly hostile config with its own no-follow, bounded
-//! reads. The plugin also enforces the deadline itself (it kills this
-//! process); the timeouts here only make a clean error more likely.
-//! Nothing but responses goes to stdout; EOF on stdin ends the program.
+//! The engine talks to etcd through [`ClusterKv`]; this is its etcd-client
+//! implementation (one connection per process, every call bounded by what
+//! is left of the budget). TLS material is read by the library's no-follow,
+//! bounded reads (the paths come from a possibly hostile config).
 
-use std::io::{self, BufRead, Write};
-use std::time::Duration;
+use std::io::{self, Read, Write};
+use std::time::{Duration, Instant};
 
 use etcd_client::{
     Certificate, Client, Compare, CompareOp, ConnectOptions, GetOptions, Identity, TlsOptions, Txn,
     TxnOp, TxnOpResponse,
 };
-use serde::Deserialize;
-use serde_json::{Value, json};
+use mactrunk::cni::{CniError, code};
+use mactrunk::ipam::cluster::ClusterConfig;
+use mactrunk::ipam::cluster::engine::kv_error;
+use mactrunk::ipam::cluster::etcd_exec::{read_tls, what};
+use mactrunk::ipam::cluster::kv::{ClusterKv, Kv, KvError};
+use serde_json::Value;
 
-/// A request or session line is small; anything longer is not ours.
-const MAX_LINE: usize = 1 << 20;
+/// A request is small; anything longer is not from our plugin.
+const MAX_REQUEST: u64 = 4 << 20;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Tls {
-    ca: String,
-    cert: Option<String>,
-    key: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Session {
-    endpoints: Vec<String>,
-    tls: Option<Tls>,
-    timeout_ms: u64,
-}
-
-#[derive(Deserialize)]
-#[serde(tag = "op", rename_all = "camelCase")]
-enum Request {
-    List { prefix: String },
-    Create { key: String, value: String },
-    DeleteIf { key: String, value: String },
-    Put { key: String, value: String },
-}
-
-fn error(unreachable: bool, msg: impl std::fmt::Display) -> Value {
-    json!({"ok": false, "unreachable": unreachable, "msg": msg.to_string()})
-}
-
-/// Is this failure "etcd could not be reached in time" (the plugin's code
-/// 11) rather than etcd refusing the request (bad auth, a bad key)?
+/// Is this failure "etcd could not be reached in time" (CNI code 11)
+/// rather than etcd refusing the request (bad auth, a bad key)?
 fn is_unreachable(e: &etcd_client::Error) -> bool {
     use etcd_client::Error as E;
     match e {
@@ -84,52 +48,102 @@ fn is_unreachable(e: &etcd_client::Error) -> bool {
     }
 }
 
-fn etcd_error(e: etcd_client::Error) -> Value {
-    error(is_unreachable(&e), e)
+/// etcd through etcd-client, on a current-thread runtime; every call ends
+/// by `deadline`.
+struct EtcdKv {
+    rt: tokio::runtime::Runtime,
+    client: Client,
+    deadline: Instant,
+    what: String,
 }
 
-async fn connect(s: &Session) -> Result<Client, Value> {
-    if s.endpoints.is_empty() {
-        return Err(error(false, "no endpoints"));
-    }
-    let timeout = Duration::from_millis(s.timeout_ms.clamp(1, 600_000));
-    let mut opts = ConnectOptions::new()
-        .with_connect_timeout(timeout)
-        .with_timeout(timeout);
-    if let Some(tls) = &s.tls {
-        let mut t = TlsOptions::new().ca_certificate(Certificate::from_pem(tls.ca.as_bytes()));
-        match (&tls.cert, &tls.key) {
-            (Some(c), Some(k)) => t = t.identity(Identity::from_pem(c.as_bytes(), k.as_bytes())),
-            (None, None) => {}
-            _ => return Err(error(false, "tls: cert and key go together")),
+impl EtcdKv {
+    fn connect(cluster: &ClusterConfig, budget: Duration) -> Result<EtcdKv, CniError> {
+        let deadline = Instant::now() + budget;
+        let tls = read_tls(cluster)?;
+        let what = what(cluster);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| CniError::new(code::IO, format!("etcd helper: runtime: {e}")))?;
+        let mut opts = ConnectOptions::new()
+            .with_connect_timeout(budget)
+            .with_timeout(budget);
+        if let Value::Object(t) = &tls {
+            let pem = |k: &str| t.get(k).and_then(Value::as_str).unwrap_or("").as_bytes();
+            let mut o = TlsOptions::new().ca_certificate(Certificate::from_pem(pem("ca")));
+            if t.contains_key("cert") {
+                o = o.identity(Identity::from_pem(pem("cert"), pem("key")));
+            }
+            opts = opts.with_tls(o);
         }
-        opts = opts.with_tls(t);
+        let client = rt
+            .block_on(async {
+                tokio::time::timeout(budget, Client::connect(&cluster.endpoints, Some(opts))).await
+            })
+            .map_err(|_| {
+                CniError::new(
+                    code::TRY_AGAIN_LATER,
+                    format!("{what} unreachable: no connection within the timeout"),
+                )
+            })?
+            .map_err(|e| {
+                kv_error(KvError {
+                    unreachable: is_unreachable(&e),
+                    msg: format!("{what} unreachable: {e}"),
+                })
+            })?;
+        Ok(EtcdKv {
+            rt,
+            client,
+            deadline,
+            what,
+        })
     }
-    Client::connect(&s.endpoints, Some(opts))
-        .await
-        .map_err(etcd_error)
+
+    /// Run one request within what is left of the budget.
+    fn run<T>(
+        &mut self,
+        f: impl AsyncFnOnce(&mut Client) -> Result<T, etcd_client::Error>,
+    ) -> Result<T, KvError> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        let client = &mut self.client;
+        let what = &self.what;
+        self.rt
+            .block_on(async { tokio::time::timeout(left, f(client)).await })
+            .map_err(|_| {
+                KvError::unreachable(format!("{what} unreachable: no answer within the timeout"))
+            })?
+            .map_err(|e| KvError {
+                unreachable: is_unreachable(&e),
+                msg: if is_unreachable(&e) {
+                    format!("{what} unreachable: {e}")
+                } else {
+                    format!("{what}: {e}")
+                },
+            })
+    }
 }
 
-async fn handle(client: &mut Client, req: Request) -> Result<Value, etcd_client::Error> {
-    Ok(match req {
-        Request::List { prefix } => {
-            let resp = client
+impl ClusterKv for EtcdKv {
+    fn list(&mut self, prefix: &str) -> Result<Vec<Kv>, KvError> {
+        self.run(async |c| {
+            let resp = c
                 .get(prefix.as_bytes(), Some(GetOptions::new().with_prefix()))
                 .await?;
-            let kvs: Vec<Value> = resp
+            Ok(resp
                 .kvs()
                 .iter()
-                .map(|kv| {
-                    json!({
-                        "key": String::from_utf8_lossy(kv.key()),
-                        "value": String::from_utf8_lossy(kv.value()),
-                        "modRevision": kv.mod_revision(),
-                    })
+                .map(|kv| Kv {
+                    key: String::from_utf8_lossy(kv.key()).into_owned(),
+                    value: String::from_utf8_lossy(kv.value()).into_owned(),
                 })
-                .collect();
-            json!({"ok": true, "kvs": kvs})
-        }
-        Request::Create { key, value } => {
+                .collect())
+        })
+    }
+
+    fn create(&mut self, key: &str, value: &str) -> Result<Option<String>, KvError> {
+        self.run(async |c| {
             // The claim: exactly one writer of a key that does not exist wins.
             let txn = Txn::new()
                 .when([Compare::create_revision(
@@ -139,12 +153,12 @@ async fn handle(client: &mut Client, req: Request) -> Result<Value, etcd_client:
                 )])
                 .and_then([TxnOp::put(key.as_bytes(), value.as_bytes(), None)])
                 .or_else([TxnOp::get(key.as_bytes(), None)]);
-            let resp = client.txn(txn).await?;
+            let resp = c.txn(txn).await?;
             if resp.succeeded() {
-                json!({"ok": true, "created": true})
-            } else {
-                let existing = resp
-                    .op_responses()
+                return Ok(None);
+            }
+            Ok(Some(
+                resp.op_responses()
                     .into_iter()
                     .find_map(|op| match op {
                         TxnOpResponse::Get(g) => g
@@ -153,13 +167,13 @@ async fn handle(client: &mut Client, req: Request) -> Result<Value, etcd_client:
                             .map(|kv| String::from_utf8_lossy(kv.value()).into_owned()),
                         _ => None,
                     })
-                    // Deleted between the compare and the get of the same txn
-                    // cannot happen (one revision); empty only if it was "".
-                    .unwrap_or_default();
-                json!({"ok": true, "created": false, "value": existing})
-            }
-        }
-        Request::DeleteIf { key, value } => {
+                    .unwrap_or_default(),
+            ))
+        })
+    }
+
+    fn delete_if(&mut self, key: &str, value: &str) -> Result<bool, KvError> {
+        self.run(async |c| {
             let txn = Txn::new()
                 .when([Compare::value(
                     key.as_bytes(),
@@ -167,81 +181,67 @@ async fn handle(client: &mut Client, req: Request) -> Result<Value, etcd_client:
                     value.as_bytes(),
                 )])
                 .and_then([TxnOp::delete(key.as_bytes(), None)]);
-            let resp = client.txn(txn).await?;
-            json!({"ok": true, "deleted": resp.succeeded()})
-        }
-        Request::Put { key, value } => {
-            client.put(key.as_bytes(), value.as_bytes(), None).await?;
-            json!({"ok": true})
-        }
-    })
+            Ok(c.txn(txn).await?.succeeded())
+        })
+    }
+
+    fn put(&mut self, key: &str, value: &str) -> Result<(), KvError> {
+        self.run(async |c| {
+            c.put(key.as_bytes(), value.as_bytes(), None)
+                .await
+                .map(|_| ())
+        })
+    }
 }
 
-/// One line from stdin, at most MAX_LINE bytes; None at EOF.
-fn read_line(input: &mut impl BufRead) -> io::Result<Option<String>> {
-    let mut buf = Vec::new();
-    let n = std::io::Read::take(&mut *input, MAX_LINE as u64 + 1).read_until(b'\n', &mut buf)?;
-    if n == 0 {
-        return Ok(None);
-    }
-    if buf.len() > MAX_LINE {
-        return Err(io::Error::other("request line too long"));
-    }
-    Ok(Some(String::from_utf8_lossy(&buf).into_owned()))
-}
-
-fn reply(out: &mut impl Write, v: &Value) -> io::Result<()> {
-    let mut line = v.to_string();
-    line.push('\n');
-    out.write_all(line.as_bytes())?;
-    out.flush()
-}
-
-fn run() -> io::Result<()> {
-    if std::env::args_os().nth(1).is_some_and(|a| a == "--version") {
-        println!("mactrunk-etcd {}", env!("CARGO_PKG_VERSION"));
-        return Ok(());
-    }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let stdin = io::stdin();
-    let mut input = stdin.lock();
-    let stdout = io::stdout();
-    let mut out = stdout.lock();
-
-    let Some(first) = read_line(&mut input)? else {
-        return Ok(());
-    };
-    let session: Session = match serde_json::from_str(&first) {
-        Ok(s) => s,
-        Err(e) => return reply(&mut out, &error(false, format!("session: {e}"))),
-    };
-    let mut client = match rt.block_on(connect(&session)) {
-        Ok(c) => c,
-        Err(v) => return reply(&mut out, &v),
-    };
-    reply(&mut out, &json!({"ok": true}))?;
-
-    while let Some(line) = read_line(&mut input)? {
-        if line.trim().is_empty() {
-            continue;
+/// `mactrunk-etcd engine`: one request, one response line.
+fn engine() -> i32 {
+    let mut text = Vec::new();
+    let read = io::stdin().lock().take(MAX_REQUEST).read_to_end(&mut text);
+    let resp = match read
+        .map_err(|e| e.to_string())
+        .and_then(|_| serde_json::from_slice::<Value>(&text).map_err(|e| e.to_string()))
+    {
+        Ok(req) => {
+            let budget = Duration::from_millis(
+                req.get("budgetMs")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(2000)
+                    .clamp(1, 600_000),
+            );
+            mactrunk::ipam::cluster::remote::serve(&req, move |cluster| {
+                Ok(Box::new(EtcdKv::connect(cluster, budget)?) as Box<dyn ClusterKv>)
+            })
         }
-        let resp = match serde_json::from_str::<Request>(&line) {
-            Ok(req) => rt
-                .block_on(handle(&mut client, req))
-                .unwrap_or_else(etcd_error),
-            Err(e) => error(false, format!("request: {e}")),
-        };
-        reply(&mut out, &resp)?;
-    }
-    Ok(())
+        Err(e) => {
+            serde_json::json!({"ok": false, "code": code::INTERNAL, "msg": format!("etcd helper request: {e}")})
+        }
+    };
+    let mut out = io::stdout().lock();
+    let written = writeln!(out, "{resp}").and_then(|()| out.flush());
+    i32::from(written.is_err())
+}
+
+fn admin_connect(cluster: &ClusterConfig) -> Result<Box<dyn ClusterKv>, CniError> {
+    Ok(Box::new(EtcdKv::connect(cluster, cluster.timeout)?))
 }
 
 fn main() {
-    if let Err(e) = run() {
-        // The plugin reads stdout only; this is for a person running it by hand.
-        eprintln!("mactrunk-etcd: {e}");
-        std::process::exit(1);
-    }
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let status = match args.first().and_then(|a| a.to_str()) {
+        Some("engine") => engine(),
+        Some("admin") => mactrunk::admin::cluster_main(&args[1..], admin_connect),
+        Some("--version") => {
+            println!("mactrunk-etcd {}", env!("CARGO_PKG_VERSION"));
+            0
+        }
+        _ => {
+            eprintln!(
+                "mactrunk-etcd: the etcd helper of mactrunk-ipam's cluster IPAM (docs/cluster.md); \
+                 the plugins run it (`engine`), `mactrunk-ipam blocks|release-node` exec it (`admin`)"
+            );
+            2
+        }
+    };
+    std::process::exit(status);
 }

@@ -10,12 +10,13 @@ use std::time::{Duration, UNIX_EPOCH};
 use ipnetwork::IpNetwork;
 use serde_json::{Value, json};
 
+use super::args::Command;
 use super::commands::Failure;
-use super::report::Render;
+use super::report::{Render, Report};
 use crate::ipam::cluster::blocks::{insert_by, parse_block_key};
 use crate::ipam::cluster::engine::{BLOCKS_FILE, SESSION_FILE, kv_error, value_node};
 use crate::ipam::cluster::kv::{ClusterKv, Kv};
-use crate::ipam::cluster::{ClusterConfig, etcd_exec, session_from};
+use crate::ipam::cluster::{ClusterConfig, session_from};
 use crate::ipam::config::DEFAULT_LOCK_TIMEOUT;
 use crate::ipam::range::{net_bounds, to_u128};
 use crate::ipam::store::StoreReader;
@@ -175,10 +176,11 @@ fn connect(
     })?;
     let cluster = session_from(&text)
         .map_err(|e| Failure(format!("{}: {}", dir.join(SESSION_FILE).display(), e.msg)))?;
-    let tls = etcd_exec::read_tls(&cluster)?;
-    let kv = etcd_exec::EtcdExec::start(&cluster, tls, cluster.timeout)
-        .map_err(|e| Failure::from(kv_error(e)))?;
-    Ok((cluster, store, Box::new(kv)))
+    let connect = super::CLUSTER_KV
+        .get()
+        .ok_or_else(|| Failure("the cluster commands run in mactrunk-etcd".into()))?;
+    let kv = connect(&cluster)?;
+    Ok((cluster, store, kv))
 }
 
 fn list(kv: &mut dyn ClusterKv, prefix: &str) -> Result<Vec<Kv>, Failure> {
@@ -187,6 +189,20 @@ fn list(kv: &mut dyn ClusterKv, prefix: &str) -> Result<Vec<Kv>, Failure> {
 
 fn field_u64(v: &str, f: &str) -> Option<u64> {
     serde_json::from_str::<Value>(v).ok()?.get(f)?.as_u64()
+}
+
+/// The cluster commands, in the helper (see `super::cluster_main`).
+pub(crate) fn execute(cmd: &Command) -> Result<Report, Failure> {
+    match cmd {
+        Command::Blocks { data_dir, network } => blocks(data_dir, network).map(Report::Blocks),
+        Command::ReleaseNode {
+            data_dir,
+            network,
+            node,
+            force,
+        } => release_node(data_dir, network, node, *force).map(Report::ReleaseNode),
+        _ => Err(Failure("not a cluster command".into())),
+    }
 }
 
 pub(crate) fn blocks(data_dir: &Path, network: &str) -> Result<BlocksReport, Failure> {

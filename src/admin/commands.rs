@@ -85,15 +85,11 @@ pub(crate) fn execute(cmd: &Command) -> Result<Report, Failure> {
             }
             Ok(Report::Metrics(r))
         }
-        Command::Blocks { data_dir, network } => {
-            super::cluster::blocks(data_dir, network).map(Report::Blocks)
+        // Run by `super::dispatch` itself: in mactrunk-etcd, where they are
+        // linked, or by exec'ing it (mactrunk-ipam does not link them).
+        Command::Blocks { .. } | Command::ReleaseNode { .. } => {
+            Err(Failure("the cluster commands run in mactrunk-etcd".into()))
         }
-        Command::ReleaseNode {
-            data_dir,
-            network,
-            node,
-            force,
-        } => super::cluster::release_node(data_dir, network, node, *force).map(Report::ReleaseNode),
     }
 }
 

@@ -46,6 +46,30 @@ use args::{Parsed, UsageError};
 use commands::{Failure, execute};
 use report::Report;
 
+/// Makes the etcd connection of the cluster commands (set by mactrunk-etcd).
+pub type KvConnect =
+    fn(
+        &crate::ipam::cluster::ClusterConfig,
+    ) -> Result<Box<dyn crate::ipam::cluster::kv::ClusterKv>, crate::cni::CniError>;
+
+/// The cluster commands' etcd connection: set only in mactrunk-etcd, by
+/// [`cluster_main`]. mactrunk-ipam execs the helper for `blocks` and
+/// `release-node` instead, and links neither them nor an etcd client.
+static CLUSTER_KV: std::sync::OnceLock<KvConnect> = std::sync::OnceLock::new();
+
+/// The admin tool as run by mactrunk-etcd (`mactrunk-etcd admin ARGS`),
+/// with the cluster commands and `connect` for etcd.
+pub fn cluster_main(args: &[OsString], connect: KvConnect) -> i32 {
+    let _ = CLUSTER_KV.set(connect);
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    // A closure of its own (not a pointer stored in a static): the plugin's
+    // instance of `run` then has no path to the cluster commands at all.
+    run(args, &mut stdout.lock(), &mut stderr.lock(), &|c| {
+        Some(cluster::execute(c))
+    })
+}
+
 /// Exit statuses.
 const EXIT_OK: i32 = 0;
 const EXIT_FAILURE: i32 = 1;
@@ -56,16 +80,25 @@ const EXIT_USAGE: i32 = 2;
 pub fn main(args: &[OsString]) -> i32 {
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
-    run(args, &mut stdout.lock(), &mut stderr.lock())
+    run(args, &mut stdout.lock(), &mut stderr.lock(), &|_| None)
 }
+
+/// Runs the cluster commands (`blocks`, `release-node`) where they are
+/// linked (mactrunk-etcd); None: exec the helper.
+type ClusterRun<'a> = &'a dyn Fn(&args::Command) -> Option<Result<Report, Failure>>;
 
 /// Parse, execute, print; returns the exit status. A panic is a failure
 /// (exit 1), never exit 101; with `--json` it, too, is a JSON error on stdout.
-fn run(args: &[OsString], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+fn run(
+    args: &[OsString],
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    cluster: ClusterRun<'_>,
+) -> i32 {
     let json = wants_json(args);
     let status = {
         let (o, e) = (&mut *out, &mut *err);
-        catch_unwind(AssertUnwindSafe(|| dispatch(args, json, o, e)))
+        catch_unwind(AssertUnwindSafe(|| dispatch(args, json, o, e, cluster)))
     };
     status.unwrap_or_else(|_| {
         // The panic message went to stderr already.
@@ -80,7 +113,13 @@ fn run(args: &[OsString], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
 
 /// `json`: `--json` among the raw arguments, for errors before the command
 /// line is parsed.
-fn dispatch(args: &[OsString], json: bool, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+fn dispatch(
+    args: &[OsString],
+    json: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    cluster: ClusterRun<'_>,
+) -> i32 {
     match args::parse(args) {
         Err(e) => usage_error(&e, json, out, err),
         Ok(Parsed::Help(text)) => {
@@ -91,11 +130,44 @@ fn dispatch(args: &[OsString], json: bool, out: &mut dyn Write, err: &mut dyn Wr
             let _ = writeln!(out, "{}", crate::cni::entry::version_text("mactrunk-ipam"));
             EXIT_OK
         }
+        Ok(Parsed::Run { cmd, json })
+            if matches!(
+                cmd,
+                args::Command::Blocks { .. } | args::Command::ReleaseNode { .. }
+            ) =>
+        {
+            match cluster(&cmd) {
+                Some(Ok(report)) => print_report(&report, json, out, err),
+                Some(Err(f)) => failure(&f, json, out, err),
+                None => exec_helper(args, json, out, err),
+            }
+        }
         Ok(Parsed::Run { cmd, json }) => match execute(&cmd) {
             Ok(report) => print_report(&report, json, out, err),
             Err(f) => failure(&f, json, out, err),
         },
     }
+}
+
+/// `blocks` and `release-node` run in the etcd helper beside this program:
+/// exec it with the same arguments (it prints and exits itself).
+fn exec_helper(args: &[OsString], json: bool, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    use std::os::unix::process::CommandExt;
+    let f = match crate::ipam::cluster::etcd_exec::helper_path() {
+        Ok(path) => {
+            let _ = out.flush();
+            let e = std::process::Command::new(&path)
+                .arg("admin")
+                .args(args)
+                .exec();
+            Failure(format!(
+                "cannot run {} (the cluster IPAM's etcd helper, installed beside mactrunk-ipam): {e}",
+                path.display()
+            ))
+        }
+        Err(e) => Failure::from(e),
+    };
+    failure(&f, json, out, err)
 }
 
 /// Exit 2: the message and the command's help on stderr, nothing on stdout

@@ -65,7 +65,7 @@ fn run_args(a: &[&str]) -> (i32, String, String) {
 fn run_raw(a: &[OsString]) -> (i32, String, String) {
     let mut out = Vec::new();
     let mut err = Vec::new();
-    let rc = run(a, &mut out, &mut err);
+    let rc = run(a, &mut out, &mut err, &|_| None);
     (
         rc,
         String::from_utf8(out).unwrap(),

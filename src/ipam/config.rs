@@ -176,6 +176,9 @@ impl IpamConfig {
             cluster: super::cluster::ClusterConfig::parse(ipam)?,
         };
         cfg.static_ips = cfg.parse_static_ips(top, runtime, args)?;
+        if let Some(c) = cfg.cluster.as_mut() {
+            c.netconf = std::sync::Arc::new(conf.clone());
+        }
         Ok(cfg)
     }
 

@@ -111,17 +111,8 @@ fn allocate_durably(
 ) -> Result<Added, CniError> {
     let assigned = match &conf.cluster {
         None => allocate(store, conf, owner, netns)?,
-        Some(cl) => {
-            // etcd only if the node's blocks cannot serve this ADD.
-            let mut etcd = cluster::etcd_for(cl, cl.timeout);
-            cluster::Engine {
-                store: &mut *store,
-                cluster: cl,
-                network: &conf.network,
-                etcd: &mut etcd,
-            }
-            .allocate(conf, owner, netns)?
-        }
+        // etcd (through the helper) only if the node's blocks cannot serve it.
+        Some(_) => cluster::allocate(store, conf, owner, netns)?,
     };
     let fresh: Vec<IpAddr> = assigned.iter().filter(|a| a.fresh).map(|a| a.ip).collect();
     if let Err(e) = store.commit() {
@@ -248,17 +239,9 @@ pub fn del_in(
     let released = store.release(owner)?;
     store.commit()?;
     if let Some(conf) = conf
-        && let Some(cl) = &conf.cluster
         && !released.is_empty()
     {
-        let mut etcd = cluster::etcd_for(cl, cluster::engine::best_effort_budget(cl));
-        cluster::Engine {
-            store: &mut store,
-            cluster: cl,
-            network: &conf.network,
-            etcd: &mut etcd,
-        }
-        .after_release(conf, &released);
+        cluster::after_release(&mut store, conf, &released);
     }
     Ok(())
 }
@@ -370,22 +353,13 @@ pub fn gc_in(
     let mut store = FileStore::open(&loc.dir, loc.lock_timeout)?;
     let report = gc_store(&mut store, valid);
     if let Some(conf) = conf
-        && let Some(cl) = &conf.cluster
+        && conf.cluster.is_some()
+        && let Err(e) = cluster::gc(&mut store, conf)
     {
-        let mut etcd = cluster::etcd_for(cl, cl.timeout);
-        let done = cluster::Engine {
-            store: &mut store,
-            cluster: cl,
-            network: &conf.network,
-            etcd: &mut etcd,
-        }
-        .gc();
-        if let Err(e) = done {
-            eprintln!(
-                "mactrunk-ipam: GC of network {}: local part done; cluster blocks not reconciled: {}",
-                conf.network, e.msg
-            );
-        }
+        eprintln!(
+            "mactrunk-ipam: GC of network {}: local part done; cluster blocks not reconciled: {}",
+            conf.network, e.msg
+        );
     }
     Ok(report)
 }
@@ -497,15 +471,8 @@ pub fn status(conf: &IpamConfig) -> Result<(), CniError> {
                 loc.dir.display()
             ))
         })?;
-        if let Some(cl) = &conf.cluster {
-            let mut etcd = cluster::etcd_for(cl, cl.timeout);
-            return cluster::Engine {
-                store: &mut store,
-                cluster: cl,
-                network: &conf.network,
-                etcd: &mut etcd,
-            }
-            .status(conf);
+        if conf.cluster.is_some() {
+            return cluster::status(&mut store, conf);
         }
         store.all()?.into_iter().map(|a| a.ip).collect()
     } else {

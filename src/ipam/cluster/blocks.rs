@@ -95,10 +95,27 @@ pub fn insert_by<T, K: Ord>(v: &mut Vec<T>, x: T, key: impl Fn(&T) -> K) {
 /// block gets no range and so no dynamic address). Subnets, gateways and
 /// static requests stay as they are, so results look as in local mode.
 pub fn restrict(conf: &IpamConfig, owned: &[IpNetwork]) -> IpamConfig {
-    let mut out = conf.clone();
-    for set in &mut out.range_sets {
+    let mut out = IpamConfig {
+        network: conf.network.clone(),
+        data_dir: conf.data_dir.clone(),
+        lock_timeout: conf.lock_timeout,
+        range_sets: Vec::with_capacity(conf.range_sets.len()),
+        exclude: conf.exclude.clone(),
+        exclusions: conf.exclusions.clone(),
+        routes: Vec::new(), // not the allocator's business
+        dns: Default::default(),
+        resolv_conf: None,
+        static_ips: conf.static_ips.clone(),
+        // The allocator never looks at it; cloning it would cost the fast path.
+        cluster: None,
+    };
+    for s in &conf.range_sets {
+        let mut set = RangeSet {
+            ranges: Vec::new(),
+            key: s.key.clone(),
+        };
         let mut ranges = Vec::new();
-        for r in &set.ranges {
+        for r in &s.ranges {
             let mut parts: Vec<Range> = Vec::new();
             for p in owned.iter().filter_map(|b| intersect(r, b)) {
                 insert_by(&mut parts, p, Range::start);
@@ -106,6 +123,7 @@ pub fn restrict(conf: &IpamConfig, owned: &[IpNetwork]) -> IpamConfig {
             ranges.extend(parts);
         }
         set.ranges = ranges;
+        out.range_sets.push(set);
     }
     out
 }
@@ -215,6 +233,7 @@ mod tests {
             timeout: std::time::Duration::from_secs(1),
             prefix: "/p".into(),
             tls: None,
+            netconf: std::sync::Arc::new(serde_json::Value::Null),
         }
     }
 

@@ -34,6 +34,10 @@ pub struct ClusterConfig {
     /// Key prefix, without a trailing '/'.
     pub prefix: String,
     pub tls: Option<TlsPaths>,
+    /// The whole network config (set by `IpamConfig::from_netconf`): the
+    /// etcd helper re-reads the IPAM config from it.
+    /// Shared, not copied: the owned-block fast path clones configs.
+    pub netconf: std::sync::Arc<Value>,
 }
 
 impl ClusterConfig {
@@ -157,6 +161,7 @@ impl ClusterConfig {
             timeout,
             prefix,
             tls,
+            netconf: std::sync::Arc::new(Value::Null),
         }))
     }
 }

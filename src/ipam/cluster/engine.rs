@@ -105,6 +105,80 @@ impl<'a> Etcd<'a> {
     }
 }
 
+/// The node's owned blocks as listed in its store (empty when there is no
+/// list yet). Small and free of etcd: the plugin reads it on every ADD.
+pub fn load_owned<S: Store>(store: &mut S) -> Result<Vec<Owned>, CniError> {
+    let Some(text) = store.read_meta(BLOCKS_FILE)? else {
+        return Ok(Vec::new());
+    };
+    let corrupt = |p: String| StoreError::Corrupt {
+        path: BLOCKS_FILE.into(),
+        problem: p,
+    };
+    let v: Value = serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
+    let list = v
+        .get("blocks")
+        .and_then(Value::as_array)
+        .ok_or_else(|| corrupt("no blocks list".into()))?;
+    let mut out = Vec::with_capacity(list.len());
+    for b in list {
+        let block = b
+            .get("block")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<IpNetwork>().ok())
+            .filter(|n| n.network() == n.ip())
+            .ok_or_else(|| corrupt(format!("bad block entry {b}")))?;
+        let value = b
+            .get("value")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        out.push(Owned { block, value });
+    }
+    Ok(out)
+}
+
+/// Does any record (allocation or quarantine) lie in `block`?
+pub fn block_in_use<S: Store>(store: &mut S, block: &IpNetwork) -> Result<bool, CniError> {
+    let size = match block {
+        IpNetwork::V4(n) => 1u128 << (32 - u32::from(n.prefix())),
+        IpNetwork::V6(n) => 1u128
+            .checked_shl(128 - u32::from(n.prefix()))
+            .unwrap_or(u128::MAX),
+    };
+    if size <= LOOKUP_LIMIT {
+        let first = crate::ipam::range::to_u128(block.network());
+        for i in 0..size {
+            let ip = crate::ipam::range::from_u128(block.is_ipv4(), first + i);
+            if store.holder(ip)?.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    } else {
+        Ok(store.all()?.iter().any(|a| block.contains(a.ip)))
+    }
+}
+
+/// Is there a free dynamic address of set `i` inside `blocks`?
+pub fn has_room<S: Store>(
+    store: &mut S,
+    conf: &IpamConfig,
+    i: usize,
+    blocks: &[IpNetwork],
+) -> Result<bool, CniError> {
+    let narrowed = restrict(conf, blocks);
+    let Some(set) = narrowed.range_sets.get(i) else {
+        return Ok(false);
+    };
+    for (_, ip) in Candidates::new(set, &narrowed.exclusions, None) {
+        if store.holder(ip)?.is_none() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// A KV failure as the CNI error the runtime sees: code 11 for "etcd could
 /// not be reached in time" (retry later), code 5 for a refusal.
 pub fn kv_error(e: KvError) -> CniError {
@@ -159,34 +233,7 @@ impl<'e, S: Store> Engine<'_, 'e, S> {
 
     /// The local list of owned blocks (empty when there is none yet).
     pub fn load(&mut self) -> Result<Vec<Owned>, CniError> {
-        let Some(text) = self.store.read_meta(BLOCKS_FILE)? else {
-            return Ok(Vec::new());
-        };
-        let corrupt = |p: String| StoreError::Corrupt {
-            path: BLOCKS_FILE.into(),
-            problem: p,
-        };
-        let v: Value = serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
-        let list = v
-            .get("blocks")
-            .and_then(Value::as_array)
-            .ok_or_else(|| corrupt("no blocks list".into()))?;
-        let mut out = Vec::with_capacity(list.len());
-        for b in list {
-            let block = b
-                .get("block")
-                .and_then(Value::as_str)
-                .and_then(|s| s.parse::<IpNetwork>().ok())
-                .filter(|n| n.network() == n.ip())
-                .ok_or_else(|| corrupt(format!("bad block entry {b}")))?;
-            let value = b
-                .get("value")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            out.push(Owned { block, value });
-        }
-        Ok(out)
+        load_owned(self.store)
     }
 
     /// Write the local list, durably (fsync of the file and the store
@@ -376,45 +423,17 @@ impl<'e, S: Store> Engine<'_, 'e, S> {
         }
     }
 
-    /// Does any record (allocation or quarantine) lie in `block`?
     fn block_in_use(&mut self, block: &IpNetwork) -> Result<bool, CniError> {
-        let size = match block {
-            IpNetwork::V4(n) => 1u128 << (32 - u32::from(n.prefix())),
-            IpNetwork::V6(n) => 1u128
-                .checked_shl(128 - u32::from(n.prefix()))
-                .unwrap_or(u128::MAX),
-        };
-        if size <= LOOKUP_LIMIT {
-            let first = crate::ipam::range::to_u128(block.network());
-            for i in 0..size {
-                let ip = crate::ipam::range::from_u128(block.is_ipv4(), first + i);
-                if self.store.holder(ip)?.is_some() {
-                    return Ok(true);
-                }
-            }
-            Ok(false)
-        } else {
-            Ok(self.store.all()?.iter().any(|a| block.contains(a.ip)))
-        }
+        block_in_use(self.store, block)
     }
 
-    /// Is there a free dynamic address of set `i` inside `blocks`?
     fn has_room(
         &mut self,
         conf: &IpamConfig,
         i: usize,
         blocks: &[IpNetwork],
     ) -> Result<bool, CniError> {
-        let narrowed = restrict(conf, blocks);
-        let Some(set) = narrowed.range_sets.get(i) else {
-            return Ok(false);
-        };
-        for (_, ip) in Candidates::new(set, &narrowed.exclusions, None) {
-            if self.store.holder(ip)?.is_none() {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        has_room(self.store, conf, i, blocks)
     }
 
     /// ADD: addresses for `owner` from owned blocks, claiming blocks (and

@@ -392,6 +392,36 @@ impl FileStore {
         }
         check_store_dir(dir)?;
         let lock = lock_file(dir, lock_timeout)?;
+        FileStore::with_lock(dir, lock)
+    }
+
+    /// The store `dir` whose lock `lock` the caller already holds: the
+    /// cluster IPAM's etcd helper works on the store of the plugin that
+    /// started it, under the plugin's lock (the descriptor is inherited, so
+    /// both share one flock). The same checks as [`FileStore::open`].
+    pub fn open_locked(dir: &Path, lock: File) -> Result<FileStore, StoreError> {
+        check_data_dir(dir)?;
+        match kind(dir)? {
+            Kind::Dir => {}
+            Kind::Symlink => return Err(symlink_error(dir).into()),
+            _ => {
+                return Err(StoreError::Unsafe {
+                    path: dir.to_path_buf(),
+                    problem: "is not a directory".into(),
+                });
+            }
+        }
+        check_store_dir(dir)?;
+        FileStore::with_lock(dir, lock)
+    }
+
+    /// The lock file's descriptor (held while this store lives).
+    pub fn lock_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self._lock.as_fd()
+    }
+
+    fn with_lock(dir: &Path, lock: File) -> Result<FileStore, StoreError> {
         let mut store = FileStore {
             dir: dir.to_path_buf(),
             owners: dir.join(OWNERS),
