@@ -14,7 +14,10 @@ cluster_lan
 for h in A B C; do cluster_host $h; done
 etcd_start
 declare -A conf=()
-for h in A B C; do conf[$h]=$(cluster_conf $h mt-cl70 '.ipam.cluster.blockSize = 28 | .ipam.lockTimeout = 60000'); done
+# timeoutMs 10 s: 90 plugin processes and their helpers share 2 cores (with another case
+# running beside this one in CI); the case is about what they produce, not how fast (that
+# is bench.sh's section 6; 71 checks the deadline)
+for h in A B C; do conf[$h]=$(cluster_conf $h mt-cl70 '.ipam.cluster.blockSize = 28 | .ipam.cluster.timeoutMs = 10000 | .ipam.lockTimeout = 60000'); done
 net=mt-cl70
 
 declare -A C=()
