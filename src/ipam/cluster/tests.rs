@@ -545,3 +545,47 @@ fn side_files_keep_the_index_stamp_and_are_no_records() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
+
+#[test]
+fn the_plugin_allocates_in_owned_blocks_without_the_helper() {
+    use crate::ipam::store::FileStore;
+    use std::time::Duration;
+    let tmp = tempfile::tempdir().unwrap();
+    let c = conf_with(
+        "a",
+        json!({"subnet": "10.88.0.0/24", "gateway": "10.88.0.1", "dataDir": tmp.path()}),
+        Some(29),
+    );
+    // The node owns 10.88.0.8/29 (recorded as a claim would record it).
+    {
+        let mut s = FileStore::open(&c.location().dir, Duration::from_secs(1)).unwrap();
+        s.write_meta(
+            BLOCKS_FILE,
+            &json!({"node": "a", "blocks": [{"block": "10.88.0.8/29", "value": "{}"}]}).to_string(),
+        )
+        .unwrap();
+    }
+    let mut got = Vec::new();
+    for i in 0..8 {
+        let a = crate::ipam::add_in(&c, &Owner::new(format!("c{i}"), "eth0"), None).unwrap();
+        let ip = a.out.ips[0].address;
+        assert_eq!(ip.prefix(), 24, "the subnet's prefix, not the block's");
+        assert!(net("10.88.0.8/29").contains(ip.ip()), "{ip}");
+        got.push(ip.ip());
+    }
+    // Full: now the helper is needed. It is not installed beside the test
+    // binary, so the ADD fails naming it (and holds nothing).
+    let e = crate::ipam::add_in(&c, &Owner::new("c9", "eth0"), None).unwrap_err();
+    assert_eq!(e.code, code::IO, "{}", e.msg);
+    assert!(e.msg.contains("mactrunk-etcd"), "{}", e.msg);
+    assert_eq!(crate::ipam::list(&c.location()).unwrap().len(), 8);
+    // A static address outside the owned blocks needs the helper too.
+    let s = with_static(&c, "10.88.0.100");
+    let e = crate::ipam::add_in(&s, &Owner::new("s1", "eth0"), None).unwrap_err();
+    assert!(e.msg.contains("mactrunk-etcd"), "{}", e.msg);
+    // DEL never needs etcd: one block owned, nothing to return.
+    crate::ipam::del_in(&c.location(), &Owner::new("c0", "eth0"), Some(&c)).unwrap();
+    assert_eq!(crate::ipam::list(&c.location()).unwrap().len(), 7);
+    // STATUS: room again, no helper.
+    crate::ipam::status(&c).unwrap();
+}
