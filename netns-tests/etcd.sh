@@ -342,7 +342,10 @@ cluster_lan() {
     ip netns add "$LAN" || die "cannot create netns $LAN"
     _register_ns "$LAN"
     ip -n "$LAN" link set lo up
-    ip -n "$LAN" link add br0 type bridge || die "cannot create bridge br0 in $LAN"
+    # A fixed MAC: a bridge otherwise takes the lowest MAC of its ports and changes it when a
+    # port goes (a host deleted), which strands the hosts' ARP entries for the members'
+    # addresses on br0 for ~30 s.
+    ip -n "$LAN" link add br0 address 02:00:5e:10:00:01 type bridge || die "cannot create bridge br0 in $LAN"
     ip -n "$LAN" link set br0 up
     local ip
     for ip in "${ETCD_IPS[@]}"; do

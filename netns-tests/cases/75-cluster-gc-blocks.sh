@@ -11,6 +11,7 @@
 #    fails cleanly (not 999, nothing left) naming the missing helper, while its owned-block ADD
 #    still works.
 # 4. metrics on a cluster network: capacity is the addresses of the owned blocks.
+# 5. Invalid cluster settings: code 7 naming the key (ipam.cluster.blockSize, ...).
 source "$NT_DIR/etcd.sh"
 need_cluster
 cluster_lan
@@ -146,3 +147,24 @@ grep -E "^mactrunk_ipam_range_used\{[^}]*network=\"$net\"[^}]*\} $used\$" <<<"$o
     fail "metrics: no used $used for $net: $(grep _used <<<"$out" | grep "$net")"
 grep -E "^mactrunk_ipam_[a-z_]*blocks[a-z_]*\{[^}]*network=\"$net\"" <<<"$out" >/dev/null ||
     fail "metrics: no blocks gauge for $net"
+
+# ---- 5. invalid cluster settings: code 7 naming the key, nothing written
+make_container_ns CV
+for bad in '.ipam.cluster.etcdEndpoints = []|etcdEndpoints' \
+    '.ipam.cluster.etcdEndpoints = ["10.254.0.11:2379"]|etcdEndpoints' \
+    '.ipam.cluster.blockSize = 33|blockSize' \
+    '.ipam.cluster.blockSize = "28"|blockSize' \
+    '.ipam.cluster.timeoutMs = 50|timeoutMs' \
+    '.ipam.cluster.prefix = "mactrunk"|prefix' \
+    '.ipam.cluster.prefix = "/a/../b"|prefix' \
+    '.ipam.cluster.nodeName = "node a"|nodeName' \
+    '.ipam.cluster.nodeName = ""|nodeName' \
+    '.ipam.cluster.tls = {cert: "/x.pem"}|tls' \
+    '.ipam.cluster.blocksize = 28|blocksize'; do
+    f=${bad%|*} key=${bad##*|}
+    c=$(conf_edit "$conf" "$f | .name = \"mt-cl75bad\" | .ipam.dataDir = \$d" --arg d "$T/data-bad")
+    on A ADD "$c" cid=mt-bad ns="$CV"
+    assert_code 7 "ipam\\.cluster\\.$key" "ADD with $f"
+    assert_ns_clean "$CV"
+    [[ -e $T/data-bad/mt-cl75bad/.cluster-blocks ]] && fail "$f: a .cluster-blocks was written"
+done
