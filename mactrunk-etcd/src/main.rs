@@ -190,35 +190,27 @@ impl EtcdKv {
             tried += 1;
         }
     }
-}
 
-impl ClusterKv for EtcdKv {
-    fn list(&mut self, prefix: &str) -> Result<Vec<Kv>, KvError> {
+    /// The claim: exactly one writer of a key that does not exist wins;
+    /// `also` is put in the same transaction when it does.
+    fn create_txn(
+        &mut self,
+        key: &str,
+        value: &str,
+        also: Option<(&str, &str)>,
+    ) -> Result<Option<String>, KvError> {
         self.run(async |c| {
-            let resp = c
-                .get(prefix.as_bytes(), Some(GetOptions::new().with_prefix()))
-                .await?;
-            Ok(resp
-                .kvs()
-                .iter()
-                .map(|kv| Kv {
-                    key: String::from_utf8_lossy(kv.key()).into_owned(),
-                    value: String::from_utf8_lossy(kv.value()).into_owned(),
-                })
-                .collect())
-        })
-    }
-
-    fn create(&mut self, key: &str, value: &str) -> Result<Option<String>, KvError> {
-        self.run(async |c| {
-            // The claim: exactly one writer of a key that does not exist wins.
+            let mut puts = vec![TxnOp::put(key.as_bytes(), value.as_bytes(), None)];
+            if let Some((k, v)) = also {
+                puts.push(TxnOp::put(k.as_bytes(), v.as_bytes(), None));
+            }
             let txn = Txn::new()
                 .when([Compare::create_revision(
                     key.as_bytes(),
                     CompareOp::Equal,
                     0,
                 )])
-                .and_then([TxnOp::put(key.as_bytes(), value.as_bytes(), None)])
+                .and_then(puts)
                 .or_else([TxnOp::get(key.as_bytes(), None)]);
             let resp = c.txn(txn).await?;
             if resp.succeeded() {
@@ -242,6 +234,37 @@ impl ClusterKv for EtcdKv {
             }
             Ok(Some(existing))
         })
+    }
+}
+
+impl ClusterKv for EtcdKv {
+    fn list(&mut self, prefix: &str) -> Result<Vec<Kv>, KvError> {
+        self.run(async |c| {
+            let resp = c
+                .get(prefix.as_bytes(), Some(GetOptions::new().with_prefix()))
+                .await?;
+            Ok(resp
+                .kvs()
+                .iter()
+                .map(|kv| Kv {
+                    key: String::from_utf8_lossy(kv.key()).into_owned(),
+                    value: String::from_utf8_lossy(kv.value()).into_owned(),
+                })
+                .collect())
+        })
+    }
+
+    fn create(&mut self, key: &str, value: &str) -> Result<Option<String>, KvError> {
+        self.create_txn(key, value, None)
+    }
+
+    fn create_with(
+        &mut self,
+        key: &str,
+        value: &str,
+        also: (&str, &str),
+    ) -> Result<Option<String>, KvError> {
+        self.create_txn(key, value, Some(also))
     }
 
     fn delete_if(&mut self, key: &str, value: &str) -> Result<bool, KvError> {

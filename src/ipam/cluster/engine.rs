@@ -68,6 +68,8 @@ pub struct Etcd<'a> {
     /// Set once anything was asked of etcd (tests: "an owned-block ADD does
     /// not talk to etcd").
     pub used: bool,
+    /// The node's usage report went with a claim already.
+    reported: bool,
 }
 
 impl<'a> Etcd<'a> {
@@ -77,6 +79,7 @@ impl<'a> Etcd<'a> {
             kv: None,
             failed: None,
             used: false,
+            reported: false,
         }
     }
 
@@ -387,8 +390,27 @@ impl<'e, S: Store> Engine<'_, 'e, S> {
     ) -> Result<Option<String>, CniError> {
         let key = self.block_etcd_key(&block);
         let value = self.block_value(subnet);
-        match self.kv()?.create(&key, &value).map_err(kv_error)? {
+        // The usage report rides on the claim's transaction. Every claim is
+        // for an address about to be allocated, so it counts one more than
+        // the node holds now (if that allocation fails, the report errs on
+        // the side of "in use", the side release-node refuses on).
+        let mut with_block = owned.clone();
+        insert_by(
+            &mut with_block,
+            Owned {
+                block,
+                value: value.clone(),
+            },
+            |o| o.block,
+        );
+        let (report_key, report) = self.report_value(&with_block, 1);
+        match self
+            .kv()?
+            .create_with(&key, &value, (&report_key, &report))
+            .map_err(kv_error)?
+        {
             None => {
+                self.etcd.reported = true;
                 insert_by(owned, Owned { block, value }, |o| o.block);
                 // A crash right here leaves the block ours in etcd only:
                 // reconcile adopts it (see the module docs).
@@ -399,12 +421,18 @@ impl<'e, S: Store> Engine<'_, 'e, S> {
         }
     }
 
-    /// Write this node's usage report (`nodes/<node>`); best effort.
-    fn report(&mut self, owned: &[Owned]) {
-        let used = self.used_in(owned);
+    /// This node's usage report (`nodes/<node>`): key and value, counting
+    /// `pending` addresses about to be allocated.
+    fn report_value(&mut self, owned: &[Owned], pending: usize) -> (String, String) {
+        let used = self.used_in(owned) + pending;
         let blocks: Vec<String> = owned.iter().map(|o| o.block.to_string()).collect();
         let value = json!({"used": used, "blocks": blocks, "updated": now_secs()}).to_string();
-        let key = self.node_key();
+        (self.node_key(), value)
+    }
+
+    /// Write this node's usage report; best effort.
+    fn report(&mut self, owned: &[Owned]) {
+        let (key, value) = self.report_value(owned, 0);
         if let Ok(kv) = self.kv()
             && let Err(e) = kv.put(&key, &value)
         {
@@ -459,8 +487,9 @@ impl<'e, S: Store> Engine<'_, 'e, S> {
             let narrowed = restrict(conf, &blocks);
             let err = match allocate(self.store, &narrowed, owner, netns) {
                 Ok(a) => {
-                    if self.etcd.used {
-                        // We talked to etcd anyway: tell it how full we are.
+                    if self.etcd.used && !self.etcd.reported {
+                        // We talked to etcd anyway: tell it how full we are
+                        // (a claim carried the report already).
                         self.report(&owned);
                     }
                     return Ok(a);

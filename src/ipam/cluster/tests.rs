@@ -167,12 +167,40 @@ fn owned_block_add_does_not_touch_etcd() {
         assert!(!used, "ADD {i} with room in the owned block asked etcd");
     }
     assert_eq!(kv.calls(), calls);
-    // The usage report was written with the claim.
-    let report = kv.snapshot()["/p/networks/cl/nodes/a"].clone();
-    assert!(report.contains("\"blocks\":[\""), "{report}");
+    // The usage report was written with the claim, counting the address
+    // the claim was for.
+    let report: serde_json::Value =
+        serde_json::from_str(&kv.snapshot()["/p/networks/cl/nodes/a"]).unwrap();
+    assert_eq!(report["used"], 1, "{report}");
+    assert_eq!(report["blocks"], serde_json::json!([block[0].to_string()]));
     // And it keeps working with etcd down.
     kv.set_down(true);
     a.add("c11").unwrap();
+}
+
+#[test]
+fn a_claiming_add_is_one_listing_and_one_transaction() {
+    let kv = MemKv::new();
+    let mut a = Node::new("a", "10.88.0.0/24", &kv);
+    a.add("c0").unwrap();
+    // Fill the first block; the ADD that needs the second one claims it, and
+    // the usage report rides on the claim's transaction (no separate put).
+    let conf = a.conf.clone();
+    for i in 1..=16 {
+        let before = kv.calls();
+        let (r, used) = a.add_conf(&conf, &format!("c{i}"));
+        r.unwrap();
+        if !used {
+            continue;
+        }
+        assert_eq!(kv.calls() - before, 2, "list + create_with");
+        let report: serde_json::Value =
+            serde_json::from_str(&kv.snapshot()["/p/networks/cl/nodes/a"]).unwrap();
+        assert_eq!(report["used"], i + 1, "{report}");
+        assert_eq!(report["blocks"].as_array().map(Vec::len), Some(2));
+        return;
+    }
+    panic!("16 ADDs never needed a second /28");
 }
 
 #[test]
