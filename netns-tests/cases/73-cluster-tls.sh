@@ -60,14 +60,17 @@ done
 [[ -n ${sip:-} ]] || die "no free block"
 ln -s "$pki/client-key.pem" "$T/key-link.pem"
 printf 'not a certificate\n' >"$T/garbage.pem"
+# a TLS rejection is permanent: the message must say it was TLS (an operator with a wrong CA
+# must not be told only "no answer within the timeout")
+TLSRE='[Cc]ertificate|TLS|tls|PEM|handshake|UnknownIssuer|BadCertificate'
 tls_fails "client certificate of another CA" \
-    '.ipam.cluster.tls.cert = "\($pki)/other-client.pem" | .ipam.cluster.tls.key = "\($pki)/other-client-key.pem"' 11
-tls_fails "a CA that did not sign the members' certificate" '.ipam.cluster.tls.ca = "\($pki)/other-ca.pem"' 11
-tls_fails "https endpoints without a tls key" 'del(.ipam.cluster.tls)' '7|11'
+    '.ipam.cluster.tls.cert = "\($pki)/other-client.pem" | .ipam.cluster.tls.key = "\($pki)/other-client-key.pem"' 11 "$TLSRE"
+tls_fails "a CA that did not sign the members' certificate" '.ipam.cluster.tls.ca = "\($pki)/other-ca.pem"' 11 "$TLSRE"
+tls_fails "https endpoints without a tls key" 'del(.ipam.cluster.tls)' '7|11' "$TLSRE"
 tls_fails "plain http against the TLS members" '.ipam.cluster.etcdEndpoints |= map(sub("^https"; "http"))' '7|11'
 tls_fails "tls.key is a symlink" '.ipam.cluster.tls.key = "\($t)/key-link.pem"' any 'tls'
 tls_fails "tls.cert does not exist" '.ipam.cluster.tls.cert = "\($t)/nosuch.pem"' any 'nosuch\.pem|tls'
-tls_fails "tls.ca is not PEM" '.ipam.cluster.tls.ca = "\($t)/garbage.pem"' any 'tls|PEM|pem|certificate'
+tls_fails "tls.ca is not PEM" '.ipam.cluster.tls.ca = "\($t)/garbage.pem"' any "$TLSRE"
 
 # an ADD with room in an owned block does not talk to etcd: the broken TLS settings do not matter
 bad=$(conf_edit "${conf[B]}" '.ipam.cluster.tls.ca = "\($pki)/other-ca.pem"' --arg pki "$pki")
