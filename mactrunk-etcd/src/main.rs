@@ -54,6 +54,37 @@ fn is_retryable(e: &etcd_client::Error) -> bool {
     is_unreachable(e)
 }
 
+/// An error with its causes ("transport error: ...: invalid peer
+/// certificate: UnknownIssuer"): the top level alone rarely says why.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
+}
+
+/// Does a failure's text say the TLS handshake was refused (by either
+/// side)?
+fn is_tls_rejection(text: &str) -> bool {
+    let t = text.to_ascii_lowercase();
+    [
+        "certificate",
+        "handshake",
+        "tls",
+        "unknownissuer",
+        "unknown ca",
+    ]
+    .iter()
+    .any(|w| t.contains(w))
+}
+
 /// The longest one member gets before the next is tried, while untried
 /// members remain (a silent member must not eat the whole budget).
 const MEMBER_SLICE: Duration = Duration::from_millis(400);
@@ -137,6 +168,7 @@ impl EtcdKv {
         }
         let mut last: Option<String> = None;
         let mut tried = 0usize;
+        let mut tls_rejections = 0usize;
         let mut paused = false;
         loop {
             let left = self.deadline.saturating_duration_since(Instant::now());
@@ -178,12 +210,24 @@ impl EtcdKv {
                 Ok(Err(e)) if !is_retryable(&e) => {
                     return Err(KvError {
                         unreachable: false,
-                        msg: format!("{}: {e}", self.what),
+                        msg: format!("{}: {}", self.what, chain(&e)),
                     });
                 }
-                Ok(Err(e)) => format!("{endpoint}: {e}"),
+                Ok(Err(e)) => {
+                    let text = chain(&e);
+                    if is_tls_rejection(&text) {
+                        tls_rejections += 1;
+                    }
+                    format!("{endpoint}: {text}")
+                }
                 Err(_) => format!("{endpoint}: no answer within {} ms", slice.as_millis()),
             };
+            // Every member refused our TLS (wrong CA, a client certificate
+            // they do not trust, https without `tls`): retrying cannot help
+            // and the operator needs the reason, not a timeout.
+            if tls_rejections == n {
+                return Err(self.unreachable(format!("TLS rejected by every member; {e}")));
+            }
             last = Some(e);
             self.client = None;
             self.current = (self.current + 1) % n;
