@@ -183,7 +183,10 @@ pub(crate) fn read_regular(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, F
             problem: "is not a regular file".into(),
         });
     }
-    let mut buf = Vec::new();
+    // Sized from the stat (plus one byte to see the end): one read, where an
+    // empty Vec makes read_to_end start with small probing reads.
+    let expect = usize::try_from(meta.len().min(limit)).unwrap_or(0);
+    let mut buf = Vec::with_capacity(expect.saturating_add(1));
     f.take(limit)
         .read_to_end(&mut buf)
         .map_err(|e| FsError::io("read", path, e))?;

@@ -65,11 +65,14 @@ pub fn allocate(
 ) -> Result<Vec<Assigned>, CniError> {
     let cluster = cluster_of(conf)?;
     let owned = owned_blocks(store)?;
-    let held = store.owned_by(owner)?;
-    let statics_here = conf
-        .static_ips
-        .iter()
-        .all(|r| held.contains(&r.ip) || owned.iter().any(|b| b.contains(r.ip)));
+    // The owner index is read here only for static requests (the allocator
+    // reads it anyway).
+    let statics_here = conf.static_ips.is_empty() || {
+        let held = store.owned_by(owner)?;
+        conf.static_ips
+            .iter()
+            .all(|r| held.contains(&r.ip) || owned.iter().any(|b| b.contains(r.ip)))
+    };
     if statics_here {
         let narrowed = blocks::restrict(conf, &owned);
         match allocator::allocate(store, &narrowed, owner, netns) {
