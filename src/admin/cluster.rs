@@ -212,14 +212,7 @@ pub(crate) fn blocks(data_dir: &Path, network: &str) -> Result<BlocksReport, Fai
     let nprefix = format!("{base}nodes/");
     let listed: Vec<IpNetwork> = store
         .read_meta(BLOCKS_FILE)?
-        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-        .and_then(|v| {
-            v.get("blocks")?.as_array().map(|l| {
-                l.iter()
-                    .filter_map(|b| b.get("block")?.as_str()?.parse().ok())
-                    .collect()
-            })
-        })
+        .map(|t| crate::ipam::cluster::engine::listed_blocks(&t))
         .unwrap_or_default();
     let held: Vec<IpAddr> = store.all()?.into_iter().map(|a| a.ip).collect();
     let mut rows = Vec::new();

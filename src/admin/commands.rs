@@ -572,14 +572,7 @@ fn network_metrics(
                 .read_meta(crate::ipam::cluster::engine::BLOCKS_FILE)
                 .ok()
                 .flatten()
-                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-                .and_then(|v| {
-                    v.get("blocks")?.as_array().map(|l| {
-                        l.iter()
-                            .filter_map(|b| b.get("block")?.as_str()?.parse().ok())
-                            .collect()
-                    })
-                })
+                .map(|t| crate::ipam::cluster::engine::listed_blocks(&t))
                 .unwrap_or_default();
         }
         let mut netns: BTreeMap<Owner, Option<String>> = BTreeMap::new();

@@ -21,7 +21,7 @@ pub struct Assigned {
     pub fresh: bool,
 }
 
-fn assigned(conf: &IpamConfig, set: usize, ip: IpAddr) -> Result<Assigned, CniError> {
+pub(crate) fn assigned(conf: &IpamConfig, set: usize, ip: IpAddr) -> Result<Assigned, CniError> {
     let range = conf
         .range_sets
         .get(set)

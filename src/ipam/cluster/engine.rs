@@ -110,6 +110,21 @@ impl<'a> Etcd<'a> {
 
 /// The node's owned blocks as listed in its store (empty when there is no
 /// list yet). Small and free of etcd: the plugin reads it on every ADD.
+/// The blocks an owned-block list names, leniently (the admin reports show
+/// what is readable; the engine uses the strict [`load_owned`]).
+pub fn listed_blocks(text: &str) -> Vec<IpNetwork> {
+    serde_json::from_str::<Value>(text)
+        .ok()
+        .and_then(|v| {
+            v.get("blocks")?.as_array().map(|l| {
+                l.iter()
+                    .filter_map(|b| b.get("block")?.as_str()?.parse().ok())
+                    .collect()
+            })
+        })
+        .unwrap_or_default()
+}
+
 pub fn load_owned<S: Store>(store: &mut S) -> Result<Vec<Owned>, CniError> {
     let Some(text) = store.read_meta(BLOCKS_FILE)? else {
         return Ok(Vec::new());

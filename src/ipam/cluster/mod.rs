@@ -103,17 +103,9 @@ pub fn allocate(
             let (Some(set), Some(ip)) = (set, ip) else {
                 return Err(CniError::internal(format!("etcd helper: bad entry {a}")));
             };
-            let range = conf
-                .range_sets
-                .get(set)
-                .and_then(|s| s.range_for(ip))
-                .ok_or_else(|| CniError::internal(format!("{ip} is not in range set {set}")))?;
             Ok(Assigned {
-                set,
-                ip,
-                prefix: range.subnet.prefix(),
-                gateway: range.gateway,
                 fresh: a.get("fresh").and_then(Value::as_bool).unwrap_or(false),
+                ..allocator::assigned(conf, set, ip)?
             })
         })
         .collect()
